@@ -1,0 +1,113 @@
+//! The admin listener (SPEC §9): health now; approvals, metrics and the
+//! audit API as they land. It is a separate socket from the proxy so that
+//! agents can never reach it through the proxy (see `Proxy::own_listeners`).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::answer::{full, ProxyBody};
+
+/// Whether leash can do its job. A component that finds it cannot (the audit
+/// chain refusing writes, say) marks leash unhealthy with a reason.
+#[derive(Debug)]
+pub struct Health {
+    healthy: AtomicBool,
+    reason: Mutex<String>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            healthy: AtomicBool::new(true),
+            reason: Mutex::new(String::new()),
+        }
+    }
+}
+
+impl Health {
+    pub fn mark_unhealthy(&self, reason: impl Into<String>) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason.into();
+        self.healthy.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    fn reason(&self) -> String {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Shared state of the admin API.
+pub struct Admin {
+    pub health: Arc<Health>,
+}
+
+impl Admin {
+    /// Serves the admin API until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed on the admin listener");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let admin = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let admin = Arc::clone(&admin);
+                    async move { Ok::<_, Infallible>(admin.route(request).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Response<ProxyBody> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/healthz") => self.healthz(),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
+            ),
+        }
+    }
+
+    fn healthz(&self) -> Response<ProxyBody> {
+        if self.health.is_healthy() {
+            json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+        } else {
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "unhealthy", "reason": self.health.reason()}),
+            )
+        }
+    }
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

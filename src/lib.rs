@@ -1,0 +1,37 @@
+//! leash: a sidecar proxy that puts AI agents on a leash when they spend money.
+//!
+//! The modules follow the data path of a request:
+//!
+//! 1. [`proxy`] accepts the agent's connection, identifies the agent
+//!    ([`identity`]), and terminates TLS for vendor hosts with leash's own CA
+//!    ([`ca`]);
+//! 2. [`vendor`] adapters read each request into [`intent`]s with exact
+//!    [`money`] amounts (after [`body`] decoding);
+//! 3. the gate in [`proxy::intercept`] decides (the policy engine plugs in there);
+//! 4. [`upstream`] forwards what was allowed, and [`answer`] shapes what leash
+//!    says itself.
+//!
+//! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
+//! [`admin`] serves the admin API.
+
+pub mod admin;
+pub mod answer;
+pub mod body;
+pub mod ca;
+pub mod config;
+pub mod identity;
+pub mod intent;
+pub mod money;
+pub mod proxy;
+pub mod server;
+pub mod upstream;
+pub mod vendor;
+
+/// Installs ring as the process-wide rustls crypto provider.
+///
+/// Every TLS configuration leash builds uses the process default, so this
+/// must run once before any of them (in `main`, and at the top of tests).
+/// Calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,213 @@
+//! The `leash` command line (SPEC §10).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use leash::ca::{CaOrigin, CertificateAuthority};
+use leash::config::Config;
+
+/// leash: a sidecar proxy that puts AI agents on a leash when they spend money.
+///
+/// Agents send their HTTPS traffic through leash (HTTPS_PROXY). leash reads
+/// every money-moving request to the vendors it knows (Stripe, …) and
+/// forwards it, refuses it, or holds it for a human, writing every decision
+/// to a tamper-evident audit chain.
+#[derive(Parser, Debug)]
+#[command(name = "leash", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Configuration file [default: ./leash.yaml if present, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LEASH_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines with key=value fields.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy and the admin API.
+    ///
+    /// Reads ./leash.yaml (or --config FILE) if present, otherwise runs with
+    /// the defaults: proxy on 127.0.0.1:8080, admin on 127.0.0.1:8081, CA in
+    /// certs/, database in ./data, policies from ./policies. Log verbosity:
+    /// LEASH_LOG (e.g. LEASH_LOG=debug).
+    Run,
+    /// Manage leash's certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Print the environment an agent needs to go through leash.
+    ///
+    /// Prints shell `export` lines: HTTPS_PROXY/HTTP_PROXY with the agent's
+    /// proxy credentials, and SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+    /// CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS so that Python, Node, curl and
+    /// most other clients trust leash's CA. Writes certs/leash-bundle.pem (the
+    /// system roots plus leash's CA) so tunnelled hosts keep verifying too.
+    /// Use it as: eval "$(leash env --agent growth-agent)"
+    Env(EnvArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create the CA if it does not exist yet (never overwrites one).
+    Init,
+    /// Print the CA certificate (PEM) to stdout, for agents to trust.
+    Export,
+}
+
+#[derive(Args, Debug)]
+struct EnvArgs {
+    /// Agent name to put in the proxy URL [default: default_agent, else the
+    /// first agent in agents:, else "agent"]
+    #[arg(long)]
+    agent: Option<String>,
+    /// Token to put in the proxy URL. Tokens are not stored by leash (only
+    /// their SHA-256), so by default the URL says ${LEASH_AGENT_TOKEN}.
+    #[arg(long, env = "LEASH_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    leash::install_crypto_provider();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("leash: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEASH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, String> {
+    let config = Config::load(cli.global.config.as_deref()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Run => run(config),
+        Command::Ca(CaCommand::Init) => {
+            let (_, origin) = load_ca(&config)?;
+            match origin {
+                CaOrigin::Created => println!("created {}", config.ca.cert.display()),
+                CaOrigin::Loaded => println!(
+                    "{} already exists; leash never overwrites a CA",
+                    config.ca.cert.display()
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ca(CaCommand::Export) => {
+            let (ca, _) = load_ca(&config)?;
+            print!("{}", ca.cert_pem());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Env(args) => env(&config, args),
+    }
+}
+
+fn load_ca(config: &Config) -> Result<(CertificateAuthority, CaOrigin), String> {
+    CertificateAuthority::load_or_create(&config.ca.cert, &config.ca.key).map_err(|e| e.to_string())
+}
+
+fn run(config: Config) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        if let Some(source) = &config.source {
+            tracing::info!(config = %source.display(), "configuration loaded");
+        } else {
+            tracing::info!("no leash.yaml: running with the built-in defaults");
+        }
+        let running = leash::server::start(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = running.wait() => {}
+            signal = tokio::signal::ctrl_c() => {
+                if let Err(error) = signal {
+                    return Err(format!("cannot listen for Ctrl-C: {error}"));
+                }
+                tracing::info!("Ctrl-C: stopping");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
+    let (ca, _) = load_ca(config)?;
+    let agent = args
+        .agent
+        .or_else(|| config.default_agent.clone())
+        .or_else(|| config.agents.keys().next().cloned())
+        .unwrap_or_else(|| "agent".to_string());
+    let token = args
+        .token
+        .unwrap_or_else(|| "${LEASH_AGENT_TOKEN}".to_string());
+    let bundle = write_trust_bundle(config, &ca)?;
+    let ca_path = absolute(ca.cert_path());
+    let proxy = format!("http://{agent}:{token}@{}", config.listen);
+    println!("# leash: route this agent through the proxy as {agent:?} and trust leash's CA");
+    println!("export HTTPS_PROXY=\"{proxy}\"");
+    println!("export HTTP_PROXY=\"{proxy}\"");
+    println!("export https_proxy=\"{proxy}\"");
+    println!("export http_proxy=\"{proxy}\"");
+    println!("export SSL_CERT_FILE=\"{}\"", bundle.display());
+    println!("export REQUESTS_CA_BUNDLE=\"{}\"", bundle.display());
+    println!("export CURL_CA_BUNDLE=\"{}\"", bundle.display());
+    println!("export NODE_EXTRA_CA_CERTS=\"{}\"", ca_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `leash-bundle.pem` beside the CA: the system roots plus leash's CA.
+///
+/// `SSL_CERT_FILE` replaces a client's trust store rather than adding to it;
+/// pointing it at leash's CA alone would break every tunnelled (not
+/// intercepted) host. The bundle keeps both working.
+fn write_trust_bundle(config: &Config, ca: &CertificateAuthority) -> Result<PathBuf, String> {
+    let native = rustls_native_certs::load_native_certs();
+    let mut pem = leash::ca::pem_encode_certificates(native.certs.iter().map(|c| c.as_ref()));
+    pem.push_str(ca.cert_pem());
+    let path = config
+        .ca
+        .cert
+        .parent()
+        .map(|dir| dir.join("leash-bundle.pem"))
+        .unwrap_or_else(|| PathBuf::from("leash-bundle.pem"));
+    std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(absolute(&path))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,387 @@
+//! Inside an intercepted tunnel: terminate TLS, read each request as intents,
+//! decide, forward.
+//!
+//! This is the one path every request to a vendor takes. Its steps run in the
+//! data-flow order of the product — read → classify → gate → forward — and a
+//! request that cannot be read whole is answered here and never forwarded.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+use super::Proxy;
+use crate::answer::{Answer, ProxyBody};
+use crate::body::decode_for_reading;
+use crate::intent::{Classification, Fingerprint, Intent, RequestView};
+
+/// One intercepted tunnel: who is speaking, and to which vendor host.
+#[derive(Debug, Clone)]
+pub struct Tunnel {
+    pub agent: String,
+    /// The vendor host requests are read for and forwarded to, whatever
+    /// `Host` header the agent sends inside the tunnel.
+    pub host: String,
+    pub port: u16,
+    pub vendor: &'static str,
+}
+
+impl Tunnel {
+    pub fn new(agent: String, host: String, port: u16, vendor: &'static str) -> Self {
+        Self {
+            agent,
+            host,
+            port,
+            vendor,
+        }
+    }
+
+    /// `host` or `host:port` when the port is not 443.
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 443 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// What the gate decided for a request.
+#[derive(Debug)]
+pub enum Gate {
+    /// Send it to the vendor.
+    Forward,
+    /// Answer the agent with this instead.
+    Answer(Answer),
+}
+
+/// Why a request body could not be read.
+enum BodyReadError {
+    TooLarge,
+    Broken(String),
+}
+
+impl Proxy {
+    /// Terminates the agent's TLS for `tunnel.host` and serves the requests
+    /// inside, HTTP/1.1 with keep-alive or HTTP/2 (chosen by ALPN).
+    pub(super) async fn intercept<S>(self: Arc<Self>, tunnel: Tunnel, io: S) -> io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = self
+            .ca
+            .server_config_for(&tunnel.host)
+            .map_err(io::Error::other)?;
+        let tls = TlsAcceptor::from(config).accept(io).await?;
+        let tunnel = Arc::new(tunnel);
+        let service = service_fn(move |request| {
+            let proxy = Arc::clone(&self);
+            let tunnel = Arc::clone(&tunnel);
+            async move { Ok::<_, Infallible>(proxy.handle_intercepted(&tunnel, request).await) }
+        });
+        auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(tls), service)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// One request to a vendor: read, classify, gate, forward.
+    pub(super) async fn handle_intercepted(
+        &self,
+        tunnel: &Tunnel,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        let (parts, body) = request.into_parts();
+
+        let raw = match read_whole(&parts.headers, body, self.max_body).await {
+            Ok(raw) => raw,
+            Err(BodyReadError::TooLarge) => {
+                return Answer::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "leash_body_too_large",
+                    "error",
+                    format!(
+                        "request body is larger than limits.max_body ({} bytes); leash reads spend requests whole and does not forward what it cannot read",
+                        self.max_body
+                    ),
+                )
+                .render(vendor);
+            }
+            Err(BodyReadError::Broken(reason)) => {
+                return Answer::new(
+                    StatusCode::BAD_REQUEST,
+                    "leash_body_unreadable",
+                    "error",
+                    format!("request body could not be read: {reason}"),
+                )
+                .render(vendor);
+            }
+        };
+
+        let classification = self.classify(tunnel, &parts, &raw);
+        let fingerprint =
+            Fingerprint::of(parts.method.as_str(), &tunnel.host, parts.uri.path(), &raw);
+        let intents = intents_of(&classification, &tunnel.agent, fingerprint);
+        log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
+
+        match self.gate(tunnel, &classification, &intents) {
+            Gate::Forward => self.forward(tunnel, parts, raw).await,
+            Gate::Answer(answer) => answer.render(vendor),
+        }
+    }
+
+    /// Reads the request as the vendor adapter sees it. A body leash cannot
+    /// decode is unreadable — never safe.
+    fn classify(&self, tunnel: &Tunnel, parts: &Parts, raw: &Bytes) -> Classification {
+        let operation = format!("{} {}", parts.method, parts.uri.path());
+        let Some(adapter) = self.vendors.for_host(&tunnel.host) else {
+            return Classification::Unknown {
+                operation,
+                reason: format!("no vendor adapter claims {}", tunnel.host),
+            };
+        };
+        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let decoded = match decode_for_reading(header(&CONTENT_ENCODING), raw, self.max_body) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                return Classification::Unreadable {
+                    operation,
+                    reason: error.to_string(),
+                }
+            }
+        };
+        let idempotency_key = HeaderName::from_static("idempotency-key");
+        adapter.classify(&RequestView {
+            method: parts.method.as_str(),
+            host: &tunnel.host,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            content_type: header(&CONTENT_TYPE),
+            idempotency_key: header(&idempotency_key),
+            body: &decoded,
+        })
+    }
+
+    /// The single place where a classified request is allowed through or
+    /// answered by leash. The policy engine, holds and the audit chain plug
+    /// in here; until they do, every request is forwarded (and logged).
+    fn gate(
+        &self,
+        _tunnel: &Tunnel,
+        _classification: &Classification,
+        _intents: &[Intent],
+    ) -> Gate {
+        Gate::Forward
+    }
+
+    /// Sends the request, exactly as read, to the vendor and streams its
+    /// answer back unchanged (minus hop-by-hop headers).
+    async fn forward(&self, tunnel: &Tunnel, mut parts: Parts, raw: Bytes) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let uri: Uri = match format!("https://{}{}", tunnel.authority(), path_and_query).parse() {
+            Ok(uri) => uri,
+            Err(error) => {
+                return Answer::new(
+                    StatusCode::BAD_REQUEST,
+                    "leash_bad_uri",
+                    "error",
+                    format!("request target cannot be forwarded: {error}"),
+                )
+                .render(vendor)
+            }
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        // The upstream client writes Host (HTTP/1.1) or :authority (HTTP/2)
+        // from the URI: requests go to the tunnel's host, whatever the agent
+        // wrote, so what leash read is what the vendor receives.
+        parts.headers.remove(HOST);
+        let mut outgoing = Request::new(Full::new(raw));
+        *outgoing.method_mut() = parts.method;
+        *outgoing.uri_mut() = uri;
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = parts.headers;
+
+        match self.upstream.send(outgoing).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(error) => {
+                tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, %error, "upstream failed");
+                Answer::new(
+                    StatusCode::BAD_GATEWAY,
+                    "leash_upstream_unreachable",
+                    "error",
+                    format!("{} could not be reached: {error}", tunnel.host),
+                )
+                .render(vendor)
+            }
+        }
+    }
+}
+
+/// Reads the whole body, refusing beyond `max` bytes (early, from
+/// `Content-Length`, when the agent declares it).
+async fn read_whole(
+    headers: &HeaderMap,
+    body: Incoming,
+    max: usize,
+) -> Result<Bytes, BodyReadError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(BodyReadError::TooLarge);
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyReadError::TooLarge)
+        }
+        Err(error) => Err(BodyReadError::Broken(error.to_string())),
+    }
+}
+
+/// The intents of a request, stamped with the agent and the time.
+fn intents_of(
+    classification: &Classification,
+    agent: &str,
+    fingerprint: Fingerprint,
+) -> Vec<Intent> {
+    let at = chrono::Utc::now();
+    match classification {
+        Classification::Spend(drafts) => drafts
+            .iter()
+            .cloned()
+            .map(|draft| draft.into_intent(agent, fingerprint, at))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One structured log line per request and per intent. Bodies, query strings
+/// and headers are never logged: they may hold card numbers and secrets.
+fn log_classification(
+    tunnel: &Tunnel,
+    parts: &Parts,
+    classification: &Classification,
+    intents: &[Intent],
+    fingerprint: &Fingerprint,
+) {
+    let (operation, reason) = match classification {
+        Classification::Safe { operation } => (operation.as_str(), ""),
+        Classification::Spend(_) => ("", ""),
+        Classification::Unknown { operation, reason }
+        | Classification::Unreadable { operation, reason } => (operation.as_str(), reason.as_str()),
+    };
+    tracing::info!(
+        target: "leash::request",
+        agent = %tunnel.agent,
+        vendor = tunnel.vendor,
+        method = %parts.method,
+        path = parts.uri.path(),
+        class = classification.kind(),
+        operation,
+        reason,
+        intents = intents.len(),
+        fingerprint = %fingerprint,
+        "request classified"
+    );
+    for intent in intents {
+        tracing::info!(
+            target: "leash::intent",
+            agent = %intent.agent,
+            vendor = %intent.vendor,
+            operation = %intent.operation,
+            amount = %intent.amount.as_ref().map(|m| m.amount.to_string()).unwrap_or_default(),
+            currency = %intent.amount.as_ref().map(|m| m.currency.to_string()).unwrap_or_default(),
+            beneficiary = intent.beneficiary.as_deref().unwrap_or(""),
+            category = %intent.category,
+            idempotency_key = intent.idempotency_key.as_deref().unwrap_or(""),
+            fingerprint = %intent.fingerprint,
+            "intent"
+        );
+    }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including every header the
+/// `Connection` header names, so they are not passed across the proxy.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_listed_ones_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "keep-alive, x-secret-hop".parse().unwrap());
+        headers.insert("x-secret-hop", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("proxy-authorization", "Basic abc".parse().unwrap());
+        headers.insert("transfer-encoding", "chunked".parse().unwrap());
+        headers.insert("stripe-version", "2024-06-20".parse().unwrap());
+        headers.insert("idempotency-key", "k1".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(headers.contains_key("stripe-version"));
+        assert!(headers.contains_key("idempotency-key"));
+    }
+
+    #[test]
+    fn authority_omits_default_port_and_brackets_ipv6() {
+        let t = Tunnel::new("a".into(), "api.stripe.com".into(), 443, "stripe");
+        assert_eq!(t.authority(), "api.stripe.com");
+        let t = Tunnel::new("a".into(), "::1".into(), 8443, "stripe");
+        assert_eq!(t.authority(), "[::1]:8443");
+    }
+}

@@ -1,0 +1,362 @@
+//! The proxy agents talk to (SPEC §3).
+//!
+//! The front door is an HTTP/1.1 forward proxy. For each CONNECT it decides,
+//! before answering, what the tunnel will be:
+//!
+//! - **intercept**: a vendor adapter claims the host, so leash terminates TLS
+//!   with its own CA and reads every request ([`intercept`]);
+//! - **sniff**: the target is an IP literal, so the ClientHello's SNI decides
+//!   between intercepting and tunnelling;
+//! - **tunnel**: any other host, copied byte for byte (or refused with
+//!   `passthrough: deny`).
+//!
+//! The agent's identity is fixed at CONNECT time and holds for every request
+//! inside the tunnel.
+
+pub mod intercept;
+pub mod tunnel;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::header::PROXY_AUTHORIZATION;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::answer::{self, full, Answer, ProxyBody};
+use crate::ca::CertificateAuthority;
+use crate::config::Passthrough;
+use crate::identity::Identities;
+use crate::upstream::UpstreamClient;
+use crate::vendor::Vendors;
+
+use self::intercept::Tunnel;
+
+/// Everything the proxy needs to serve a connection; shared by all of them.
+pub struct Proxy {
+    pub identities: Identities,
+    pub ca: Arc<CertificateAuthority>,
+    pub vendors: Vendors,
+    pub upstream: UpstreamClient,
+    /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.
+    pub plain: Client<HttpConnector, ProxyBody>,
+    pub passthrough: Passthrough,
+    pub max_body: usize,
+    /// leash's own listeners: never a forwarding target.
+    pub own_listeners: Vec<SocketAddr>,
+}
+
+impl Proxy {
+    /// Accepts agent connections until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed on the proxy listener");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let proxy = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let proxy = Arc::clone(&proxy);
+                    async move { Ok::<_, Infallible>(proxy.front(request).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                if let Err(error) = connection.await {
+                    tracing::debug!(%peer, %error, "agent connection ended with an error");
+                }
+            });
+        }
+    }
+
+    /// One request on the front door: a CONNECT or an absolute-form request.
+    async fn front(self: Arc<Self>, request: Request<Incoming>) -> Response<ProxyBody> {
+        let agent = match self.identities.identify(
+            request
+                .headers()
+                .get(PROXY_AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        ) {
+            Ok(agent) => agent,
+            Err(error) => {
+                tracing::info!(%error, method = %request.method(), "proxy authentication refused");
+                return answer::proxy_auth_required(&error.to_string());
+            }
+        };
+        if request.method() == Method::CONNECT {
+            self.connect(agent, request).await
+        } else {
+            self.absolute_form(agent, request).await
+        }
+    }
+
+    async fn connect(
+        self: Arc<Self>,
+        agent: String,
+        mut request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let Some((host, port)) = request
+            .uri()
+            .authority()
+            .map(|a| (normalize_host(a.host()), a.port_u16().unwrap_or(443)))
+        else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "leash_bad_connect",
+                "CONNECT needs host:port",
+            );
+        };
+        let plan = if self.vendors.for_host(&host).is_some() {
+            Plan::Intercept
+        } else if host.parse::<IpAddr>().is_ok() {
+            Plan::Sniff
+        } else if self.passthrough == Passthrough::Deny {
+            tracing::info!(%agent, %host, port, "CONNECT refused: passthrough is deny");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_denied",
+                format!("{host} is not a host leash inspects, and passthrough is deny"),
+            );
+        } else {
+            Plan::Tunnel
+        };
+
+        // Resolve now, for every plan that dials the address the agent gave,
+        // so that a tunnel to leash's own listeners is refused up front.
+        let mut dial = Vec::new();
+        if plan != Plan::Intercept {
+            dial = match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => addrs.collect(),
+                Err(error) => {
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        "leash_resolve_failed",
+                        format!("cannot resolve {host}: {error}"),
+                    )
+                }
+            };
+            if dial.iter().any(|addr| self.is_own_listener(*addr)) {
+                tracing::warn!(%agent, %host, port, "CONNECT to leash's own listener refused");
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "leash_loop",
+                    "leash does not forward to its own listeners",
+                );
+            }
+        }
+
+        tracing::debug!(%agent, %host, port, plan = ?plan, "CONNECT accepted");
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => TokioIo::new(upgraded),
+                Err(error) => {
+                    tracing::debug!(%error, "CONNECT upgrade failed");
+                    return;
+                }
+            };
+            let result = match plan {
+                Plan::Intercept => {
+                    let vendor = self.vendor_name(&host);
+                    let tunnel = Tunnel::new(agent, host, port, vendor);
+                    self.intercept(tunnel, upgraded).await
+                }
+                Plan::Tunnel => self.tunnel(upgraded, &dial, &[]).await,
+                Plan::Sniff => self.sniff(agent, host, port, upgraded, &dial).await,
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "tunnel ended with an error");
+            }
+        });
+        Response::new(full(""))
+    }
+
+    /// An IP-literal CONNECT: intercept when the SNI names a vendor host.
+    async fn sniff(
+        self: Arc<Self>,
+        agent: String,
+        ip: String,
+        port: u16,
+        mut upgraded: TokioIo<hyper::upgrade::Upgraded>,
+        dial: &[SocketAddr],
+    ) -> std::io::Result<()> {
+        let hello = tunnel::peek_client_hello(&mut upgraded).await?;
+        let vendor_host = hello
+            .server_name
+            .clone()
+            .filter(|name| self.vendors.for_host(name).is_some());
+        match vendor_host {
+            Some(name) => {
+                tracing::debug!(%agent, %ip, sni = %name, "IP-literal CONNECT intercepted by SNI");
+                // Forward to the vendor by name, so its certificate is
+                // checked against the name the agent meant.
+                let vendor = self.vendor_name(&name);
+                let tunnel = Tunnel::new(agent, name, port, vendor);
+                self.intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
+                    .await
+            }
+            None if self.passthrough == Passthrough::Deny => {
+                tracing::info!(%agent, %ip, sni = ?hello.server_name, "IP-literal CONNECT dropped: passthrough is deny");
+                Ok(())
+            }
+            None => self.tunnel(upgraded, dial, &hello.bytes).await,
+        }
+    }
+
+    /// A blind byte-for-byte tunnel.
+    async fn tunnel<S>(
+        &self,
+        agent_io: S,
+        dial: &[SocketAddr],
+        prefix: &[u8],
+    ) -> std::io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let server = TcpStream::connect(dial).await?;
+        if self.is_connection_to_self(&server) {
+            return Err(std::io::Error::other("tunnel would loop into leash itself"));
+        }
+        tunnel::splice(agent_io, server, prefix).await
+    }
+
+    /// An absolute-form request (`GET http://host/path`), i.e. plain HTTP.
+    async fn absolute_form(
+        self: Arc<Self>,
+        agent: String,
+        request: Request<Incoming>,
+    ) -> Response<ProxyBody> {
+        let Some(host) = request.uri().host().map(normalize_host) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "leash_not_a_proxy_request",
+                "leash is a proxy: send CONNECT or an absolute-form URI",
+            );
+        };
+        let port = request.uri().port_u16();
+        if let Some(vendor) = self.vendors.for_host(&host) {
+            // A vendor API reached over plain HTTP: read it like any other
+            // request to that vendor, and forward it over TLS (leash never
+            // sends a vendor's traffic in clear text).
+            let tunnel = Tunnel::new(agent, host, 443, vendor.name());
+            return self.handle_intercepted(&tunnel, request).await;
+        }
+        if request.uri().scheme_str() != Some("http") {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "leash_use_connect",
+                "use CONNECT for https:// URIs",
+            );
+        }
+        if self.passthrough == Passthrough::Deny {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_denied",
+                format!("{host} is not a host leash inspects, and passthrough is deny"),
+            );
+        }
+        let port = port.unwrap_or(80);
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(mut addrs) => {
+                if addrs.any(|addr| self.is_own_listener(addr)) {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        "leash_loop",
+                        "leash does not forward to its own listeners",
+                    );
+                }
+            }
+            Err(error) => {
+                return refuse(
+                    StatusCode::BAD_GATEWAY,
+                    "leash_resolve_failed",
+                    format!("cannot resolve {host}: {error}"),
+                )
+            }
+        }
+        let (mut parts, body) = request.into_parts();
+        intercept::strip_hop_by_hop(&mut parts.headers);
+        let outgoing = Request::from_parts(parts, http_body_util::BodyExt::boxed(body));
+        match self.plain.request(outgoing).await {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                intercept::strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
+            }
+            Err(error) => refuse(
+                StatusCode::BAD_GATEWAY,
+                "leash_upstream_unreachable",
+                format!("{host}: {error}"),
+            ),
+        }
+    }
+
+    fn vendor_name(&self, host: &str) -> &'static str {
+        self.vendors.for_host(host).map(|v| v.name()).unwrap_or("")
+    }
+
+    /// Whether `addr` is one of leash's own listeners. A listener bound to an
+    /// unspecified address (0.0.0.0) answers on every local address; loopback
+    /// is the one leash can name without enumerating interfaces, and
+    /// [`Self::is_connection_to_self`] catches the rest after connecting.
+    fn is_own_listener(&self, addr: SocketAddr) -> bool {
+        self.own_listeners.iter().any(|own| {
+            own.port() == addr.port()
+                && (own.ip() == addr.ip()
+                    || (own.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+        })
+    }
+
+    /// A connection whose two ends share an IP address stays on this machine;
+    /// if it also lands on one of leash's ports, it is leash itself.
+    fn is_connection_to_self(&self, stream: &TcpStream) -> bool {
+        match (stream.local_addr(), stream.peer_addr()) {
+            (Ok(local), Ok(peer)) => {
+                local.ip() == peer.ip()
+                    && self
+                        .own_listeners
+                        .iter()
+                        .any(|own| own.port() == peer.port())
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Intercept,
+    Sniff,
+    Tunnel,
+}
+
+/// Lowercase, without IPv6 brackets or a trailing dot.
+fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// A refusal on the front door (outside any vendor tunnel).
+fn refuse(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Response<ProxyBody> {
+    Answer::new(status, code, "error", message).render(None)
+}

@@ -1,0 +1,141 @@
+//! Starting a leash: bind the listeners, load the CA, wire the data path.
+//!
+//! `leash run` and the integration tests both come through [`start`], so the
+//! tests exercise exactly what users run, on ephemeral loopback ports.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::admin::{Admin, Health};
+use crate::ca::{CaError, CertificateAuthority};
+use crate::config::Config;
+use crate::identity::Identities;
+use crate::proxy::Proxy;
+use crate::upstream::{UpstreamClient, UpstreamSetupError};
+use crate::vendor::Vendors;
+
+/// Why leash could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("CA: {0}")]
+    Ca(#[from] CaError),
+    #[error("upstream.extra_ca: {0}")]
+    Upstream(#[from] UpstreamSetupError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
+    OverrideLoop {
+        host: String,
+        target: SocketAddr,
+        what: &'static str,
+    },
+}
+
+/// A running leash. Dropping it stops accepting connections.
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub health: Arc<Health>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until the listeners stop (they run until the process ends).
+    pub async fn wait(mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Binds both listeners and starts serving. Returns once leash accepts
+/// connections, with the addresses actually bound (ports may be 0 in config).
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let (ca, origin) = CertificateAuthority::load_or_create(&config.ca.cert, &config.ca.key)?;
+    tracing::info!(cert = %config.ca.cert.display(), ?origin, "CA ready");
+    let upstream = UpstreamClient::new(&config.upstream)?;
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, what, source })
+    };
+    let proxy_listener = bind(config.listen, "listen").await?;
+    let admin_listener = bind(config.admin, "admin").await?;
+    let proxy_addr = local_addr(&proxy_listener, config.listen, "listen")?;
+    let admin_addr = local_addr(&admin_listener, config.admin, "admin")?;
+
+    for (host, target) in &config.upstream.overrides {
+        for (own, what) in [(proxy_addr, "proxy"), (admin_addr, "admin")] {
+            let same_port = target.port == own.port();
+            let same_ip = target
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == own.ip() || (own.ip().is_unspecified() && ip.is_loopback()));
+            if same_port && (same_ip || target.host.eq_ignore_ascii_case("localhost")) {
+                return Err(StartError::OverrideLoop {
+                    host: host.clone(),
+                    target: own,
+                    what,
+                });
+            }
+        }
+    }
+
+    let mut plain_connector = HttpConnector::new();
+    plain_connector.set_connect_timeout(Some(config.upstream.timeout));
+    let health = Arc::new(Health::default());
+    let proxy = Arc::new(Proxy {
+        identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
+        ca: Arc::new(ca),
+        vendors: Vendors::builtin(),
+        upstream,
+        plain: Client::builder(TokioExecutor::new()).build(plain_connector),
+        passthrough: config.passthrough,
+        max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
+        own_listeners: vec![proxy_addr, admin_addr],
+    });
+    let admin = Arc::new(Admin {
+        health: Arc::clone(&health),
+    });
+    let tasks = vec![
+        tokio::spawn(proxy.serve(proxy_listener)),
+        tokio::spawn(admin.serve(admin_listener)),
+    ];
+    tracing::info!(%proxy_addr, %admin_addr, "leash is listening");
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        health,
+        tasks,
+    })
+}
+
+fn local_addr(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, what, source })
+}

@@ -1,0 +1,314 @@
+//! Test harness: a real leash on loopback, a real TLS "vendor" upstream with
+//! its own test CA, and real clients going through the proxy with CONNECT.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use leash::config::Config;
+
+/// The body every test upstream answers with; tests check it arrives unchanged.
+pub const UPSTREAM_BODY: &str =
+    r#"{"id":"ch_3MmlLrLkdIwHu7ix0snN0B15","object":"charge","amount":1099}"#;
+
+/// A certificate authority made by the test, standing in for a public CA.
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A TLS server config for `names`, offering h2 and http/1.1.
+    pub fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    }
+
+    pub fn reqwest_cert(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap()
+    }
+}
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub version: Version,
+    /// `:authority` (HTTP/2) or `Host` (HTTP/1.1).
+    pub host: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A fake vendor: answers every request with [`UPSTREAM_BODY`] and records it.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    /// Starts on 127.0.0.1; TLS when `tls` is given, plain HTTP otherwise.
+    pub async fn start(tls: Option<rustls::ServerConfig>) -> Self {
+        Self::start_with_status(tls, 200).await
+    }
+
+    pub async fn start_with_status(tls: Option<rustls::ServerConfig>, status: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let record = Arc::clone(&record);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let record = Arc::clone(&record);
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            record.lock().unwrap().push(Seen {
+                                method: parts.method.to_string(),
+                                path_and_query: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
+                                version: parts.version,
+                                host: parts
+                                    .uri
+                                    .authority()
+                                    .map(|a| a.to_string())
+                                    .or_else(|| {
+                                        parts
+                                            .headers
+                                            .get("host")
+                                            .and_then(|h| h.to_str().ok())
+                                            .map(str::to_string)
+                                    })
+                                    .unwrap_or_default(),
+                                headers: parts.headers,
+                                body,
+                            });
+                            let response = Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .header("request-id", "req_upstream_1")
+                                .body(Full::new(Bytes::from_static(UPSTREAM_BODY.as_bytes())))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A running leash with its temp dir, pointed at a Stripe upstream.
+pub struct Harness {
+    pub running: leash::server::Running,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub leash_ca_pem: String,
+}
+
+impl Harness {
+    /// Starts leash with `api.stripe.com` overridden to `stripe` (an upstream
+    /// whose certificate chains to `upstream_ca`), then lets `tweak` adjust
+    /// the config.
+    pub async fn start(
+        stripe: SocketAddr,
+        upstream_ca: &TestCa,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        leash::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let extra_ca = dir.path().join("upstream-ca.pem");
+        std::fs::write(&extra_ca, &upstream_ca.cert_pem).unwrap();
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        config.ca.cert = dir.path().join("certs/leash-ca.pem");
+        config.ca.key = dir.path().join("certs/leash-ca.key");
+        config.policies = dir.path().join("policies");
+        config.default_agent = Some("growth-agent".to_string());
+        config.upstream.extra_ca = Some(extra_ca);
+        config.upstream.overrides.insert(
+            "api.stripe.com".to_string(),
+            leash::config::HostPort {
+                host: stripe.ip().to_string(),
+                port: stripe.port(),
+            },
+        );
+        tweak(&mut config);
+        let running = leash::server::start(&config).await.unwrap();
+        let leash_ca_pem = std::fs::read_to_string(&config.ca.cert).unwrap();
+        Self {
+            running,
+            dir,
+            config,
+            leash_ca_pem,
+        }
+    }
+
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.running.proxy_addr)
+    }
+
+    pub fn leash_ca(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.leash_ca_pem.as_bytes()).unwrap()
+    }
+
+    /// A reqwest client going through leash, trusting only leash's CA.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().unwrap()
+    }
+
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(self.proxy_url()).unwrap())
+            .tls_certs_only([self.leash_ca()])
+    }
+
+    pub fn client_as(&self, agent: &str, token: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .proxy(
+                reqwest::Proxy::all(self.proxy_url())
+                    .unwrap()
+                    .basic_auth(agent, token),
+            )
+            .tls_certs_only([self.leash_ca()])
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client config trusting only leash's CA.
+    pub fn leash_tls_client(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.leash_ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+}
+
+/// Sends a raw `CONNECT target` on a fresh connection to `proxy`, returning
+/// the status code and the stream (positioned after the response head).
+pub async fn raw_connect(proxy: SocketAddr, target: &str, auth: Option<&str>) -> (u16, TcpStream) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = auth {
+        head.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.unwrap();
+        assert!(n > 0, "proxy closed during CONNECT response");
+        response.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, stream)
+}
+
+/// Opens TLS over an established tunnel with `server_name` as SNI.
+pub async fn tls_over(
+    stream: TcpStream,
+    config: rustls::ClientConfig,
+    server_name: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            ServerName::try_from(server_name.to_string()).unwrap(),
+            stream,
+        )
+        .await
+        .unwrap()
+}
