@@ -19,6 +19,7 @@ pub mod answer;
 pub mod body;
 pub mod ca;
 pub mod config;
+pub mod yaml;
 pub mod identity;
 pub mod intent;
 pub mod money;
