@@ -103,7 +103,9 @@ async fn drive(client: reqwest::Client, url: String, args: &Args) -> Run {
                 let ok = match client
                     .post(&url)
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .body("amount=2000&currency=eur&customer=cus_9s6XKzkNRiz8i3&metadata[order]=6735")
+                    .body(
+                        "amount=2000&currency=eur&customer=cus_9s6XKzkNRiz8i3&metadata[order]=6735",
+                    )
                     .send()
                     .await
                 {
@@ -150,7 +152,9 @@ async fn main() {
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let leash = Harness::start(upstream.addr, &ca, |_| {}).await;
 
-    let mut through = leash.client_builder().pool_max_idle_per_host(args.concurrency);
+    let mut through = leash
+        .client_builder()
+        .pool_max_idle_per_host(args.concurrency);
     let mut direct = reqwest::Client::builder()
         .tls_certs_only([ca.reqwest_cert()])
         .resolve("api.stripe.com", upstream.addr)
@@ -186,6 +190,8 @@ async fn main() {
     let through_run = drive(through, through_url, &args).await;
     direct_run.print("direct");
     through_run.print("through leash");
-    let added = through_run.percentile(0.5).saturating_sub(direct_run.percentile(0.5));
+    let added = through_run
+        .percentile(0.5)
+        .saturating_sub(direct_run.percentile(0.5));
     println!("leash adds {:.3} ms at p50", ms(added));
 }

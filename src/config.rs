@@ -506,7 +506,8 @@ impl Config {
         };
         let value_err = |path: &[&str], msg: String| YamlError::at_value(file, text, path, msg);
 
-        if self.listen == self.admin {
+        // Port 0 asks the OS for a free port each, so equal is fine there.
+        if self.listen == self.admin && self.listen.port() != 0 {
             let key = if yaml::has_key(text, &["admin"]) {
                 "admin"
             } else {

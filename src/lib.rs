@@ -19,7 +19,6 @@ pub mod answer;
 pub mod body;
 pub mod ca;
 pub mod config;
-pub mod yaml;
 pub mod identity;
 pub mod intent;
 pub mod money;
@@ -27,6 +26,7 @@ pub mod proxy;
 pub mod server;
 pub mod upstream;
 pub mod vendor;
+pub mod yaml;
 
 /// Installs ring as the process-wide rustls crypto provider.
 ///

@@ -1,0 +1,144 @@
+//! The `leash` binary as users run it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn leash(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_leash"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LEASH_AGENT_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_config_error_names_file_line_and_column_and_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leash.yaml"),
+        "listen: 127.0.0.1:18080\nupstream:\n  timeout: 60s\n  retries: 3\n",
+    )
+    .unwrap();
+    let output = leash(dir.path(), &["run"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("leash.yaml:4:3:"), "{err}");
+    assert!(err.contains("retries"), "{err}");
+
+    // Same through --config, given after the subcommand.
+    std::fs::write(
+        dir.path().join("other.yaml"),
+        "limits: { max_body: lots }\n",
+    )
+    .unwrap();
+    let output = leash(dir.path(), &["run", "--config", "other.yaml"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("other.yaml:1:"), "{err}");
+    assert!(err.contains("max_body"), "{err}");
+}
+
+#[test]
+fn an_explicit_config_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = leash(dir.path(), &["run", "--config", "nope.yaml"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("nope.yaml"));
+}
+
+#[test]
+fn ca_init_creates_once_and_export_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = leash(dir.path(), &["ca", "init"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let key = dir.path().join("certs/leash-ca.key");
+    let pem = std::fs::read_to_string(dir.path().join("certs/leash-ca.pem")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let second = leash(dir.path(), &["ca", "init"]);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("never overwrites"));
+    let export = leash(dir.path(), &["ca", "export"]);
+    assert_eq!(String::from_utf8_lossy(&export.stdout), pem);
+}
+
+#[test]
+fn env_prints_proxy_and_trust_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = leash(dir.path(), &["env", "--agent", "cs-agent"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("export HTTPS_PROXY=\"http://cs-agent:${LEASH_AGENT_TOKEN}@127.0.0.1:8080\""),
+        "{out}"
+    );
+    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+        assert!(
+            out.contains(&format!("export {var}=")),
+            "{var} missing: {out}"
+        );
+    }
+    let bundle = std::fs::read_to_string(dir.path().join("certs/leash-bundle.pem")).unwrap();
+    let ca = std::fs::read_to_string(dir.path().join("certs/leash-ca.pem")).unwrap();
+    assert!(bundle.ends_with(&ca), "the bundle carries leash's CA");
+}
+
+#[test]
+fn run_with_defaults_listens_and_answers_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ephemeral ports so tests never collide with a running leash.
+    std::fs::write(
+        dir.path().join("leash.yaml"),
+        "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leash"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env("LEASH_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut admin = None;
+    while admin.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if json["fields"]["message"] == "leash is listening" {
+            admin = json["fields"]["admin_addr"].as_str().map(str::to_string);
+        }
+    }
+    let admin = admin.expect("leash logged its listening addresses");
+    let body = http_get(&admin, "/healthz");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.ends_with(r#"{"status":"ok"}"#), "{body}");
+    assert!(dir.path().join("certs/leash-ca.pem").exists());
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
