@@ -1,47 +1,140 @@
-//! TEMPORARY stub
+//! Intents: what a request means in money, and what a vendor adapter says
+//! about a request.
+//!
+//! An adapter looks at a [`RequestView`] and answers with a
+//! [`Classification`]: the request is a read or a known harmless write
+//! (`Safe`), it moves money (`Spend`, one or more [`IntentDraft`]s), it is a
+//! write the adapter does not know (`Unknown`), or it is a spend whose amount
+//! cannot be read exactly (`Unreadable`). The adapter does not know which
+//! agent is speaking or what time it is; the proxy completes each draft into
+//! an [`Intent`] with [`IntentDraft::into_intent`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
 use crate::money::Money;
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Fingerprint(pub [u8; 32]);
+
+/// Domain-separation prefix for [`Fingerprint`]: bumps if the framing ever
+/// changes, so that old and new fingerprints can never be confused.
+const FINGERPRINT_DOMAIN: &[u8] = b"leash.fingerprint.v1\0";
+
+/// SHA-256 of a request's method, host, path (with query) and body.
+///
+/// Used to recognise a retry of the same request (SPEC §6: a retried held
+/// request must not create a second hold, and an approved one is forwarded
+/// exactly once). Each part is framed with its length as a big-endian `u64`,
+/// so that moving bytes between parts always changes the digest: host
+/// `api.stripe.com` + path `/v1/x` can never collide with host
+/// `api.stripe.co` + path `m/v1/x`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 32]);
+
 impl Fingerprint {
-    pub fn of(_m: &str, _h: &str, _p: &str, _b: &[u8]) -> Self {
-        Fingerprint([0; 32])
+    /// Fingerprints one request.
+    ///
+    /// - `method` is taken as sent (HTTP methods are case-sensitive).
+    /// - `host` is normalised like vendor matching does (lowercase, no port,
+    ///   no trailing dot), so `API.stripe.com:443` and `api.stripe.com` are
+    ///   the same request.
+    /// - `path` is the request target the upstream sees, **including the
+    ///   query string** if there is one: Stripe reads parameters from the
+    ///   query too, so two requests that differ only there are different
+    ///   requests. [`RequestView::fingerprint`] assembles it.
+    /// - `body` should be the decoded body (what the adapter read), so that
+    ///   the same request sent gzip-compressed or not is recognised as one.
+    pub fn of(method: &str, host: &str, path: &str, body: &[u8]) -> Fingerprint {
+        let host = crate::vendor::normalize_host(host);
+        let mut h = Sha256::new();
+        h.update(FINGERPRINT_DOMAIN);
+        for part in [method.as_bytes(), host.as_bytes(), path.as_bytes(), body] {
+            let len = u64::try_from(part.len()).unwrap_or(u64::MAX);
+            h.update(len.to_be_bytes());
+            h.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&h.finalize());
+        Fingerprint(out)
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
 }
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", hex::encode(self.0))
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
     }
 }
-#[derive(Debug, Clone, serde::Serialize)]
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// One movement or commitment of money (SPEC §4.1), complete with who asked
+/// and when. This is what policies evaluate and the audit log records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Intent {
+    /// The agent that sent the request (SPEC §2).
     pub agent: String,
+    /// The vendor adapter that read it (`stripe`).
     pub vendor: String,
+    /// What the request does (`payment_intent.create`, `refund.create`).
     pub operation: String,
+    /// The exact amount in major units, if it could be read.
     pub amount: Option<Money>,
+    /// Who receives the money (customer, connected account, IBAN, ...).
     pub beneficiary: Option<String>,
+    /// Default category of the operation (`payment`, `refund`, ...).
     pub category: String,
+    /// The request's idempotency key, if it carried one.
     pub idempotency_key: Option<String>,
+    /// Identity of the exact request, for recognising retries.
     pub fingerprint: Fingerprint,
-    pub at: chrono::DateTime<chrono::Utc>,
+    /// When leash read the request.
+    pub at: DateTime<Utc>,
 }
-#[derive(Debug, Clone)]
+
+/// An intent as an adapter sees it: everything but the agent, the request
+/// fingerprint and the time, which the proxy knows and the adapter does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IntentDraft {
+    /// The vendor adapter's name.
     pub vendor: String,
+    /// What the request does.
     pub operation: String,
+    /// The exact amount, if read.
     pub amount: Option<Money>,
+    /// Who receives the money.
     pub beneficiary: Option<String>,
+    /// Default category.
     pub category: String,
+    /// The request's idempotency key.
     pub idempotency_key: Option<String>,
 }
+
 impl IntentDraft {
-    pub fn into_intent(
-        self,
-        agent: &str,
-        fingerprint: Fingerprint,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Intent {
+    /// Completes the draft with what only the proxy knows.
+    pub fn into_intent(self, agent: &str, fingerprint: Fingerprint, at: DateTime<Utc>) -> Intent {
         Intent {
-            agent: agent.into(),
+            agent: agent.to_owned(),
             vendor: self.vendor,
             operation: self.operation,
             amount: self.amount,
@@ -53,29 +146,216 @@ impl IntentDraft {
         }
     }
 }
-#[derive(Debug, Clone)]
+
+/// What an adapter says about one request (SPEC §4.2).
+///
+/// `Unknown` and `Unreadable` are never treated as `Safe` anywhere: both go to
+/// the policy stack's `unknown` / `unreadable` action (REQUIRE_HUMAN unless
+/// the stack says otherwise). An adapter that is unsure answers one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classification {
-    Safe { operation: String },
+    /// A read, or a write the adapter knows moves no money. Forwarded.
+    Safe {
+        /// What the request does (`read`, `customer.create`).
+        operation: String,
+    },
+    /// The request moves or commits money. Never empty: build it with
+    /// [`Classification::spend`], which refuses an empty list.
     Spend(Vec<IntentDraft>),
-    Unknown { operation: String, reason: String },
-    Unreadable { operation: String, reason: String },
+    /// A write the adapter does not recognise.
+    Unknown {
+        /// Best name for the operation (`unknown` when the path is unknown).
+        operation: String,
+        /// Why it is unknown, naming the path or field.
+        reason: String,
+    },
+    /// A spend whose amount, currency or body cannot be read exactly.
+    Unreadable {
+        /// The spend operation (`refund.create`).
+        operation: String,
+        /// What could not be read, naming the field.
+        reason: String,
+    },
 }
+
 impl Classification {
+    /// `Spend(drafts)`, or `Unreadable` if `drafts` is empty: a spend with no
+    /// intent would otherwise be evaluated as nothing at all.
+    pub fn spend(operation: &str, drafts: Vec<IntentDraft>) -> Classification {
+        if drafts.is_empty() {
+            Classification::Unreadable {
+                operation: operation.to_owned(),
+                reason: "the request was read as a spend but yielded no intent".to_owned(),
+            }
+        } else {
+            Classification::Spend(drafts)
+        }
+    }
+
+    /// `"safe"`, `"spend"`, `"unknown"` or `"unreadable"` (for metrics and
+    /// the audit log).
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Safe { .. } => "safe",
-            Self::Spend(_) => "spend",
-            Self::Unknown { .. } => "unknown",
-            Self::Unreadable { .. } => "unreadable",
+            Classification::Safe { .. } => "safe",
+            Classification::Spend(_) => "spend",
+            Classification::Unknown { .. } => "unknown",
+            Classification::Unreadable { .. } => "unreadable",
+        }
+    }
+
+    /// The operation name; for a spend, that of its first intent.
+    pub fn operation(&self) -> &str {
+        match self {
+            Classification::Safe { operation }
+            | Classification::Unknown { operation, .. }
+            | Classification::Unreadable { operation, .. } => operation,
+            Classification::Spend(drafts) => drafts
+                .first()
+                .map(|d| d.operation.as_str())
+                .unwrap_or("spend"),
         }
     }
 }
+
+/// The parts of an HTTP request an adapter may look at, with plain types so
+/// that adapters do not depend on the proxy's HTTP stack.
+#[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
+    /// The method as sent (`POST`). Case-sensitive, as in HTTP.
     pub method: &'a str,
+    /// The target host (any case, port and trailing dot allowed).
     pub host: &'a str,
+    /// The path, without the query string.
     pub path: &'a str,
+    /// The query string without its `?`, if the target had one.
     pub query: Option<&'a str>,
+    /// The `Content-Type` header value.
     pub content_type: Option<&'a str>,
+    /// The `Idempotency-Key` header value.
     pub idempotency_key: Option<&'a str>,
+    /// The body, already decoded with [`crate::body::decode_for_reading`].
     pub body: &'a [u8],
+}
+
+impl RequestView<'_> {
+    /// The request's fingerprint: method, host, path *with* `?query` when
+    /// present, and the decoded body.
+    pub fn fingerprint(&self) -> Fingerprint {
+        match self.query {
+            Some(q) => {
+                let target = format!("{}?{}", self.path, q);
+                Fingerprint::of(self.method, self.host, &target, self.body)
+            }
+            None => Fingerprint::of(self.method, self.host, self.path, self.body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use chrono::TimeZone;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn fingerprint_framing_separates_parts() {
+        let a = Fingerprint::of("POST", "api.stripe.com", "/v1/x", b"");
+        let b = Fingerprint::of("POST", "api.stripe.co", "m/v1/x", b"");
+        let c = Fingerprint::of("POST", "api.stripe.com", "/v1/", b"x");
+        let d = Fingerprint::of("POS", "Tapi.stripe.com", "/v1/x", b"");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert_eq!(a, Fingerprint::of("POST", "api.stripe.com", "/v1/x", b""));
+    }
+
+    #[test]
+    fn fingerprint_normalises_host_only() {
+        let a = Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"amount=1");
+        assert_eq!(
+            a,
+            Fingerprint::of("POST", "API.Stripe.com.:443", "/v1/refunds", b"amount=1")
+        );
+        assert_ne!(
+            a,
+            Fingerprint::of("post", "api.stripe.com", "/v1/refunds", b"amount=1")
+        );
+        assert_ne!(
+            a,
+            Fingerprint::of("POST", "api.stripe.com", "/V1/refunds", b"amount=1")
+        );
+    }
+
+    #[test]
+    fn fingerprint_known_value_and_hex() {
+        let f = Fingerprint::of("GET", "h", "/", b"");
+        let mut h = Sha256::new();
+        h.update(FINGERPRINT_DOMAIN);
+        for p in [&b"GET"[..], b"h", b"/", b""] {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        assert_eq!(f.to_hex(), hex::encode(h.finalize()));
+        assert_eq!(f.to_string().len(), 64);
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            format!("\"{}\"", f.to_hex())
+        );
+    }
+
+    #[test]
+    fn view_fingerprint_includes_query() {
+        let mut v = RequestView {
+            method: "POST",
+            host: "api.stripe.com",
+            path: "/v1/refunds",
+            query: None,
+            content_type: None,
+            idempotency_key: None,
+            body: b"amount=1",
+        };
+        let plain = v.fingerprint();
+        v.query = Some("amount=9");
+        assert_ne!(plain, v.fingerprint());
+        v.query = Some("");
+        assert_ne!(plain, v.fingerprint());
+    }
+
+    #[test]
+    fn draft_into_intent_serializes() {
+        let eur = Currency::parse("eur").unwrap();
+        let draft = IntentDraft {
+            vendor: "stripe".into(),
+            operation: "refund.create".into(),
+            amount: Some(Money::new(Decimal::new(1250, 2), eur)),
+            beneficiary: Some("ch_1".into()),
+            category: "refund".into(),
+            idempotency_key: Some("k1".into()),
+        };
+        let fp = Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"");
+        let at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        let intent = draft.into_intent("growth-agent", fp, at);
+        let v: serde_json::Value = serde_json::to_value(&intent).unwrap();
+        assert_eq!(v["agent"], "growth-agent");
+        assert_eq!(v["amount"]["amount"], "12.50");
+        assert_eq!(v["amount"]["currency"], "EUR");
+        assert_eq!(v["fingerprint"], fp.to_hex());
+        assert_eq!(v["at"], "2025-01-02T03:04:05Z");
+        assert_eq!(v["beneficiary"], "ch_1");
+    }
+
+    #[test]
+    fn classification_kind_and_empty_spend() {
+        assert_eq!(
+            Classification::Safe {
+                operation: "read".into()
+            }
+            .kind(),
+            "safe"
+        );
+        let empty = Classification::spend("x.create", vec![]);
+        assert_eq!(empty.kind(), "unreadable");
+        assert_eq!(empty.operation(), "x.create");
+    }
 }

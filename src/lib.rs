@@ -22,6 +22,7 @@ pub mod config;
 pub mod identity;
 pub mod intent;
 pub mod money;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod upstream;

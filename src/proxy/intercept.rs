@@ -135,9 +135,7 @@ impl Proxy {
             }
         };
 
-        let classification = self.classify(tunnel, &parts, &raw);
-        let fingerprint =
-            Fingerprint::of(parts.method.as_str(), &tunnel.host, parts.uri.path(), &raw);
+        let (classification, fingerprint) = self.classify(tunnel, &parts, &raw);
         let intents = intents_of(&classification, &tunnel.agent, fingerprint);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
@@ -147,36 +145,40 @@ impl Proxy {
         }
     }
 
-    /// Reads the request as the vendor adapter sees it. A body leash cannot
-    /// decode is unreadable — never safe.
-    fn classify(&self, tunnel: &Tunnel, parts: &Parts, raw: &Bytes) -> Classification {
-        let operation = format!("{} {}", parts.method, parts.uri.path());
-        let Some(adapter) = self.vendors.for_host(&tunnel.host) else {
-            return Classification::Unknown {
-                operation,
-                reason: format!("no vendor adapter claims {}", tunnel.host),
-            };
-        };
+    /// Reads the request as the vendor adapter sees it, and fingerprints it.
+    /// A body leash cannot decode is unreadable — never safe.
+    fn classify(
+        &self,
+        tunnel: &Tunnel,
+        parts: &Parts,
+        raw: &Bytes,
+    ) -> (Classification, Fingerprint) {
         let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let decoded = match decode_for_reading(header(&CONTENT_ENCODING), raw, self.max_body) {
-            Ok(decoded) => decoded,
-            Err(error) => {
-                return Classification::Unreadable {
-                    operation,
-                    reason: error.to_string(),
-                }
-            }
-        };
         let idempotency_key = HeaderName::from_static("idempotency-key");
-        adapter.classify(&RequestView {
+        let decoded = decode_for_reading(header(&CONTENT_ENCODING), raw, self.max_body);
+        let view = RequestView {
             method: parts.method.as_str(),
             host: &tunnel.host,
             path: parts.uri.path(),
             query: parts.uri.query(),
             content_type: header(&CONTENT_TYPE),
             idempotency_key: header(&idempotency_key),
-            body: &decoded,
-        })
+            body: decoded.as_deref().unwrap_or(raw),
+        };
+        let fingerprint = view.fingerprint();
+        let operation = format!("{} {}", parts.method, parts.uri.path());
+        let classification = match (&decoded, self.vendors.for_host(&tunnel.host)) {
+            (Err(error), _) => Classification::Unreadable {
+                operation,
+                reason: error.to_string(),
+            },
+            (Ok(_), None) => Classification::Unknown {
+                operation,
+                reason: format!("no vendor adapter claims {}", tunnel.host),
+            },
+            (Ok(_), Some(adapter)) => adapter.classify(&view),
+        };
+        (classification, fingerprint)
     }
 
     /// The single place where a classified request is allowed through or

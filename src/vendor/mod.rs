@@ -1,37 +1,470 @@
-//! TEMPORARY stub
+//! Vendor adapters: which hosts leash intercepts, and how each vendor's
+//! requests are read as intents.
+//!
+//! Also home to [`Form`], the strict `application/x-www-form-urlencoded`
+//! reader shared by adapters of form-encoded APIs (Stripe today, custom
+//! `body: form` vendors later).
+
+use std::collections::BTreeMap;
+
 use crate::intent::{Classification, RequestView};
+
+pub mod stripe;
+
+/// One vendor's knowledge: the hosts it owns and how to read its requests.
+///
+/// `classify` must be total and must not panic on any input: it runs on
+/// every intercepted request, with bytes chosen by the agent. When unsure it
+/// answers `Unknown` or `Unreadable`, never `Safe`.
 pub trait VendorAdapter: Send + Sync {
+    /// Short lowercase vendor name used in intents and policies (`stripe`).
     fn name(&self) -> &'static str;
+    /// Whether this adapter reads requests to `host`. Hosts are compared
+    /// after [`normalize_host`].
     fn claims_host(&self, host: &str) -> bool;
+    /// Reads one request.
     fn classify(&self, req: &RequestView<'_>) -> Classification;
 }
-struct Stripe;
-impl VendorAdapter for Stripe {
-    fn name(&self) -> &'static str {
-        "stripe"
-    }
-    fn claims_host(&self, host: &str) -> bool {
-        host.eq_ignore_ascii_case("api.stripe.com")
-    }
-    fn classify(&self, req: &RequestView<'_>) -> Classification {
-        Classification::Safe {
-            operation: req.path.to_string(),
-        }
-    }
-}
+
+/// The set of adapters the proxy consults for each intercepted host.
 pub struct Vendors {
     adapters: Vec<Box<dyn VendorAdapter>>,
 }
+
 impl Vendors {
-    pub fn builtin() -> Self {
-        Self {
-            adapters: vec![Box::new(Stripe)],
+    /// The adapters built into leash (Stripe, for now).
+    pub fn builtin() -> Vendors {
+        Vendors {
+            adapters: vec![Box::new(stripe::StripeAdapter)],
         }
     }
+
+    /// A custom set, e.g. built-ins plus config-defined vendors.
+    pub fn new(adapters: Vec<Box<dyn VendorAdapter>>) -> Vendors {
+        Vendors { adapters }
+    }
+
+    /// The adapter that claims `host`, if any. `host` may carry any letter
+    /// case, a port and a trailing dot (`API.Stripe.com.:443`); the first
+    /// adapter to claim it wins.
     pub fn for_host(&self, host: &str) -> Option<&dyn VendorAdapter> {
+        let host = normalize_host(host);
         self.adapters
             .iter()
-            .find(|a| a.claims_host(host))
+            .find(|a| a.claims_host(&host))
             .map(|a| a.as_ref())
+    }
+
+    /// All adapters, in lookup order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn VendorAdapter> {
+        self.adapters.iter().map(|a| a.as_ref())
+    }
+}
+
+/// Canonical form of a host for matching and fingerprints: surrounding
+/// whitespace trimmed, the `:port` removed, trailing dots removed (the
+/// fully-qualified `api.stripe.com.` is the same host), ASCII-lowercased.
+///
+/// Matching leans towards recognising a vendor: a host leash fails to claim
+/// is tunnelled uninspected, which is the one outcome that lets money move
+/// unchecked. A bracketed IPv6 literal keeps its brackets and loses its port.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim();
+    let h = if h.starts_with('[') {
+        match h.find(']') {
+            Some(end) => h.get(..=end).unwrap_or(h),
+            None => h,
+        }
+    } else {
+        match h.split_once(':') {
+            // One colon: `name:port`. More than one is an unbracketed IPv6
+            // literal, which has no port to strip.
+            Some((name, rest)) if !rest.contains(':') => name,
+            _ => h,
+        }
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Why a form body (or query string) could not be read unambiguously.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// A `%` not followed by two hex digits.
+    #[error("malformed percent-escape in form data at byte {0}")]
+    BadPercent(usize),
+    /// A name or value that is not UTF-8 after percent-decoding.
+    #[error("form data is not valid UTF-8 after percent-decoding")]
+    NotUtf8,
+    /// A raw `;`. Some servers split parameters on `;` as well as `&` (Rack 2
+    /// does for query strings), so `a=1;amount=9` can mean one parameter to
+    /// leash and two to the upstream. Encoders send `;` as `%3B`.
+    #[error("form data contains a raw ';', which some servers treat as a separator")]
+    Semicolon,
+    /// A name that is not `root[seg][seg]...` with an alphanumeric root.
+    #[error("form field name {0:?} is not of the form name[key][key]...")]
+    OddName(String),
+    /// The same field twice. Servers disagree on which copy wins, so the
+    /// value is ambiguous (`amount=1&amount=99999`). Names ending in `[]`
+    /// (array pushes like `expand[]`) may repeat.
+    #[error("form field {0:?} appears more than once")]
+    Duplicate(String),
+    /// A field given both as a plain value and as a nested one
+    /// (`amount=1&amount[x]=2`): no reading of that is obviously right.
+    #[error("form field {0:?} is given both as a value and as nested fields")]
+    ShapeConflict(String),
+}
+
+/// Longest field name echoed in an error.
+const NAME_SNIPPET: usize = 60;
+
+fn name_snippet(s: &str) -> String {
+    let mut out: String = s.chars().take(NAME_SNIPPET).collect();
+    if s.chars().nth(NAME_SNIPPET).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A strictly parsed `application/x-www-form-urlencoded` body (optionally
+/// merged with the query string), in the bracketed style Stripe uses
+/// (`metadata[order]=42`, `line_items[0][price_data][unit_amount]=500`).
+///
+/// Names are kept flat and verbatim (`transfer_data[destination]`), but only
+/// once the whole form has passed checks that make every lookup unambiguous:
+/// canonical names, no duplicates, no value/nested conflicts, no raw `;`,
+/// valid percent-escapes and UTF-8. A form that fails any of them is refused
+/// whole, because the field leash would read and the field the upstream
+/// would read might differ.
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    fields: BTreeMap<String, Vec<String>>,
+}
+
+impl Form {
+    /// Parses a body.
+    pub fn parse(body: &[u8]) -> Result<Form, FormError> {
+        Form::parse_parts(None, body)
+    }
+
+    /// Parses the query string and the body as one set of parameters.
+    ///
+    /// Some servers read parameters from both (Rack merges them), so a field
+    /// in the query is a field of the request: `?amount=99999` next to a
+    /// body `amount=1` is a duplicate, and refused as one.
+    pub fn parse_parts(query: Option<&str>, body: &[u8]) -> Result<Form, FormError> {
+        let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for source in [query.map(str::as_bytes).unwrap_or(b""), body] {
+            for (name, value) in pairs(source)? {
+                check_name(&name)?;
+                fields.entry(name).or_default().push(value);
+            }
+        }
+        let form = Form { fields };
+        form.check_unambiguous()?;
+        Ok(form)
+    }
+
+    fn check_unambiguous(&self) -> Result<(), FormError> {
+        for (name, values) in &self.fields {
+            if values.len() > 1 && !name.ends_with("[]") {
+                return Err(FormError::Duplicate(name_snippet(name)));
+            }
+            if self.has_children(name) {
+                return Err(FormError::ShapeConflict(name_snippet(name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of field `name`, if present. After parsing, a non-`[]`
+    /// name has at most one value, so this is unambiguous.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// Whether any field is nested under `name` (`name[...]`).
+    pub fn has_children(&self, name: &str) -> bool {
+        let prefix = format!("{name}[");
+        self.fields
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    /// Whether a field with this root is present, as a value or nested:
+    /// `has_root("metadata")` is true for `metadata[order]=1`.
+    pub fn has_root(&self, root: &str) -> bool {
+        self.fields.contains_key(root) || self.has_children(root)
+    }
+
+    /// The distinct roots of all fields (`metadata` for `metadata[a]`), in
+    /// sorted order.
+    pub fn roots(&self) -> Vec<&str> {
+        // Not `dedup` on the sorted names: `a`, `a0`, `a[x]` sort in that
+        // order, so equal roots need not be adjacent.
+        let roots: std::collections::BTreeSet<&str> =
+            self.fields.keys().map(|k| root_of(k)).collect();
+        roots.into_iter().collect()
+    }
+
+    /// Every `(name, value)` whose name starts with `prefix`, in name order.
+    pub fn with_prefix<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = (&'s str, &'s str)> {
+        self.fields
+            .range(prefix.to_owned()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
+    }
+
+    /// Number of distinct field names.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// True when the form has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// The root of a field name: everything before the first `[`.
+pub fn root_of(name: &str) -> &str {
+    match name.find('[') {
+        Some(i) => name.get(..i).unwrap_or(name),
+        None => name,
+    }
+}
+
+/// Name grammar: `root ("[" seg "]")*`, root `[A-Za-z0-9_]+`, seg any text
+/// without brackets (may be empty: `expand[]`). Anything else is refused, so
+/// that `[amount]`, `amount]` or `amount ` cannot be a second spelling of
+/// `amount` to some upstream parser.
+fn check_name(name: &str) -> Result<(), FormError> {
+    let odd = || FormError::OddName(name_snippet(name));
+    let root = root_of(name);
+    if root.is_empty() || !root.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(odd());
+    }
+    let mut rest = name.get(root.len()..).unwrap_or("");
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[').ok_or_else(odd)?;
+        let close = inner.find(']').ok_or_else(odd)?;
+        let seg = inner.get(..close).ok_or_else(odd)?;
+        if seg.contains('[') {
+            return Err(odd());
+        }
+        rest = inner.get(close + 1..).ok_or_else(odd)?;
+    }
+    Ok(())
+}
+
+/// Splits `a=1&b=2` into decoded pairs. Empty pieces (`a=1&&b=2`) are
+/// skipped, a piece without `=` is a name with an empty value, `+` is a
+/// space, and `%XX` must be a valid escape.
+fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+    if input.contains(&b';') {
+        return Err(FormError::Semicolon);
+    }
+    let mut out = Vec::new();
+    let mut offset = 0usize;
+    for piece in input.split(|b| *b == b'&') {
+        if !piece.is_empty() {
+            let (name, value, value_at) = match piece.iter().position(|b| *b == b'=') {
+                Some(eq) => (
+                    piece.get(..eq).unwrap_or(b""),
+                    piece.get(eq + 1..).unwrap_or(b""),
+                    offset.saturating_add(eq + 1),
+                ),
+                None => (piece, &b""[..], offset),
+            };
+            let name = decode_component(name, offset)?;
+            let value = decode_component(value, value_at)?;
+            out.push((name, value));
+        }
+        offset = offset.saturating_add(piece.len() + 1);
+    }
+    Ok(out)
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn decode_component(bytes: &[u8], offset: usize) -> Result<String, FormError> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hi = bytes.get(i + 1).copied().and_then(hex_val);
+                let lo = bytes.get(i + 2).copied().and_then(hex_val);
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi * 16 + lo),
+                    _ => return Err(FormError::BadPercent(offset.saturating_add(i))),
+                }
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn host_normalisation() {
+        assert_eq!(normalize_host("api.stripe.com"), "api.stripe.com");
+        assert_eq!(normalize_host("API.Stripe.COM"), "api.stripe.com");
+        assert_eq!(normalize_host("api.stripe.com."), "api.stripe.com");
+        assert_eq!(normalize_host("api.stripe.com:443"), "api.stripe.com");
+        assert_eq!(normalize_host("api.stripe.com.:443"), "api.stripe.com");
+        assert_eq!(normalize_host(" api.stripe.com "), "api.stripe.com");
+        assert_eq!(normalize_host("[::1]:443"), "[::1]");
+        assert_eq!(normalize_host("::1"), "::1");
+    }
+
+    #[test]
+    fn vendors_for_host() {
+        let v = Vendors::builtin();
+        for h in [
+            "api.stripe.com",
+            "API.STRIPE.COM",
+            "api.stripe.com.",
+            "api.stripe.com:443",
+            "Api.Stripe.Com.:8443",
+        ] {
+            assert_eq!(v.for_host(h).map(|a| a.name()), Some("stripe"), "{h}");
+        }
+        for h in [
+            "stripe.com",
+            "api.stripe.com.evil.example",
+            "evilapi.stripe.com",
+            "",
+            "[::1]:443",
+        ] {
+            assert!(v.for_host(h).is_none(), "{h}");
+        }
+        assert_eq!(v.iter().count(), 1);
+    }
+
+    #[test]
+    fn form_basics() {
+        let f = Form::parse(
+            b"amount=1500&currency=jpy&metadata[order]=A%2042&transfer_data%5Bdestination%5D=acct_1&d=a+b",
+        )
+        .unwrap();
+        assert_eq!(f.get("amount"), Some("1500"));
+        assert_eq!(f.get("metadata[order]"), Some("A 42"));
+        assert_eq!(f.get("transfer_data[destination]"), Some("acct_1"));
+        assert_eq!(f.get("d"), Some("a b"));
+        assert!(f.has_root("metadata"));
+        assert!(f.has_children("metadata"));
+        assert!(!f.has_root("meta"));
+        assert_eq!(
+            f.roots(),
+            vec!["amount", "currency", "d", "metadata", "transfer_data"]
+        );
+        let items: Vec<_> = f.with_prefix("metadata[").collect();
+        assert_eq!(items, vec![("metadata[order]", "A 42")]);
+        assert_eq!(f.len(), 5);
+        let g = Form::parse(b"a=1&a0=2&a[x]=3").unwrap_err();
+        assert_eq!(g, FormError::ShapeConflict("a".into()));
+        let g = Form::parse(b"a0=2&a[x]=3&a[y]=4").unwrap();
+        assert_eq!(g.roots(), vec!["a", "a0"]);
+        assert!(Form::parse(b"").unwrap().is_empty());
+        assert!(Form::parse(b"&&a=1&&").unwrap().get("a") == Some("1"));
+        assert_eq!(Form::parse(b"flag").unwrap().get("flag"), Some(""));
+    }
+
+    #[test]
+    fn form_refusals() {
+        use FormError::*;
+        let cases: &[(&[u8], FormError)] = &[
+            (b"amount=1&amount=99999", Duplicate("amount".into())),
+            (b"amount=1&amount[x]=2", ShapeConflict("amount".into())),
+            (b"a=%zz", BadPercent(2)),
+            (b"a=%4", BadPercent(2)),
+            (b"a=%ff", NotUtf8),
+            (b"a=1;amount=2", Semicolon),
+            (b"[amount]=1", OddName("[amount]".into())),
+            (b"amount]=1", OddName("amount]".into())),
+            (b"amount%20=1", OddName("amount ".into())),
+            (b"a[b]c=1", OddName("a[b]c".into())),
+            (b"a[b[c]]=1", OddName("a[b[c]]".into())),
+            (b"a[b=1", OddName("a[b".into())),
+            (b"=1", OddName("".into())),
+            (b"am-ount=1", OddName("am-ount".into())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                Form::parse(input).unwrap_err(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn form_push_arrays_may_repeat() {
+        let f = Form::parse(b"expand[]=customer&expand[]=invoice").unwrap();
+        assert_eq!(f.with_prefix("expand").count(), 2);
+        assert!(Form::parse(b"line_items[][quantity]=1&line_items[][quantity]=2").is_err());
+    }
+
+    #[test]
+    fn form_query_and_body_are_one_set() {
+        let f = Form::parse_parts(Some("expand[]=x"), b"amount=5").unwrap();
+        assert_eq!(f.get("amount"), Some("5"));
+        assert_eq!(
+            Form::parse_parts(Some("amount=99999"), b"amount=1").unwrap_err(),
+            FormError::Duplicate("amount".into())
+        );
+    }
+
+    #[test]
+    fn form_matches_form_urlencoded_on_clean_input() {
+        let pairs = [
+            ("metadata[order id]", "ä ö/ü?&="),
+            ("amount", "12"),
+            ("description", "a+b%c"),
+        ];
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let f = Form::parse(body.as_bytes()).unwrap();
+        for (k, v) in pairs {
+            assert_eq!(f.get(k), Some(v));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn form_never_panics(query in prop::option::of(".*"), body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Form::parse_parts(query.as_deref(), &body);
+        }
+
+        #[test]
+        fn normalize_never_panics(h in ".*") {
+            let _ = normalize_host(&h);
+        }
     }
 }

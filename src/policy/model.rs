@@ -1,0 +1,368 @@
+//! Validated policy stacks, as the engine reads them (SPEC §5.1–§5.2).
+//!
+//! These types are what a policy file means once it has been checked: every
+//! currency is a real currency, every timezone a real zone, every approver a
+//! known person or group, every priority unique in each agent's merged stack.
+//! The YAML shapes that produce them live in `policy::load`; nothing here
+//! parses or reads files, so the engine over them stays pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::money::Currency;
+
+/// What a rule (or a stack's default) does with an intent.
+///
+/// Ordered by severity: `AutoApprove < RequireHuman < Reject`, so the decision
+/// over several triggered rules is simply the maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    AutoApprove,
+    RequireHuman,
+    Reject,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::AutoApprove => "AUTO_APPROVE",
+            Action::RequireHuman => "REQUIRE_HUMAN",
+            Action::Reject => "REJECT",
+        }
+    }
+
+    /// Restricting actions fail closed on missing data; permitting ones fail
+    /// open (SPEC §5.3.6).
+    pub fn is_restricting(self) -> bool {
+        self != Action::AutoApprove
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `enforce`: decisions are applied. `shadow`: decided and recorded, but
+/// everything is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Shadow,
+}
+
+/// Which agents a stack applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum AgentSelector {
+    /// `agent: "*"`: merged into every agent's stack.
+    All,
+    /// `agent: NAME`.
+    Named(String),
+}
+
+/// One policy file.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The file it came from (for messages and `policy check`).
+    pub file: PathBuf,
+    pub agent: AgentSelector,
+    /// Currency of every amount written in this stack.
+    pub currency: Currency,
+    /// Day boundaries and time windows of this stack's rules.
+    pub timezone: Tz,
+    /// When no rule triggers (REQUIRE_HUMAN if omitted).
+    pub default: Action,
+    pub mode: Mode,
+    /// Action for requests the vendor adapter does not recognise.
+    pub unknown: Action,
+    /// Action for spend requests whose amount cannot be read exactly.
+    pub unreadable: Action,
+    /// Sorted by priority.
+    pub rules: Vec<Arc<Rule>>,
+}
+
+/// One rule, with the context of the stack it was written in.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique across each agent's merged stack; lower is evaluated first and
+    /// wins ties between rules of the same action.
+    pub priority: u32,
+    pub action: Action,
+    pub description: Option<String>,
+    /// Evaluated and recorded, never affects the decision. Also true for
+    /// every rule of a `mode: shadow` stack.
+    pub shadow: bool,
+    pub filters: Filters,
+    pub kind: RuleKind,
+    /// People or groups whose approval releases this rule (REQUIRE_HUMAN).
+    /// Empty: any listed approver may.
+    pub approvers: Vec<String>,
+    pub quorum: Quorum,
+    /// The stack's currency: `limit`, `max_amount` and `amount` bounds are in it
+    /// unless the rule says otherwise.
+    pub currency: Currency,
+    /// The stack's timezone (a TIME_WINDOW may override it).
+    pub timezone: Tz,
+    /// Where the rule is written: `policies/growth.yaml:14`.
+    pub origin: String,
+}
+
+impl Rule {
+    /// The rule's type as written in YAML (`DAILY_CAP`).
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+}
+
+/// How many of a rule's approvers must approve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quorum {
+    /// This many distinct approvers.
+    Count(u32),
+    /// Every person the approvers resolve to.
+    All,
+}
+
+impl Default for Quorum {
+    fn default() -> Self {
+        Quorum::Count(1)
+    }
+}
+
+/// Filters narrowing which intents a rule looks at. `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub vendors: Option<BTreeSet<String>>,
+    pub operations: Option<BTreeSet<String>>,
+    pub categories: Option<BTreeSet<String>>,
+    pub amount: Option<AmountRange>,
+}
+
+/// `{ gt | gte | lt | lte: N, currency: XXX }`: every bound given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AmountRange {
+    pub gt: Option<Decimal>,
+    pub gte: Option<Decimal>,
+    pub lt: Option<Decimal>,
+    pub lte: Option<Decimal>,
+    /// Currency of the bounds; the stack's currency when `None`.
+    pub currency: Option<Currency>,
+}
+
+/// The six rule types of SPEC §5.2 and their own keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// Triggers when the amount lies in `range`.
+    AmountThreshold { range: AmountRange },
+    /// Triggers when spent in the window + this amount > `limit`.
+    DailyCap {
+        limit: Decimal,
+        scope: CapScope,
+        window: CapWindow,
+    },
+    /// Triggers when the beneficiary is missing, not listed, or lacks a tag.
+    BeneficiaryWhitelist {
+        /// `None`: any beneficiary in the registry (only tags are checked).
+        beneficiaries: Option<BTreeSet<String>>,
+        require_tags: BTreeSet<String>,
+    },
+    /// Triggers when the time is inside / outside the window.
+    TimeWindow {
+        /// Monday first: `days[0]` is Monday, `days[6]` Sunday.
+        days: [bool; 7],
+        from: NaiveTime,
+        /// Exclusive. `to <= from` wraps past midnight.
+        to: NaiveTime,
+        /// `to` was written as `24:00`.
+        to_end_of_day: bool,
+        when: WindowWhen,
+    },
+    /// Triggers when the intent is outside what is allowed.
+    AgentScope {
+        allow_agents: Option<BTreeSet<String>>,
+        max_amount: Option<Decimal>,
+        allow_vendors: Option<BTreeSet<String>>,
+        allow_categories: Option<BTreeSet<String>>,
+    },
+    /// Triggers when the category is in `categories`.
+    CategoryBlocklist { categories: BTreeSet<String> },
+}
+
+impl RuleKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            RuleKind::AmountThreshold { .. } => "AMOUNT_THRESHOLD",
+            RuleKind::DailyCap { .. } => "DAILY_CAP",
+            RuleKind::BeneficiaryWhitelist { .. } => "BENEFICIARY_WHITELIST",
+            RuleKind::TimeWindow { .. } => "TIME_WINDOW",
+            RuleKind::AgentScope { .. } => "AGENT_SCOPE",
+            RuleKind::CategoryBlocklist { .. } => "CATEGORY_BLOCKLIST",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowWhen {
+    Inside,
+    Outside,
+}
+
+/// Whose spend a cap counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapScope {
+    /// The intent's agent (default).
+    Agent,
+    AllAgents,
+    /// The intent's beneficiary.
+    Beneficiary,
+    /// The intent's category.
+    Category,
+}
+
+/// The calendar window a cap counts over, in the rule's timezone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapWindow {
+    Day,
+    /// ISO week: Monday 00:00 to Monday 00:00.
+    Week,
+    Month,
+}
+
+/// A beneficiary and its tags (`kyc_verified`, `audited_supplier`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Beneficiary {
+    pub tags: BTreeSet<String>,
+}
+
+/// Known beneficiaries by id (customer, account, IBAN, wallet address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BeneficiaryRegistry {
+    pub entries: BTreeMap<String, Beneficiary>,
+}
+
+/// How amounts in different currencies compare: `1 unit = rate × base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FxTable {
+    pub base: Currency,
+    pub rates: BTreeMap<Currency, Decimal>,
+}
+
+/// An approver directory entry, resolved: group name → people, person → itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApproverDirectory {
+    pub people: BTreeSet<String>,
+    pub groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl ApproverDirectory {
+    /// The people a list of approver names (people or groups) resolves to.
+    pub fn resolve<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+        let mut people = BTreeSet::new();
+        for name in names {
+            if let Some(members) = self.groups.get(name) {
+                people.extend(members.iter().cloned());
+            } else if self.people.contains(name) {
+                people.insert(name.clone());
+            }
+        }
+        people
+    }
+
+    pub fn knows(&self, name: &str) -> bool {
+        self.people.contains(name) || self.groups.contains_key(name)
+    }
+}
+
+/// Every stack loaded from the policies directory, plus what they reference.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    pub stacks: Vec<Stack>,
+    pub registry: BeneficiaryRegistry,
+    pub fx: FxTable,
+    pub approvers: ApproverDirectory,
+    /// SHA-256 (hex) over every file that makes up the set, names included.
+    pub hash: String,
+    /// The files, relative to the policies directory, sorted.
+    pub files: Vec<String>,
+}
+
+/// One agent's merged view: its own stack (if any) plus the `*` stack.
+#[derive(Debug, Clone)]
+pub struct MergedStack {
+    pub agent: String,
+    /// Rules of both stacks, sorted by priority (unique, checked at load).
+    pub rules: Vec<Arc<Rule>>,
+    /// The most severe `default` of the enforcing stacks that apply (fail
+    /// closed when the agent's stack and `*` disagree); REQUIRE_HUMAN when
+    /// no stack applies.
+    pub default: Action,
+    pub unknown: Action,
+    pub unreadable: Action,
+    /// True when every stack that applies is `mode: shadow` (or none applies
+    /// and the set is empty of enforcing stacks): decide, record, forward.
+    pub shadow: bool,
+    /// False when no stack at all names this agent or `*`.
+    pub covered: bool,
+}
+
+impl PolicySet {
+    /// The merged stack for `agent` (SPEC §5.3.1).
+    ///
+    /// Stack-level settings combine toward the stricter: the most severe
+    /// `default`/`unknown`/`unreadable` among enforcing stacks. A `shadow`
+    /// stack contributes its rules as shadow rules only.
+    pub fn merged_for(&self, agent: &str) -> MergedStack {
+        let applying: Vec<&Stack> = self
+            .stacks
+            .iter()
+            .filter(|s| match &s.agent {
+                AgentSelector::All => true,
+                AgentSelector::Named(name) => name == agent,
+            })
+            .collect();
+        let enforcing: Vec<&&Stack> = applying
+            .iter()
+            .filter(|s| s.mode == Mode::Enforce)
+            .collect();
+        let strictest = |pick: fn(&Stack) -> Action| {
+            let source: Vec<&Stack> = if enforcing.is_empty() {
+                applying.clone()
+            } else {
+                enforcing.iter().map(|s| **s).collect()
+            };
+            source
+                .into_iter()
+                .map(pick)
+                .max()
+                .unwrap_or(Action::RequireHuman)
+        };
+        let mut rules: Vec<Arc<Rule>> = applying
+            .iter()
+            .flat_map(|s| s.rules.iter().cloned())
+            .collect();
+        rules.sort_by_key(|r| r.priority);
+        MergedStack {
+            agent: agent.to_string(),
+            rules,
+            default: strictest(|s| s.default),
+            unknown: strictest(|s| s.unknown),
+            unreadable: strictest(|s| s.unreadable),
+            shadow: !applying.is_empty() && enforcing.is_empty(),
+            covered: !applying.is_empty(),
+        }
+    }
+}
