@@ -62,6 +62,46 @@ enum Command {
     /// system roots plus leash's CA) so tunnelled hosts keep verifying too.
     /// Use it as: eval "$(leash env --agent growth-agent)"
     Env(EnvArgs),
+    /// Show the decision and every rule's verdict for a described intent.
+    ///
+    /// Nothing is sent anywhere: the intent is decided against the policies
+    /// directory (policies: in leash.yaml) at the given time and prior spend.
+    /// Example: leash explain --agent growth-agent --vendor stripe
+    ///   --operation payment_intent.create --amount 1800 --currency EUR
+    ///   --at 2026-11-24T10:00:00+01:00 --spent 4200
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    /// The agent sending the request.
+    #[arg(long)]
+    agent: String,
+    /// The vendor (stripe, meta, google_ads, ...).
+    #[arg(long, default_value = "stripe")]
+    vendor: String,
+    /// The operation (payment_intent.create, refund.create, ...).
+    #[arg(long, default_value = "payment_intent.create")]
+    operation: String,
+    /// The amount in major units, as an exact decimal (120, 1500.50).
+    #[arg(long)]
+    amount: Option<rust_decimal::Decimal>,
+    /// The amount's currency (EUR, USD, JPY, BTC, ...).
+    #[arg(long)]
+    currency: Option<String>,
+    /// Who receives the money (customer, account, IBAN, wallet).
+    #[arg(long)]
+    beneficiary: Option<String>,
+    /// The intent's category.
+    #[arg(long, default_value = "payment")]
+    category: String,
+    /// When the request is made (RFC 3339) [default: now].
+    #[arg(long)]
+    at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Prior spend of this agent in the current window, in the intent's
+    /// currency (repeatable).
+    #[arg(long)]
+    spent: Vec<rust_decimal::Decimal>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,7 +170,40 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Env(args) => env(&config, args),
+        Command::Explain(args) => explain(&config, args),
     }
+}
+
+fn load_policies(config: &Config) -> Result<leash::policy::model::PolicySet, String> {
+    leash::policy::load::load_policy_set(&config.policies, config).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode, String> {
+    let set = load_policies(config)?;
+    let described = leash::explain::Described {
+        agent: args.agent,
+        vendor: args.vendor,
+        operation: args.operation,
+        amount: args.amount,
+        currency: args.currency,
+        beneficiary: args.beneficiary,
+        category: args.category,
+        at: args
+            .at
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(chrono::Utc::now),
+        spent: args.spent,
+    };
+    let decision = leash::explain::explain(&set, &described)?;
+    println!("policy set {}", set.hash);
+    print!("{}", leash::explain::render(&decision));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_ca(config: &Config) -> Result<(CertificateAuthority, CaOrigin), String> {

@@ -15,10 +15,17 @@ use tokio::task::JoinHandle;
 use crate::admin::{Admin, Health};
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
+use crate::gate::Gate;
 use crate::identity::Identities;
+use crate::policy::live::LivePolicies;
 use crate::proxy::Proxy;
+use crate::spend::SpendLedger;
+use crate::store::Store;
 use crate::upstream::{UpstreamClient, UpstreamSetupError};
 use crate::vendor::Vendors;
+
+/// How often the policies directory is checked for changes.
+const POLICY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why leash could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +41,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("policies do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Policies(Vec<crate::yaml::YamlError>),
     #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
     OverrideLoop {
         host: String,
@@ -73,6 +84,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (ca, origin) = CertificateAuthority::load_or_create(&config.ca.cert, &config.ca.key)?;
     tracing::info!(cert = %config.ca.cert.display(), ?origin, "CA ready");
     let upstream = UpstreamClient::new(&config.upstream)?;
+    let policies =
+        Arc::new(LivePolicies::load(&config.policies, config).map_err(StartError::Policies)?);
+    {
+        let set = policies.current();
+        tracing::info!(dir = %config.policies.display(), hash = %set.hash, files = ?set.files, "policies loaded");
+    }
+    let store = Store::open(&config.data_dir)?;
+    let ledger = Arc::new(SpendLedger::open(&store, chrono::Utc::now())?);
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -109,6 +128,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ca: Arc::new(ca),
         vendors: Vendors::builtin(),
         upstream,
+        gate: Gate {
+            policies: Arc::clone(&policies),
+            ledger,
+            retry_after: config.holds.wait,
+        },
         plain: Client::builder(TokioExecutor::new()).build(plain_connector),
         passthrough: config.passthrough,
         max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
@@ -120,6 +144,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let tasks = vec![
         tokio::spawn(proxy.serve(proxy_listener)),
         tokio::spawn(admin.serve(admin_listener)),
+        tokio::spawn(policies.watch(POLICY_POLL, |_| {})),
     ];
     tracing::info!(%proxy_addr, %admin_addr, "leash is listening");
     Ok(Running {

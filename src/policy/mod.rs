@@ -4,4 +4,6 @@
 //! loader turns `policies/*.yaml` into a [`model::PolicySet`].
 
 pub mod engine;
+pub mod live;
+pub mod load;
 pub mod model;

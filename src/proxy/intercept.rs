@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
 use crate::body::decode_for_reading;
+use crate::gate::Outcome;
 use crate::intent::{Classification, Fingerprint, Intent, RequestView};
 
 /// One intercepted tunnel: who is speaking, and to which vendor host.
@@ -60,15 +61,6 @@ impl Tunnel {
             format!("{host}:{}", self.port)
         }
     }
-}
-
-/// What the gate decided for a request.
-#[derive(Debug)]
-pub enum Gate {
-    /// Send it to the vendor.
-    Forward,
-    /// Answer the agent with this instead.
-    Answer(Answer),
 }
 
 /// Why a request body could not be read.
@@ -136,12 +128,20 @@ impl Proxy {
         };
 
         let (classification, fingerprint) = self.classify(tunnel, &parts, &raw);
-        let intents = intents_of(&classification, &tunnel.agent, fingerprint);
+        let now = chrono::Utc::now();
+        let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
-        match self.gate(tunnel, &classification, &intents) {
-            Gate::Forward => self.forward(tunnel, parts, raw).await,
-            Gate::Answer(answer) => answer.render(vendor),
+        match self
+            .gate
+            .decide(&tunnel.agent, tunnel.vendor, &classification, &intents, now)
+        {
+            Outcome::Forward { reservation } => {
+                let (response, status) = self.forward(tunnel, parts, raw).await;
+                self.gate.upstream_answered(&reservation, status);
+                response
+            }
+            Outcome::Refuse(answer) => answer.render(vendor),
         }
     }
 
@@ -181,21 +181,15 @@ impl Proxy {
         (classification, fingerprint)
     }
 
-    /// The single place where a classified request is allowed through or
-    /// answered by leash. The policy engine, holds and the audit chain plug
-    /// in here; until they do, every request is forwarded (and logged).
-    fn gate(
-        &self,
-        _tunnel: &Tunnel,
-        _classification: &Classification,
-        _intents: &[Intent],
-    ) -> Gate {
-        Gate::Forward
-    }
-
     /// Sends the request, exactly as read, to the vendor and streams its
-    /// answer back unchanged (minus hop-by-hop headers).
-    async fn forward(&self, tunnel: &Tunnel, mut parts: Parts, raw: Bytes) -> Response<ProxyBody> {
+    /// answer back unchanged (minus hop-by-hop headers). The status is
+    /// `None` when the vendor gave no answer.
+    async fn forward(
+        &self,
+        tunnel: &Tunnel,
+        mut parts: Parts,
+        raw: Bytes,
+    ) -> (Response<ProxyBody>, Option<StatusCode>) {
         let vendor = Some(tunnel.vendor);
         let path_and_query = parts
             .uri
@@ -205,13 +199,14 @@ impl Proxy {
         let uri: Uri = match format!("https://{}{}", tunnel.authority(), path_and_query).parse() {
             Ok(uri) => uri,
             Err(error) => {
-                return Answer::new(
+                let answer = Answer::new(
                     StatusCode::BAD_REQUEST,
                     "leash_bad_uri",
                     "error",
                     format!("request target cannot be forwarded: {error}"),
-                )
-                .render(vendor)
+                );
+                // Nothing was sent: releasing is right.
+                return (answer.render(vendor), Some(StatusCode::BAD_REQUEST));
             }
         };
         strip_hop_by_hop(&mut parts.headers);
@@ -229,17 +224,18 @@ impl Proxy {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
+                let status = parts.status;
+                (Response::from_parts(parts, body.boxed()), Some(status))
             }
             Err(error) => {
                 tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, %error, "upstream failed");
-                Answer::new(
+                let answer = Answer::new(
                     StatusCode::BAD_GATEWAY,
                     "leash_upstream_unreachable",
                     "error",
                     format!("{} could not be reached: {error}", tunnel.host),
-                )
-                .render(vendor)
+                );
+                (answer.render(vendor), None)
             }
         }
     }
@@ -273,8 +269,8 @@ fn intents_of(
     classification: &Classification,
     agent: &str,
     fingerprint: Fingerprint,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Vec<Intent> {
-    let at = chrono::Utc::now();
     match classification {
         Classification::Spend(drafts) => drafts
             .iter()

@@ -44,6 +44,8 @@ pub struct Proxy {
     pub ca: Arc<CertificateAuthority>,
     pub vendors: Vendors,
     pub upstream: UpstreamClient,
+    /// Decides every request that is not safe.
+    pub gate: crate::gate::Gate,
     /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.
     pub plain: Client<HttpConnector, ProxyBody>,
     pub passthrough: Passthrough,

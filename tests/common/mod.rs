@@ -177,6 +177,16 @@ impl Upstream {
     }
 }
 
+/// A policy that lets everything through: for tests of the data path itself.
+pub const ALLOW_ALL: &str = r#"
+agent: "*"
+currency: EUR
+default: AUTO_APPROVE
+unknown: AUTO_APPROVE
+unreadable: AUTO_APPROVE
+rules: []
+"#;
+
 /// A running leash with its temp dir, pointed at a Stripe upstream.
 pub struct Harness {
     pub running: leash::server::Running,
@@ -194,8 +204,20 @@ impl Harness {
         upstream_ca: &TestCa,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_with_policy(stripe, upstream_ca, ALLOW_ALL, tweak).await
+    }
+
+    /// Like [`Harness::start`], with `policy` as the only stack.
+    pub async fn start_with_policy(
+        stripe: SocketAddr,
+        upstream_ca: &TestCa,
+        policy: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         leash::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies/policy.yaml"), policy).unwrap();
         let extra_ca = dir.path().join("upstream-ca.pem");
         std::fs::write(&extra_ca, &upstream_ca.cert_pem).unwrap();
         let mut config = Config {
@@ -225,6 +247,43 @@ impl Harness {
             config,
             leash_ca_pem,
         }
+    }
+
+    /// Stops this leash and starts a new one on the same data, CA and
+    /// policies (new ports).
+    pub async fn restart(self) -> Self {
+        let Harness {
+            running,
+            dir,
+            config,
+            leash_ca_pem,
+        } = self;
+        drop(running);
+        // sled holds a lock on its directory until every handle is gone;
+        // the old tasks are aborted, give them a moment to drop theirs.
+        let mut attempt = 0;
+        let running = loop {
+            match leash::server::start(&config).await {
+                Ok(running) => break running,
+                Err(error) if attempt < 100 => {
+                    attempt += 1;
+                    let _ = error;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("restart failed: {error}"),
+            }
+        };
+        Self {
+            running,
+            dir,
+            config,
+            leash_ca_pem,
+        }
+    }
+
+    /// Replaces the policy file (hot reload picks it up).
+    pub fn write_policy(&self, policy: &str) {
+        std::fs::write(self.config.policies.join("policy.yaml"), policy).unwrap();
     }
 
     pub fn proxy_url(&self) -> String {

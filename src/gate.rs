@@ -1,0 +1,243 @@
+//! The gate: where a classified request is decided (SPEC §5.3, §5.4, §7).
+//!
+//! Everything that may stop a request meets here, in data-flow order: the
+//! policy set in force is merged for the agent, the pure engine decides under
+//! the spend ledger's lock (so approvals reserve against caps atomically), and
+//! the outcome is either "forward, with this reservation" or leash's own
+//! answer in the vendor's shape. Nothing here sends anything upstream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+
+use crate::answer::Answer;
+use crate::intent::{Classification, Intent};
+use crate::policy::engine::{self, Context, Decision, SpendEvent, Subject};
+use crate::policy::live::LivePolicies;
+use crate::policy::model::Action;
+use crate::spend::{Reservation, SpendLedger};
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send it upstream; settle or release `reservation` by the answer.
+    Forward { reservation: Reservation },
+    /// Answer the agent with this; nothing goes upstream.
+    Refuse(Answer),
+}
+
+/// The gate's shared state.
+pub struct Gate {
+    pub policies: Arc<LivePolicies>,
+    pub ledger: Arc<SpendLedger>,
+    /// How long a held agent should wait before retrying (`Retry-After`).
+    pub retry_after: Duration,
+}
+
+impl Gate {
+    /// Decides a classified request. Safe requests pass without a decision;
+    /// spend, unknown and unreadable requests go through the policy.
+    pub fn decide(
+        &self,
+        agent: &str,
+        vendor: &str,
+        classification: &Classification,
+        intents: &[Intent],
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let subjects: Vec<Subject<'_>> = match classification {
+            Classification::Safe { .. } => {
+                return Outcome::Forward {
+                    reservation: Reservation::default(),
+                }
+            }
+            Classification::Spend(_) => intents.iter().map(Subject::Spend).collect(),
+            Classification::Unknown { operation, reason } => {
+                vec![Subject::Unknown { operation, reason }]
+            }
+            Classification::Unreadable { operation, reason } => {
+                vec![Subject::Unreadable { operation, reason }]
+            }
+        };
+        if subjects.is_empty() {
+            // A spend classification always carries intents; if it ever did
+            // not, there is nothing to evaluate and nothing may pass.
+            return Outcome::Refuse(held_answer(
+                "the request was read as a spend but carries no intent",
+                None,
+                &self.hold_id(),
+                self.retry_after,
+            ));
+        }
+
+        let set = self.policies.current();
+        let stack = set.merged_for(agent);
+        let decided = self.ledger.decide_and_reserve(now, |spent| {
+            let ctx = Context {
+                now,
+                spent,
+                fx: &set.fx,
+                registry: &set.registry,
+            };
+            let decisions = engine::decide_request(&stack, &subjects, &ctx);
+            let deciding = engine::most_severe(&decisions).and_then(|i| decisions.get(i).cloned());
+            let forward = deciding
+                .as_ref()
+                .is_some_and(|d| d.action == Action::AutoApprove || d.shadow);
+            let reserve = if forward {
+                intents.iter().filter_map(SpendEvent::of).collect()
+            } else {
+                Vec::new()
+            };
+            ((decisions, deciding), reserve)
+        });
+        let ((decisions, deciding), reservation) = match decided {
+            Ok(decided) => decided,
+            Err(error) => {
+                // Caps cannot be counted: fail closed.
+                tracing::error!(%error, agent, "spend ledger failed; request not forwarded");
+                return Outcome::Refuse(Answer::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "leash_unavailable",
+                    "error",
+                    "leash cannot record spend right now; the request was not forwarded",
+                ));
+            }
+        };
+        let Some(decision) = deciding else {
+            return Outcome::Refuse(held_answer(
+                "no decision could be made",
+                None,
+                &self.hold_id(),
+                self.retry_after,
+            ));
+        };
+        log_decision(
+            agent,
+            vendor,
+            classification,
+            intents,
+            &decisions,
+            &decision,
+            &set.hash,
+        );
+
+        if decision.shadow && decision.action != Action::AutoApprove {
+            tracing::warn!(
+                agent,
+                would_be = %decision.action,
+                rule = ?decision.deciding_rule,
+                "shadow mode: forwarding a request the policy would not approve"
+            );
+        }
+        if decision.action == Action::AutoApprove || decision.shadow {
+            return Outcome::Forward { reservation };
+        }
+        match decision.action {
+            Action::Reject => Outcome::Refuse(
+                Answer::new(
+                    StatusCode::FORBIDDEN,
+                    "leash_rejected",
+                    "rejected",
+                    format!("leash rejected this request: {}", decision.reason),
+                )
+                .with_rule(decision.deciding_rule),
+            ),
+            _ => Outcome::Refuse(held_answer(
+                &decision.reason,
+                Some(&decision),
+                &self.hold_id(),
+                self.retry_after,
+            )),
+        }
+    }
+
+    /// Settles (2xx) or releases (4xx/5xx) what a forwarded request reserved;
+    /// with no answer at all (`None`) the reservation stays: the money may
+    /// have moved.
+    pub fn upstream_answered(&self, reservation: &Reservation, status: Option<StatusCode>) {
+        if reservation.is_empty() {
+            return;
+        }
+        let result = match status {
+            Some(status) if status.is_success() => self.ledger.settle(reservation),
+            Some(status) if status.is_client_error() || status.is_server_error() => {
+                self.ledger.release(reservation)
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, ids = ?reservation.ids, "could not record the upstream outcome in the spend ledger");
+        }
+    }
+
+    fn hold_id(&self) -> String {
+        format!("hold_{}", uuid::Uuid::new_v4().simple())
+    }
+}
+
+/// The answer for a request that needs a human (SPEC §7): 403 `leash_held`
+/// naming who must approve and the hold id.
+fn held_answer(
+    reason: &str,
+    decision: Option<&Decision>,
+    hold_id: &str,
+    retry_after: Duration,
+) -> Answer {
+    let who = decision
+        .map(|d| {
+            let names: Vec<String> = d
+                .approvals
+                .iter()
+                .flat_map(|need| need.approvers.iter().cloned())
+                .collect();
+            if names.is_empty() {
+                "any approver".to_string()
+            } else {
+                names.join(", ")
+            }
+        })
+        .unwrap_or_else(|| "any approver".to_string());
+    Answer::new(
+        StatusCode::FORBIDDEN,
+        "leash_held",
+        "held",
+        format!("leash is holding this request for approval by {who} (hold {hold_id}): {reason}"),
+    )
+    .with_rule(decision.and_then(|d| d.deciding_rule))
+    .with_hold(hold_id.to_string(), retry_after.as_secs().max(1))
+}
+
+/// One structured line per decision (no bodies, no secrets).
+fn log_decision(
+    agent: &str,
+    vendor: &str,
+    classification: &Classification,
+    intents: &[Intent],
+    decisions: &[Decision],
+    decision: &Decision,
+    policy_hash: &str,
+) {
+    let amounts: Vec<String> = intents
+        .iter()
+        .filter_map(|i| i.amount.map(|m| m.to_string()))
+        .collect();
+    tracing::info!(
+        target: "leash::decision",
+        agent,
+        vendor,
+        class = classification.kind(),
+        operation = classification.operation(),
+        amounts = %amounts.join(", "),
+        decision = %decision.action,
+        rule = decision.deciding_rule.map(i64::from).unwrap_or(-1),
+        reason = %decision.reason,
+        shadow = decision.shadow,
+        shadow_action = %decision.shadow_action,
+        intents = decisions.len(),
+        policy_hash,
+        "decided"
+    );
+}
