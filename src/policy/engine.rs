@@ -2984,21 +2984,3 @@ mod tests {
         }
     }
 }
-
-/// Decides every subject of one request (placeholder until the engine lands).
-pub fn decide_request(
-    stack: &MergedStack,
-    subjects: &[Subject<'_>],
-    ctx: &Context<'_>,
-) -> Vec<Decision> {
-    subjects.iter().map(|s| decide(stack, *s, ctx)).collect()
-}
-
-/// The index of the decision that decides the request: the most severe.
-pub fn most_severe(decisions: &[Decision]) -> Option<usize> {
-    decisions
-        .iter()
-        .enumerate()
-        .max_by(|(ia, a), (ib, b)| a.action.cmp(&b.action).then(ib.cmp(ia)))
-        .map(|(i, _)| i)
-}
