@@ -361,7 +361,7 @@ async fn an_ip_literal_connect_is_intercepted_when_sni_names_a_vendor() {
     let request = http::Request::post("/v1/refunds")
         .header("host", "api.stripe.com")
         .body(Full::new(bytes::Bytes::from_static(
-            b"charge=ch_1&amount=500",
+            b"charge=ch_1&amount=500&currency=eur",
         )))
         .unwrap();
     let response = sender.send_request(request).await.unwrap();

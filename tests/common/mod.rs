@@ -183,7 +183,7 @@ agent: "*"
 currency: EUR
 default: AUTO_APPROVE
 unknown: AUTO_APPROVE
-unreadable: AUTO_APPROVE
+unreadable: REQUIRE_HUMAN
 rules: []
 "#;
 
