@@ -62,6 +62,9 @@ enum Command {
     /// system roots plus leash's CA) so tunnelled hosts keep verifying too.
     /// Use it as: eval "$(leash env --agent growth-agent)"
     Env(EnvArgs),
+    /// Check, test and describe policy stacks.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Show the decision and every rule's verdict for a described intent.
     ///
     /// Nothing is sent anywhere: the intent is decided against the policies
@@ -70,6 +73,31 @@ enum Command {
     ///   --operation payment_intent.create --amount 1800 --currency EUR
     ///   --at 2026-11-24T10:00:00+01:00 --spent 4200
     Explain(ExplainArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Validate every policy file; errors as file:line:column.
+    ///
+    /// Checks unknown keys, wrong types, unknown currencies, timezones and
+    /// approvers, and priorities that collide in any agent's merged stack.
+    /// Exits non-zero when any file has an error; warnings do not fail.
+    Check(PolicyDirArgs),
+    /// Run the policy tests in <policies>/tests/*.yaml.
+    ///
+    /// Each case gives an intent, a clock time and prior spend, and expects
+    /// an action and deciding rule (like `opa test`). Exits non-zero when a
+    /// case fails, printing every rule's verdict for it.
+    Test(PolicyDirArgs),
+    /// Print the JSON Schema of a policy file (for editors).
+    Schema,
+}
+
+#[derive(Args, Debug)]
+struct PolicyDirArgs {
+    /// The policies directory [default: policies: from the config]
+    #[arg(long, value_name = "DIR")]
+    policies: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -171,17 +199,67 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Env(args) => env(&config, args),
         Command::Explain(args) => explain(&config, args),
+        Command::Policy(PolicyCommand::Check(args)) => policy_check(&config, args),
+        Command::Policy(PolicyCommand::Test(args)) => policy_test(&config, args),
+        Command::Policy(PolicyCommand::Schema) => {
+            let schema = leash::policy::schema::policy_json_schema();
+            let text = serde_json::to_string_pretty(&schema)
+                .map_err(|e| format!("cannot render the schema: {e}"))?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 fn load_policies(config: &Config) -> Result<leash::policy::model::PolicySet, String> {
-    leash::policy::load::load_policy_set(&config.policies, config).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+    leash::policy::load::load_policy_set(&config.policies, config).map_err(join_errors)
+}
+
+fn policy_check(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String> {
+    let dir = args.policies.unwrap_or_else(|| config.policies.clone());
+    let check = leash::policy::load::check_dir(&dir, config);
+    for warning in &check.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for error in &check.errors {
+        eprintln!("error: {error}");
+    }
+    match &check.set {
+        Some(set) if check.ok() => {
+            println!(
+                "{}: {} stack file(s), {} test case(s), policy set {}",
+                dir.display(),
+                set.stacks.len(),
+                check.test_cases,
+                set.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!("{} error(s)", check.errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn policy_test(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String> {
+    let dir = args.policies.unwrap_or_else(|| config.policies.clone());
+    let set = leash::policy::load::load_policy_set(&dir, config).map_err(join_errors)?;
+    let report = leash::policy::testing::run_tests(&set, &dir).map_err(join_errors)?;
+    print!("{report}");
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
+}
+
+fn join_errors(errors: Vec<leash::yaml::YamlError>) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode, String> {

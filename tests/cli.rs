@@ -142,3 +142,103 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut out).unwrap();
     out
 }
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn policy_test_passes_on_the_default_policies_and_all_six_example_stacks() {
+    let output = leash(repo(), &["policy", "test"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    for stack in [
+        "growth-agent",
+        "ops-agent",
+        "cs-agent",
+        "treasury-agent",
+        "procurement-agent",
+        "payout-agent",
+    ] {
+        let config = format!("policies/examples/{stack}/config/leash.yaml");
+        let output = leash(repo(), &["policy", "test", "--config", &config]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stack}: {stdout}{}",
+            stderr(&output)
+        );
+        assert!(stdout.contains(" 0 failed"), "{stack}: {stdout}");
+        let check = leash(repo(), &["policy", "check", "--config", &config]);
+        assert!(check.status.success(), "{stack}: {}", stderr(&check));
+    }
+}
+
+#[test]
+fn policy_check_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("growth.yaml"),
+        "agent: growth-agent\ncurrency: EUR\nrules:\n  - priority: 10\n    type: DAILY_CAP\n    action: REJECT\n    limitt: 5000\n",
+    )
+    .unwrap();
+    let output = leash(dir.path(), &["policy", "check"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("growth.yaml:7:5"), "{err}");
+    assert!(err.contains("limitt"), "{err}");
+}
+
+#[test]
+fn explain_prints_the_decision_and_every_verdict() {
+    let output = leash(
+        repo(),
+        &[
+            "explain",
+            "--agent",
+            "growth-agent",
+            "--amount",
+            "900",
+            "--currency",
+            "EUR",
+            "--at",
+            "2026-11-24T10:00:00+01:00",
+            "--spent",
+            "4200",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr(&output));
+    assert!(stdout.contains("decision: REJECT (rule 10)"), "{stdout}");
+    assert!(
+        stdout.contains("spent 4,200.00 + 900.00 > 5,000.00 EUR"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("AMOUNT_THRESHOLD"),
+        "every rule is listed: {stdout}"
+    );
+}
+
+#[test]
+fn policy_schema_is_json_naming_every_rule_type() {
+    let output = leash(repo(), &["policy", "schema"]);
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = schema.to_string();
+    for name in [
+        "AMOUNT_THRESHOLD",
+        "DAILY_CAP",
+        "BENEFICIARY_WHITELIST",
+        "TIME_WINDOW",
+        "AGENT_SCOPE",
+        "CATEGORY_BLOCKLIST",
+    ] {
+        assert!(text.contains(name), "{name}");
+    }
+}

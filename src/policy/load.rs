@@ -468,7 +468,6 @@ impl<'c> Loader<'c> {
         }
         self.check_agents();
         self.check_priorities();
-        self.check_merged_settings();
         self.check_tags();
     }
 
@@ -1584,47 +1583,6 @@ impl<'c> Loader<'c> {
             }
         }
         self.errors.extend(errors);
-    }
-
-    /// The merged stack takes the strictest `default`/`unknown`/`unreadable`
-    /// of the enforcing stacks (see `PolicySet::merged_for`), so an agent's
-    /// stack cannot loosen what `*` sets; writing it anyway is a warning.
-    fn check_merged_settings(&mut self) {
-        let Some((all_file, all)) = self
-            .stacks
-            .iter()
-            .filter_map(|p| Some((&p.file, p.stack.as_ref()?)))
-            .find(|(_, s)| s.agent == AgentSelector::All && s.mode == Mode::Enforce)
-        else {
-            return;
-        };
-        let mut warnings = Vec::new();
-        for parsed in &self.stacks {
-            let Some(stack) = &parsed.stack else {
-                continue;
-            };
-            if stack.agent == AgentSelector::All || stack.mode != Mode::Enforce {
-                continue;
-            }
-            for (key, action) in &parsed.meta.written_actions {
-                let star = match *key {
-                    "default" => all.default,
-                    "unknown" => all.unknown,
-                    _ => all.unreadable,
-                };
-                if star > *action {
-                    let src = parsed.src();
-                    warnings.push(src.at_value(
-                        &Loc::root().key(key),
-                        &format!(
-                            "has no effect: the `*` stack ({}) says {key}: {star}, and the merged stack keeps the stricter of the two",
-                            all_file.display()
-                        ),
-                    ));
-                }
-            }
-        }
-        self.warnings.extend(warnings);
     }
 
     /// A tag that no beneficiary has makes `require_tags` refuse everyone,

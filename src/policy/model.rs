@@ -306,9 +306,8 @@ pub struct MergedStack {
     pub agent: String,
     /// Rules of both stacks, sorted by priority (unique, checked at load).
     pub rules: Vec<Arc<Rule>>,
-    /// The most severe `default` of the enforcing stacks that apply (fail
-    /// closed when the agent's stack and `*` disagree); REQUIRE_HUMAN when
-    /// no stack applies.
+    /// The agent's own stack's `default`, else the `*` stack's;
+    /// REQUIRE_HUMAN when no stack applies.
     pub default: Action,
     pub unknown: Action,
     pub unreadable: Action,
@@ -322,9 +321,13 @@ pub struct MergedStack {
 impl PolicySet {
     /// The merged stack for `agent` (SPEC §5.3.1).
     ///
-    /// Stack-level settings combine toward the stricter: the most severe
-    /// `default`/`unknown`/`unreadable` among enforcing stacks. A `shadow`
-    /// stack contributes its rules as shadow rules only.
+    /// Rules of both stacks are merged. Stack-level settings (`default`,
+    /// `unknown`, `unreadable`) come from the agent's own stack when it has
+    /// an enforcing one, else from an enforcing `*`, else (everything in
+    /// shadow) from the agent's own: the `*` stack exists to add rules for everyone
+    /// (a cap, a blocklist), and its defaults must not override what an
+    /// agent's owners wrote for it. A `shadow` stack contributes its rules as
+    /// shadow rules only.
     pub fn merged_for(&self, agent: &str) -> MergedStack {
         let applying: Vec<&Stack> = self
             .stacks
@@ -334,22 +337,20 @@ impl PolicySet {
                 AgentSelector::Named(name) => name == agent,
             })
             .collect();
-        let enforcing: Vec<&&Stack> = applying
+        // Enforcing stacks first (a shadow stack enforces nothing, not even
+        // its default), the agent's own before `*`.
+        let own = applying
             .iter()
             .filter(|s| s.mode == Mode::Enforce)
-            .collect();
-        let strictest = |pick: fn(&Stack) -> Action| {
-            let source: Vec<&Stack> = if enforcing.is_empty() {
-                applying.clone()
-            } else {
-                enforcing.iter().map(|s| **s).collect()
-            };
-            source
-                .into_iter()
-                .map(pick)
-                .max()
-                .unwrap_or(Action::RequireHuman)
-        };
+            .min_by_key(|s| matches!(s.agent, AgentSelector::All))
+            .or_else(|| {
+                applying
+                    .iter()
+                    .min_by_key(|s| matches!(s.agent, AgentSelector::All))
+            });
+        let setting =
+            |pick: fn(&Stack) -> Action| own.map(|s| pick(s)).unwrap_or(Action::RequireHuman);
+        let all_shadow = applying.iter().all(|s| s.mode == Mode::Shadow);
         let mut rules: Vec<Arc<Rule>> = applying
             .iter()
             .flat_map(|s| s.rules.iter().cloned())
@@ -358,10 +359,10 @@ impl PolicySet {
         MergedStack {
             agent: agent.to_string(),
             rules,
-            default: strictest(|s| s.default),
-            unknown: strictest(|s| s.unknown),
-            unreadable: strictest(|s| s.unreadable),
-            shadow: !applying.is_empty() && enforcing.is_empty(),
+            default: setting(|s| s.default),
+            unknown: setting(|s| s.unknown),
+            unreadable: setting(|s| s.unreadable),
+            shadow: !applying.is_empty() && all_shadow,
             covered: !applying.is_empty(),
         }
     }
