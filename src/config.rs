@@ -98,6 +98,8 @@ pub struct Config {
     pub notify: Vec<NotifyTarget>,
     /// APIs described in YAML instead of code (SPEC §4.4).
     pub custom_vendors: Vec<CustomVendor>,
+    /// How often the audit chain's head is signed (SPEC §8).
+    pub audit: AuditConfig,
     /// The file this was read from; `None` when running on defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -122,7 +124,28 @@ impl Default for Config {
             approvers: Approvers::default(),
             notify: Vec::new(),
             custom_vendors: Vec::new(),
+            audit: AuditConfig::default(),
             source: None,
+        }
+    }
+}
+
+/// Signed checkpoints of the audit chain: after `checkpoint_every` entries or
+/// `checkpoint_interval`, whichever comes first (when there is anything new
+/// to sign). The signing key lives beside the CA key (`leash-audit.key`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    pub checkpoint_every: u64,
+    #[serde(deserialize_with = "nonzero_duration")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
         }
     }
 }
