@@ -12,7 +12,9 @@
 //!    says itself.
 //!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
-//! [`admin`] serves the admin API.
+//! [`admin`] serves the admin API. [`notify`] signs the webhooks and builds
+//! the Slack messages that tell approvers about holds, and verifies Slack's
+//! button clicks.
 
 pub mod admin;
 pub mod answer;
@@ -24,6 +26,7 @@ pub mod gate;
 pub mod identity;
 pub mod intent;
 pub mod money;
+pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod server;
