@@ -11,11 +11,14 @@
 //! 4. [`upstream`] forwards what was allowed, and [`answer`] shapes what leash
 //!    says itself.
 //!
+//! Every decision is written first to the tamper-evident [`audit`] chain.
+//!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
 //! [`admin`] serves the admin API.
 
 pub mod admin;
 pub mod answer;
+pub mod audit;
 pub mod body;
 pub mod ca;
 pub mod config;
