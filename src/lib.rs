@@ -11,6 +11,8 @@
 //! 4. [`upstream`] forwards what was allowed, and [`answer`] shapes what leash
 //!    says itself.
 //!
+//! Every decision is written first to the tamper-evident [`audit`] chain.
+//!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
 //! [`admin`] serves the admin API. [`notify`] signs the webhooks and builds
 //! the Slack messages that tell approvers about holds, and verifies Slack's
@@ -18,6 +20,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod audit;
 pub mod body;
 pub mod ca;
 pub mod config;

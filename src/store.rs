@@ -4,7 +4,9 @@
 //! tree. (sled 0.34 is the last stable release; keeping it here makes a later
 //! swap one module's work.)
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Why the database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,7 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    claims: Arc<Mutex<HashSet<&'static str>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -43,7 +46,10 @@ impl Store {
                 path: data_dir.to_path_buf(),
                 source,
             })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            claims: Arc::default(),
+        })
     }
 
     /// A named tree (created on first use).
@@ -60,5 +66,60 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Claims `name` for one owner in this process, until the returned
+    /// [`Claim`] is dropped; `None` if someone holds it.
+    ///
+    /// sled keeps other processes out of the database, but clones of one
+    /// `Store` share it freely. Some parts need a single writer — two audit
+    /// logs on one database would hand out the same sequence numbers and
+    /// fork the chain — and claim their tree here.
+    pub fn claim(&self, name: &'static str) -> Option<Claim> {
+        let mut claims = self.claims.lock().unwrap_or_else(|p| p.into_inner());
+        claims.insert(name).then(|| Claim {
+            name,
+            claims: Arc::clone(&self.claims),
+        })
+    }
+
+    /// Inserts every `(key, value)` pair into `tree` as one atomic batch:
+    /// after a crash either all of them are there or none is.
+    ///
+    /// The audit chain relies on this: a group of entries written together
+    /// must never leave a gap, so a recovered chain always ends at the last
+    /// whole group. (Durability still needs [`Store::flush`].)
+    pub fn insert_batch(
+        &self,
+        tree: &sled::Tree,
+        items: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in items {
+            batch.insert(key, value);
+        }
+        tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+/// An exclusive claim on part of the database (see [`Store::claim`]).
+pub struct Claim {
+    name: &'static str,
+    claims: Arc<Mutex<HashSet<&'static str>>>,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Claim").field(&self.name).finish()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.claims
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.name);
     }
 }

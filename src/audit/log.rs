@@ -1,0 +1,855 @@
+//! The writing side: one writer thread, grouped durable appends, recovery,
+//! and the checkpoint schedule.
+//!
+//! SPEC §8 makes the audit log write-ahead: a decision must be on disk
+//! before the request goes upstream. An fsync per request would serialise
+//! the proxy behind the disk, so appends are grouped, like a database's
+//! group commit: callers queue their entries; a single writer thread takes
+//! everything queued, gives the entries consecutive sequence numbers, writes
+//! them as one atomic sled batch, flushes once, and only then answers every
+//! caller. While it flushes, the next group queues up, so the number of
+//! flushes per second stays constant and the group grows with the load.
+//!
+//! The writer is a plain OS thread rather than a tokio task: a flush blocks
+//! on the disk, and that must not stall a runtime worker that is serving
+//! agents. [`AuditLog::append`] is an ordinary future and works in any
+//! executor; [`AuditLog::append_blocking`] serves CLI tools without one.
+//!
+//! Failure is sticky. If a write or a flush fails, nobody knows which
+//! entries reached the disk, so no further sequence number can be handed out
+//! safely: every waiting caller gets the error, later appends fail at once,
+//! and [`AuditLog::is_healthy`] turns false. The request path refuses to
+//! forward (fail closed) and `/healthz` reports why; a restart resumes from
+//! what is durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::checkpoint::{parse_checkpoint_file, write_note, Checkpoint, PublicKey, SigningKey};
+use super::entry::{
+    format_at, key, parse_hash, seq_of_key, Hash, Kind, NewEntry, Prepared, GENESIS,
+};
+use super::{AuditError, TREE};
+use crate::store::Store;
+
+/// At most this many entries go into one batch, to bound the latency of the
+/// callers at the front of a very long queue.
+const MAX_GROUP: usize = 8192;
+
+/// When the log signs its head (SPEC §8: "on a schedule").
+///
+/// A checkpoint is written after `every_entries` new entries, or `every`
+/// after the first entry it does not cover yet — whichever comes first — so
+/// an idle log writes none, and no entry stays unsigned longer than `every`.
+/// Zero disables a trigger. Dropping the last [`AuditLog`] handle also
+/// checkpoints whatever is not covered yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    pub every_entries: u64,
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    /// 1000 entries or 10 seconds: a checkpoint costs one signature and one
+    /// small entry, and the last unsigned stretch of the chain — the part a
+    /// truncation can remove undetected — stays short.
+    fn default() -> Self {
+        Self {
+            every_entries: 1000,
+            every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where an appended entry landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence number (`X-Leash-Audit-Seq`).
+    pub seq: u64,
+    /// Its hash, 64 lowercase hex digits.
+    pub hash: String,
+}
+
+/// A handle to the audit log. Cheap to clone; all clones share one writer.
+///
+/// Dropping the last handle flushes a final checkpoint and waits for the
+/// writer thread to finish (so the database can be reopened right away).
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("entries", &self.entries())
+            .field("healthy", &self.is_healthy())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    tx: Option<mpsc::Sender<Msg>>,
+    shared: Arc<Shared>,
+    public_key: PublicKey,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue tells the writer to checkpoint and stop.
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the handles and the writer both see.
+#[derive(Default)]
+struct Shared {
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    latest: Mutex<Option<Checkpoint>>,
+    /// The number of entries in the chain (the next sequence number).
+    entries: AtomicU64,
+    #[cfg(test)]
+    fail_writes: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "the audit log failed; it refuses every entry until leash restarts");
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(reason);
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed_error(&self) -> AuditError {
+        AuditError::Failed(
+            self.failure()
+                .unwrap_or_else(|| "the audit writer has stopped".to_string()),
+        )
+    }
+}
+
+enum Msg {
+    Append(Prepared, Reply<Result<Appended, AuditError>>),
+    Checkpoint(Reply<Result<Option<Checkpoint>, AuditError>>),
+}
+
+/// Where the writer sends an answer: an awaiting future or a blocked thread.
+enum Reply<T> {
+    Async(oneshot::Sender<T>),
+    Blocking(mpsc::SyncSender<T>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, value: T) {
+        // A caller that went away (its future dropped) no longer needs the
+        // answer; its entry is written regardless.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(value);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(value);
+            }
+        }
+    }
+}
+
+impl AuditLog {
+    /// Opens the chain in `store` (tree `audit`) and starts its writer.
+    ///
+    /// - `signing_key_path` is the Ed25519 checkpoint key (conventionally
+    ///   `certs/leash-audit.key`, beside the CA key); it is created on first
+    ///   open with mode 0600, with its public half beside it
+    ///   ([`public_key_path`](super::public_key_path)), and never overwritten.
+    /// - `checkpoint_file` is the off-box note (`data_dir/checkpoint`),
+    ///   rewritten after every checkpoint.
+    ///
+    /// The chain resumes after its last durable entry. Before writing
+    /// anything, the note is compared with the chain: if it covers an entry
+    /// the chain no longer has, or the chain has a different hash there,
+    /// entries were cut or rewritten since, and opening fails rather than
+    /// writing a fork over the evidence.
+    ///
+    /// Starts one OS thread; needs no async runtime (appends are futures
+    /// that any executor can poll).
+    pub fn open(
+        store: &Store,
+        signing_key_path: &Path,
+        checkpoint: CheckpointPolicy,
+        checkpoint_file: PathBuf,
+    ) -> Result<AuditLog, AuditError> {
+        let claim = store.claim(TREE).ok_or(AuditError::AlreadyOpen)?;
+        let key = SigningKey::load_or_create(signing_key_path)?;
+        let tree = store.tree(TREE)?;
+        let resume = Resume::read(&tree)?;
+        check_note_against_chain(&checkpoint_file, &tree, resume.next_seq)?;
+        if let Some(latest) = &resume.latest {
+            if latest.key_id != key.public().key_id() {
+                tracing::warn!(
+                    previous = %latest.key_id,
+                    current = %key.public().key_id(),
+                    "the audit signing key changed since the last checkpoint; verify older checkpoints with the previous public key"
+                );
+            }
+            let current = std::fs::read_to_string(&checkpoint_file)
+                .ok()
+                .and_then(|t| parse_checkpoint_file(&t).ok());
+            if current.as_ref() != Some(latest) {
+                write_note(&checkpoint_file, latest)?;
+            }
+        }
+
+        let shared = Arc::new(Shared::default());
+        shared.entries.store(resume.next_seq, Ordering::SeqCst);
+        *shared.latest.lock().unwrap_or_else(|p| p.into_inner()) = resume.latest.clone();
+        let public_key = key.public();
+        let writer = Writer {
+            store: store.clone(),
+            tree,
+            key,
+            policy: checkpoint,
+            note_path: checkpoint_file,
+            next_seq: resume.next_seq,
+            head: resume.head,
+            uncovered: resume.uncovered,
+            uncovered_since: (resume.uncovered > 0).then(Instant::now),
+            shared: Arc::clone(&shared),
+            _claim: claim,
+        };
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("leash-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(AuditError::Thread)?;
+        tracing::info!(
+            entries = resume.next_seq,
+            key_id = %public_key.key_id(),
+            "audit chain open"
+        );
+        Ok(AuditLog {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                shared,
+                public_key,
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    /// Appends `entry` and returns once it is durable on disk, with its
+    /// sequence number and hash.
+    ///
+    /// Fails without waiting when the entry is invalid (a float, a
+    /// `checkpoint` kind) or the log has failed. Dropping the future after
+    /// the entry was queued does not withdraw it.
+    pub async fn append(&self, entry: NewEntry) -> Result<Appended, AuditError> {
+        let prepared = self.prepare(entry)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Append(prepared, Reply::Async(tx)))?;
+        rx.await
+            .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// [`append`](Self::append) for threads outside an async runtime (CLI
+    /// tools). Blocks the calling thread until the entry is durable.
+    pub fn append_blocking(&self, entry: NewEntry) -> Result<Appended, AuditError> {
+        let prepared = self.prepare(entry)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Msg::Append(prepared, Reply::Blocking(tx)))?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// Signs the current head now (if any entry is not covered yet) and
+    /// returns the checkpoint covering the head, if the chain has one. For
+    /// shutdown paths and tests; the schedule does this on its own.
+    pub async fn checkpoint_now(&self) -> Result<Option<Checkpoint>, AuditError> {
+        self.check_healthy()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Checkpoint(Reply::Async(tx)))?;
+        rx.await
+            .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// Whether the log accepts entries. False for good once a write failed.
+    pub fn is_healthy(&self) -> bool {
+        !self.inner.shared.failed.load(Ordering::SeqCst)
+    }
+
+    /// Why the log failed, for `/healthz`.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.shared.failure()
+    }
+
+    /// The latest signed checkpoint (webhooks carry it off-box).
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.inner
+            .shared
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The number of entries in the chain, checkpoints included.
+    pub fn entries(&self) -> u64 {
+        self.inner.shared.entries.load(Ordering::SeqCst)
+    }
+
+    /// The key checkpoints are signed with.
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.public_key
+    }
+
+    fn check_healthy(&self) -> Result<(), AuditError> {
+        if self.is_healthy() {
+            Ok(())
+        } else {
+            Err(self.inner.shared.failed_error())
+        }
+    }
+
+    fn prepare(&self, entry: NewEntry) -> Result<Prepared, AuditError> {
+        self.check_healthy()?;
+        Prepared::new(entry)
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), AuditError> {
+        let sent = match &self.inner.tx {
+            Some(tx) => tx.send(msg).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            self.inner
+                .shared
+                .fail("the audit writer has stopped".to_string());
+            Err(self.inner.shared.failed_error())
+        }
+    }
+
+    /// Makes every later write fail, as a full disk would.
+    #[cfg(test)]
+    pub(crate) fn inject_write_failure(&self) {
+        self.inner.shared.fail_writes.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Where the chain ends, read back at open.
+struct Resume {
+    next_seq: u64,
+    head: Hash,
+    /// Entries after the last checkpoint entry.
+    uncovered: u64,
+    latest: Option<Checkpoint>,
+}
+
+/// The few members recovery reads from an entry.
+#[derive(Deserialize)]
+struct Stored {
+    seq: u64,
+    kind: String,
+    hash: String,
+    #[serde(default)]
+    details: Value,
+}
+
+impl Resume {
+    fn read(tree: &sled::Tree) -> Result<Self, AuditError> {
+        let Some((k, v)) = tree.last().map_err(crate::store::StoreError::from)? else {
+            return Ok(Self {
+                next_seq: 0,
+                head: GENESIS,
+                uncovered: 0,
+                latest: None,
+            });
+        };
+        let corrupt = |seq: u64, reason: String| AuditError::Corrupt { seq, reason };
+        let seq = seq_of_key(&k).ok_or_else(|| {
+            corrupt(
+                0,
+                format!(
+                    "the last key in the audit tree ({}) is not a sequence number",
+                    hex::encode(&k)
+                ),
+            )
+        })?;
+        let last: Stored = serde_json::from_slice(&v).map_err(|e| {
+            corrupt(
+                seq,
+                format!("the last entry is unreadable ({e}), so the chain cannot continue after it; run `leash audit verify`"),
+            )
+        })?;
+        if last.seq != seq {
+            return Err(corrupt(
+                seq,
+                format!(
+                    "the last entry says it is entry {}; run `leash audit verify`",
+                    last.seq
+                ),
+            ));
+        }
+        let head = parse_hash(&last.hash).ok_or_else(|| {
+            corrupt(
+                seq,
+                "the last entry's hash is not 64 lowercase hex digits".into(),
+            )
+        })?;
+        let next_seq = seq
+            .checked_add(1)
+            .ok_or_else(|| corrupt(seq, "the chain is full".into()))?;
+
+        // Find the last checkpoint, counting the entries after it. Anything
+        // unreadable on the way is left to `verify` to report.
+        let mut uncovered = 0;
+        let mut latest = None;
+        for item in tree.iter().rev() {
+            let (_, value) = item.map_err(crate::store::StoreError::from)?;
+            let Ok(entry) = serde_json::from_slice::<Stored>(&value) else {
+                uncovered += 1;
+                continue;
+            };
+            if entry.kind == Kind::Checkpoint.as_str() {
+                latest = entry
+                    .details
+                    .get("checkpoint")
+                    .and_then(|c| serde_json::from_value::<Checkpoint>(c.clone()).ok());
+                if latest.is_none() {
+                    tracing::warn!(seq = entry.seq, "checkpoint entry is unreadable");
+                }
+                break;
+            }
+            uncovered += 1;
+        }
+        Ok(Self {
+            next_seq,
+            head,
+            uncovered,
+            latest,
+        })
+    }
+}
+
+/// Refuses to continue a chain that lost or changed entries the last note
+/// vouched for (see [`AuditLog::open`]).
+fn check_note_against_chain(
+    note_path: &Path,
+    tree: &sled::Tree,
+    next_seq: u64,
+) -> Result<(), AuditError> {
+    let text = match std::fs::read_to_string(note_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(AuditError::Io {
+                path: note_path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let note = match parse_checkpoint_file(&text) {
+        Ok(note) => note,
+        Err(error) => {
+            tracing::warn!(path = %note_path.display(), %error, "unreadable checkpoint note; it will be rewritten at the next checkpoint");
+            return Ok(());
+        }
+    };
+    if note.seq >= next_seq {
+        return Err(AuditError::Truncated {
+            note: note_path.to_path_buf(),
+            checkpoint_seq: note.seq,
+            entries: next_seq,
+        });
+    }
+    let found = tree
+        .get(key(note.seq))
+        .map_err(crate::store::StoreError::from)?
+        .and_then(|v| serde_json::from_slice::<Stored>(&v).ok())
+        .map(|s| s.hash);
+    if found.as_deref() != Some(note.hash.as_str()) {
+        return Err(AuditError::Diverged {
+            note: note_path.to_path_buf(),
+            seq: note.seq,
+            expected: note.hash,
+            found: found.unwrap_or_else(|| "an unreadable entry".into()),
+        });
+    }
+    Ok(())
+}
+
+/// The writer thread's state: the only place sequence numbers are assigned.
+struct Writer {
+    store: Store,
+    tree: sled::Tree,
+    key: SigningKey,
+    policy: CheckpointPolicy,
+    note_path: PathBuf,
+    next_seq: u64,
+    head: Hash,
+    /// Entries (not checkpoints) written since the last checkpoint.
+    uncovered: u64,
+    /// When the oldest of those was written.
+    uncovered_since: Option<Instant>,
+    shared: Arc<Shared>,
+    /// This writer is the chain's only one while it runs.
+    _claim: crate::store::Claim,
+}
+
+/// Marks the log failed if the writer thread unwinds, so that callers get
+/// an error and `/healthz` a reason instead of a silent hang.
+struct PanicGuard(Arc<Shared>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("the audit writer crashed".to_string());
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let _guard = PanicGuard(Arc::clone(&self.shared));
+        loop {
+            let first = match self.time_to_checkpoint() {
+                Some(wait) => match rx.recv_timeout(wait) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.scheduled_checkpoint();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(msg) => group.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.write_group(group);
+        }
+        // Every handle is gone: sign what is not signed yet, so a clean
+        // shutdown leaves the whole chain covered.
+        if !self.shared.failed.load(Ordering::SeqCst) && self.uncovered > 0 {
+            if let Err(reason) = self.commit(&[], true) {
+                tracing::error!(%reason, "final audit checkpoint failed");
+            }
+        }
+    }
+
+    /// How long until the time trigger fires; `None` when it cannot.
+    fn time_to_checkpoint(&self) -> Option<Duration> {
+        if self.policy.every.is_zero() || self.shared.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+        let since = self.uncovered_since?;
+        Some(self.policy.every.saturating_sub(since.elapsed()))
+    }
+
+    fn scheduled_checkpoint(&mut self) {
+        if self.uncovered > 0 && !self.shared.failed.load(Ordering::SeqCst) {
+            // A failure is recorded in `Shared`; nobody waits for this one.
+            let _ = self.commit(&[], true);
+        }
+    }
+
+    fn write_group(&mut self, group: Vec<Msg>) {
+        let mut entries = Vec::with_capacity(group.len());
+        let mut entry_replies = Vec::with_capacity(group.len());
+        let mut checkpoint_replies = Vec::new();
+        for msg in group {
+            match msg {
+                Msg::Append(prepared, reply) => {
+                    entries.push(prepared);
+                    entry_replies.push(reply);
+                }
+                Msg::Checkpoint(reply) => checkpoint_replies.push(reply),
+            }
+        }
+        if self.shared.failed.load(Ordering::SeqCst) {
+            for reply in entry_replies {
+                reply.send(Err(self.shared.failed_error()));
+            }
+            for reply in checkpoint_replies {
+                reply.send(Err(self.shared.failed_error()));
+            }
+            return;
+        }
+        let forced = !checkpoint_replies.is_empty();
+        match self.commit(&entries, forced) {
+            Ok(appended) => {
+                for (reply, appended) in entry_replies.into_iter().zip(appended) {
+                    reply.send(Ok(appended));
+                }
+                let latest = self
+                    .shared
+                    .latest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                for reply in checkpoint_replies {
+                    reply.send(Ok(latest.clone()));
+                }
+            }
+            Err(reason) => {
+                for reply in entry_replies {
+                    reply.send(Err(AuditError::Failed(reason.clone())));
+                }
+                for reply in checkpoint_replies {
+                    reply.send(Err(AuditError::Failed(reason.clone())));
+                }
+            }
+        }
+    }
+
+    /// Chains `entries` after the head, adds a checkpoint entry when one is
+    /// due (or `force`d and something is uncovered), writes it all as one
+    /// batch and flushes. The in-memory head moves only once the batch is
+    /// durable; on any error the log is marked failed.
+    fn commit(&mut self, entries: &[Prepared], force: bool) -> Result<Vec<Appended>, String> {
+        self.try_commit(entries, force).inspect_err(|reason| {
+            self.shared.fail(reason.clone());
+        })
+    }
+
+    fn try_commit(&mut self, entries: &[Prepared], force: bool) -> Result<Vec<Appended>, String> {
+        // One timestamp per group: the wall clock when it was written. The
+        // chain's order is `seq`; `at` is what the clock said, unadjusted,
+        // so a clock that jumped shows up as such instead of being smoothed
+        // over (or dragging every later entry into the future).
+        let at = format_at(Utc::now());
+        let mut seq = self.next_seq;
+        let mut head = self.head;
+        let mut items = Vec::with_capacity(entries.len() + 1);
+        let mut appended = Vec::with_capacity(entries.len());
+        for prepared in entries {
+            let (hash, bytes) = prepared.seal(seq, &at, &head);
+            items.push((key(seq).to_vec(), bytes));
+            appended.push(Appended {
+                seq,
+                hash: hex::encode(hash),
+            });
+            head = hash;
+            seq = seq.checked_add(1).ok_or("the audit chain is full")?;
+        }
+
+        let added = u64::try_from(entries.len()).unwrap_or(u64::MAX);
+        let uncovered = self.uncovered.saturating_add(added);
+        let uncovered_since = match self.uncovered_since {
+            Some(since) => Some(since),
+            None if added > 0 => Some(Instant::now()),
+            None => None,
+        };
+        let due = uncovered > 0
+            && (force
+                || (self.policy.every_entries > 0 && uncovered >= self.policy.every_entries)
+                || (!self.policy.every.is_zero()
+                    && uncovered_since.is_some_and(|s| s.elapsed() >= self.policy.every)));
+        let checkpoint = if due {
+            // `seq - 1` is the head: `uncovered > 0` means there is one.
+            let signed = Checkpoint::sign(&self.key, seq.saturating_sub(1), &head, at.clone());
+            let details = serde_json::json!({ "checkpoint": signed });
+            let prepared = Prepared::checkpoint(&details).map_err(|e| e.to_string())?;
+            let (hash, bytes) = prepared.seal(seq, &at, &head);
+            items.push((key(seq).to_vec(), bytes));
+            head = hash;
+            seq = seq.checked_add(1).ok_or("the audit chain is full")?;
+            Some(signed)
+        } else {
+            None
+        };
+        if items.is_empty() {
+            return Ok(appended);
+        }
+
+        self.write(items)?;
+        self.next_seq = seq;
+        self.head = head;
+        self.shared.entries.store(seq, Ordering::SeqCst);
+        match checkpoint {
+            Some(signed) => {
+                self.uncovered = 0;
+                self.uncovered_since = None;
+                // The note follows the durable chain, never leads it. If it
+                // cannot be written the chain is still sound (and the note is
+                // rewritten on the next checkpoint or open), so this is not a
+                // reason to stop forwarding.
+                if let Err(error) = write_note(&self.note_path, &signed) {
+                    tracing::error!(%error, "cannot write the audit checkpoint note");
+                }
+                *self.shared.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(signed);
+            }
+            None => {
+                self.uncovered = uncovered;
+                self.uncovered_since = uncovered_since;
+            }
+        }
+        Ok(appended)
+    }
+
+    fn write(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        #[cfg(test)]
+        if self.shared.fail_writes.load(Ordering::SeqCst) {
+            return Err("audit write failed: injected disk failure".to_string());
+        }
+        self.store
+            .insert_batch(&self.tree, items)
+            .map_err(|e| format!("audit write failed: {e}"))?;
+        self.store
+            .flush()
+            .map_err(|e| format!("audit flush failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn open(dir: &Path, policy: CheckpointPolicy) -> (Store, AuditLog) {
+        let store = Store::open(&dir.join("data")).unwrap();
+        let log = AuditLog::open(
+            &store,
+            &dir.join("certs/leash-audit.key"),
+            policy,
+            dir.join("data/checkpoint"),
+        )
+        .unwrap();
+        (store, log)
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_every_waiter_and_then_fails_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, log) = open(dir.path(), CheckpointPolicy::default());
+        log.append(NewEntry::started(json!({}))).await.unwrap();
+        assert!(log.is_healthy());
+
+        log.inject_write_failure();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.append(NewEntry::outcome(format!("agent-{i}"), Some(200)))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let err = task.await.unwrap().unwrap_err();
+            assert!(matches!(err, AuditError::Failed(_)), "{err}");
+        }
+        assert!(!log.is_healthy());
+        assert!(log.failure().unwrap().contains("injected disk failure"));
+        let err = log
+            .append_blocking(NewEntry::outcome("a", None))
+            .unwrap_err();
+        assert!(err.to_string().contains("injected disk failure"), "{err}");
+        assert_eq!(log.entries(), 1);
+    }
+
+    #[test]
+    fn one_database_has_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = open(dir.path(), CheckpointPolicy::default());
+        let second = AuditLog::open(
+            &store,
+            &dir.path().join("certs/leash-audit.key"),
+            CheckpointPolicy::default(),
+            dir.path().join("data/checkpoint"),
+        );
+        assert!(matches!(second, Err(AuditError::AlreadyOpen)));
+        drop(log);
+        let again = AuditLog::open(
+            &store,
+            &dir.path().join("certs/leash-audit.key"),
+            CheckpointPolicy::default(),
+            dir.path().join("data/checkpoint"),
+        );
+        assert!(again.is_ok());
+    }
+
+    #[tokio::test]
+    async fn invalid_entries_are_refused_without_failing_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, log) = open(dir.path(), CheckpointPolicy::default());
+        let err = log
+            .append(NewEntry::started(json!({"rate": 0.92})))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuditError::Invalid(_)), "{err}");
+        assert!(log.append(NewEntry::new(Kind::Checkpoint)).await.is_err());
+        assert!(log.is_healthy());
+        assert_eq!(
+            log.append(NewEntry::started(json!({}))).await.unwrap().seq,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn checkpoints_follow_the_entry_and_time_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = CheckpointPolicy {
+            every_entries: 3,
+            every: Duration::from_millis(100),
+        };
+        let (_store, log) = open(dir.path(), policy);
+        for _ in 0..3 {
+            log.append(NewEntry::outcome("a", Some(200))).await.unwrap();
+        }
+        // Entries 0..=2, then the checkpoint entry 3 signing entry 2.
+        let cp = log.latest_checkpoint().unwrap();
+        assert_eq!(cp.seq, 2);
+        assert_eq!(log.entries(), 4);
+
+        let last = log.append(NewEntry::outcome("a", Some(201))).await.unwrap();
+        assert_eq!(last.seq, 4);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let cp = log.latest_checkpoint().unwrap();
+        assert_eq!((cp.seq, cp.hash.as_str()), (4, last.hash.as_str()));
+        assert!(cp.verify_signature(&log.public_key()).is_ok());
+        let note = std::fs::read_to_string(dir.path().join("data/checkpoint")).unwrap();
+        assert_eq!(parse_checkpoint_file(&note).unwrap(), cp);
+
+        // Idle: no new checkpoints.
+        let entries = log.entries();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(log.entries(), entries);
+
+        // On demand: signs the head right away, or says what covers it.
+        let head = log.append(NewEntry::outcome("a", None)).await.unwrap();
+        let cp = log.checkpoint_now().await.unwrap().unwrap();
+        assert_eq!((cp.seq, cp.hash.as_str()), (head.seq, head.hash.as_str()));
+        assert_eq!(log.checkpoint_now().await.unwrap(), Some(cp));
+    }
+}

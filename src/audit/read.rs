@@ -1,0 +1,159 @@
+//! The reading side: pages of entries (export, tail, `GET /v1/audit`) and a
+//! one-line form for humans.
+
+use serde_json::Value;
+
+use super::entry::{key, seq_of_key};
+use super::{AuditError, TREE};
+use crate::store::{Store, StoreError};
+
+/// Up to `limit` entries in chain order, starting after entry `after` (from
+/// the first entry when `None`), as stored.
+///
+/// Entries are returned as they are, without verification: a page is for
+/// reading, `verify` is for trusting. An entry that is not JSON at all is an
+/// error naming it rather than a silently shorter page.
+pub fn read_entries(
+    store: &Store,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Value>, AuditError> {
+    let start = match after {
+        None => 0,
+        Some(seq) => match seq.checked_add(1) {
+            Some(start) => start,
+            None => return Ok(Vec::new()),
+        },
+    };
+    let tree = store.tree(TREE)?;
+    let mut out = Vec::with_capacity(limit.min(1024));
+    for item in tree.range(key(start)..).take(limit) {
+        let (k, v) = item.map_err(StoreError::from)?;
+        let seq = seq_of_key(&k).unwrap_or(u64::MAX);
+        let value = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt {
+            seq,
+            reason: format!("not JSON ({e}); run `leash audit verify`"),
+        })?;
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// One entry as one line for `leash audit tail`: sequence number, time (to
+/// the second), kind, then whatever the entry has of agent, decision,
+/// deciding rule, amount, approver, upstream status and hold, and the first
+/// 12 hex digits of its hash.
+///
+/// ```text
+///       42  2025-06-01T12:00:00Z  decision       growth-agent REJECT rule=10 amount=1200.00 EUR  #3f5a9c01d2e4
+/// ```
+pub fn one_line(entry: &Value) -> String {
+    let text = |name: &str| entry.get(name).and_then(Value::as_str);
+    let seq = entry
+        .get("seq")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "?".to_string(), |s| s.to_string());
+    let at = text("at").map_or_else(
+        || "-".to_string(),
+        |at| match at.get(..19) {
+            Some(seconds) => format!("{seconds}Z"),
+            None => at.to_string(),
+        },
+    );
+    let kind = text("kind").unwrap_or("?");
+    let details = entry.get("details");
+    let detail = |name: &str| details.and_then(|d| d.get(name));
+
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(agent) = text("agent") {
+        parts.push(agent.to_string());
+    }
+    if let Some(decision) = text("decision") {
+        parts.push(decision.to_string());
+    }
+    if let Some(rule) = detail("rule").filter(|r| !r.is_null()) {
+        parts.push(format!("rule={}", scalar(rule)));
+    }
+    if let Some(amount) = entry.get("intent").and_then(amount_of) {
+        parts.push(format!("amount={amount}"));
+    }
+    if let Some(approver) = text("approver") {
+        parts.push(format!("approver={approver}"));
+    }
+    if kind == "outcome" {
+        match entry.get("upstream_status").and_then(Value::as_u64) {
+            Some(status) => parts.push(format!("status={status}")),
+            None => parts.push("status=none".to_string()),
+        }
+    }
+    if let Some(hold) = detail("hold_id").and_then(Value::as_str) {
+        parts.push(format!("hold={hold}"));
+    }
+    if let Some(channel) = detail("channel").and_then(Value::as_str) {
+        parts.push(format!("via={channel}"));
+    }
+    if let Some(policy) = text("policy_hash").filter(|_| kind == "policy_loaded") {
+        parts.push(format!("policy={}", policy.get(..12).unwrap_or(policy)));
+    }
+    if let Some(signed) = detail("checkpoint").and_then(|c| c.get("seq")) {
+        parts.push(format!("signs=#{}", scalar(signed)));
+    }
+    let hash = text("hash").map_or("?", |h| h.get(..12).unwrap_or(h));
+    format!(
+        "{seq:>8}  {at:<20}  {kind:<13}  {}  #{hash}",
+        parts.join(" ")
+    )
+}
+
+/// `120.00 EUR` from an intent (or the first of several, `+N` more).
+fn amount_of(intent: &Value) -> Option<String> {
+    if let Value::Array(items) = intent {
+        let first = items.first().and_then(amount_of)?;
+        return Some(match items.len() {
+            0 | 1 => first,
+            n => format!("{first} (+{} more)", n - 1),
+        });
+    }
+    let money = intent.get("amount")?;
+    let (amount, currency) = match money {
+        Value::Object(_) => (money.get("amount")?, money.get("currency")),
+        _ => (money, intent.get("currency")),
+    };
+    Some(match currency {
+        Some(currency) => format!("{} {}", scalar(amount), scalar(currency)),
+        None => scalar(amount),
+    })
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn one_line_reads_like_a_log_line() {
+        let entry = json!({
+            "seq": 42, "at": "2025-06-01T12:00:00.123456Z", "kind": "decision",
+            "agent": "growth-agent", "decision": "REJECT", "details": {"rule": 10},
+            "intent": {"amount": {"amount": "1200.00", "currency": "EUR"}},
+            "approver": null, "upstream_status": null, "policy_hash": "ab",
+            "hash": "3f5a9c01d2e4ffffffff",
+        });
+        assert_eq!(
+            one_line(&entry),
+            "      42  2025-06-01T12:00:00Z  decision       growth-agent REJECT rule=10 amount=1200.00 EUR  #3f5a9c01d2e4"
+        );
+        let outcome = json!({"seq": 43, "at": "2025-06-01T12:00:01.000000Z", "kind": "outcome",
+            "agent": "a", "upstream_status": 402, "details": {}, "hash": "00"});
+        assert!(one_line(&outcome).contains("a status=402"));
+        let garbage = json!("not an entry");
+        assert!(one_line(&garbage).starts_with("       ?"));
+    }
+}
