@@ -15,6 +15,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::answer::{full, ProxyBody};
+use crate::audit::AuditLog;
+use crate::store::Store;
 
 /// Whether leash can do its job. A component that finds it cannot (the audit
 /// chain refusing writes, say) marks leash unhealthy with a reason.
@@ -54,6 +56,11 @@ impl Health {
 /// Shared state of the admin API.
 pub struct Admin {
     pub health: Arc<Health>,
+    /// The audit chain: its health is leash's health (a request that cannot
+    /// be audited is never forwarded).
+    pub audit: Option<AuditLog>,
+    /// For `GET /v1/audit`.
+    pub store: Option<Store>,
 }
 
 impl Admin {
@@ -84,6 +91,7 @@ impl Admin {
     async fn route(&self, request: Request<Incoming>) -> Response<ProxyBody> {
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => self.healthz(),
+            (&Method::GET, "/v1/audit") => self.audit_entries(request.uri().query()),
             _ => json(
                 StatusCode::NOT_FOUND,
                 serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
@@ -92,6 +100,12 @@ impl Admin {
     }
 
     fn healthz(&self) -> Response<ProxyBody> {
+        if let Some(failure) = self.audit.as_ref().and_then(|a| a.failure()) {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "unhealthy", "reason": format!("audit chain: {failure}")}),
+            );
+        }
         if self.health.is_healthy() {
             json(StatusCode::OK, serde_json::json!({"status": "ok"}))
         } else {
@@ -99,6 +113,40 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"status": "unhealthy", "reason": self.health.reason()}),
             )
+        }
+    }
+
+    /// `GET /v1/audit?after=SEQ&limit=N`: entries after `after` (from the
+    /// start without it), at most `limit` (default 100, at most 1000).
+    fn audit_entries(&self, query: Option<&str>) -> Response<ProxyBody> {
+        let Some(store) = &self.store else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": {"code": "not_found", "message": "no audit chain"}}),
+            );
+        };
+        let mut after = None;
+        let mut limit = 100usize;
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let parsed = value.parse::<u64>();
+            match (key.as_ref(), parsed) {
+                ("after", Ok(seq)) => after = Some(seq),
+                ("limit", Ok(n)) => limit = usize::try_from(n).unwrap_or(usize::MAX).clamp(1, 1000),
+                ("after" | "limit", Err(_)) => {
+                    return json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"error": {"code": "bad_request", "message": format!("{key} must be a non-negative integer")}}),
+                    )
+                }
+                _ => {}
+            }
+        }
+        match crate::audit::read_entries(store, after, limit) {
+            Ok(entries) => json(StatusCode::OK, serde_json::json!({ "entries": entries })),
+            Err(error) => json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": {"code": "audit_unreadable", "message": error.to_string()}}),
+            ),
         }
     }
 }

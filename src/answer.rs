@@ -45,6 +45,8 @@ pub struct Answer {
     pub hold_id: Option<String>,
     /// `Retry-After` in seconds, for held requests.
     pub retry_after: Option<u64>,
+    /// `X-Leash-Audit-Seq`: the audit entry recording the decision.
+    pub audit_seq: Option<u64>,
 }
 
 impl Answer {
@@ -62,7 +64,14 @@ impl Answer {
             rule: None,
             hold_id: None,
             retry_after: None,
+            audit_seq: None,
         }
+    }
+
+    /// Names the audit entry of the decision (`X-Leash-Audit-Seq`).
+    pub fn with_audit_seq(mut self, seq: Option<u64>) -> Self {
+        self.audit_seq = seq;
+        self
     }
 
     /// Names the deciding rule (`X-Leash-Rule`).
@@ -81,16 +90,19 @@ impl Answer {
     /// Renders the answer in `vendor`'s error shape (`None`: leash's generic
     /// shape, used outside intercepted tunnels).
     pub fn render(&self, vendor: Option<&str>) -> Response<ProxyBody> {
+        // Reasons can quote what an agent sent (a beneficiary id); never
+        // echo anything that looks like a card number.
+        let message = crate::audit::mask_card_numbers(&self.message);
         let body = match vendor {
             Some("stripe") => serde_json::json!({
                 "error": {
                     "type": stripe_error_type(self.status),
                     "code": self.code,
-                    "message": self.message,
+                    "message": message,
                 }
             }),
             _ => serde_json::json!({
-                "error": { "code": self.code, "message": self.message }
+                "error": { "code": self.code, "message": message }
             }),
         };
         let mut response = Response::new(full(body.to_string()));
@@ -109,6 +121,9 @@ impl Answer {
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(seq) = self.audit_seq {
+            headers.insert(X_LEASH_AUDIT_SEQ, HeaderValue::from(seq));
         }
         if vendor == Some("stripe") {
             // Stripe SDKs honour this and do not retry a refused request.

@@ -12,7 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 
+use serde_json::{json, Value};
+
 use crate::answer::Answer;
+use crate::audit::NewEntry;
 use crate::intent::{Classification, Intent};
 use crate::policy::engine::{self, Context, Decision, SpendEvent, Subject};
 use crate::policy::live::LivePolicies;
@@ -26,6 +29,24 @@ pub enum Outcome {
     Forward { reservation: Reservation },
     /// Answer the agent with this; nothing goes upstream.
     Refuse(Answer),
+}
+
+/// A gate's verdict: what to do, and the `decision` audit entry that must be
+/// durable before anything happens (`None` for safe requests, which are not
+/// decisions).
+#[derive(Debug)]
+pub struct Gated {
+    pub outcome: Outcome,
+    pub record: Option<NewEntry>,
+}
+
+impl Gated {
+    fn unrecorded(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            record: None,
+        }
+    }
 }
 
 /// The gate's shared state.
@@ -46,12 +67,12 @@ impl Gate {
         classification: &Classification,
         intents: &[Intent],
         now: DateTime<Utc>,
-    ) -> Outcome {
+    ) -> Gated {
         let subjects: Vec<Subject<'_>> = match classification {
             Classification::Safe { .. } => {
-                return Outcome::Forward {
+                return Gated::unrecorded(Outcome::Forward {
                     reservation: Reservation::default(),
-                }
+                })
             }
             Classification::Spend(_) => intents.iter().map(Subject::Spend).collect(),
             Classification::Unknown { operation, reason } => {
@@ -64,12 +85,12 @@ impl Gate {
         if subjects.is_empty() {
             // A spend classification always carries intents; if it ever did
             // not, there is nothing to evaluate and nothing may pass.
-            return Outcome::Refuse(held_answer(
+            return Gated::unrecorded(Outcome::Refuse(held_answer(
                 "the request was read as a spend but carries no intent",
                 None,
                 &self.hold_id(),
                 self.retry_after,
-            ));
+            )));
         }
 
         let set = self.policies.current();
@@ -98,21 +119,21 @@ impl Gate {
             Err(error) => {
                 // Caps cannot be counted: fail closed.
                 tracing::error!(%error, agent, "spend ledger failed; request not forwarded");
-                return Outcome::Refuse(Answer::new(
+                return Gated::unrecorded(Outcome::Refuse(Answer::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "leash_unavailable",
                     "error",
                     "leash cannot record spend right now; the request was not forwarded",
-                ));
+                )));
             }
         };
         let Some(decision) = deciding else {
-            return Outcome::Refuse(held_answer(
+            return Gated::unrecorded(Outcome::Refuse(held_answer(
                 "no decision could be made",
                 None,
                 &self.hold_id(),
                 self.retry_after,
-            ));
+            )));
         };
         log_decision(
             agent,
@@ -123,6 +144,20 @@ impl Gate {
             &decision,
             &set.hash,
         );
+        let record = decision_entry(
+            agent,
+            vendor,
+            classification,
+            intents,
+            &decisions,
+            &decision,
+            &set.hash,
+            &reservation,
+        );
+        let recorded = |outcome| Gated {
+            outcome,
+            record: Some(record),
+        };
 
         if decision.shadow && decision.action != Action::AutoApprove {
             tracing::warn!(
@@ -133,9 +168,9 @@ impl Gate {
             );
         }
         if decision.action == Action::AutoApprove || decision.shadow {
-            return Outcome::Forward { reservation };
+            return recorded(Outcome::Forward { reservation });
         }
-        match decision.action {
+        recorded(match decision.action {
             Action::Reject => Outcome::Refuse(
                 Answer::new(
                     StatusCode::FORBIDDEN,
@@ -151,25 +186,42 @@ impl Gate {
                 &self.hold_id(),
                 self.retry_after,
             )),
-        }
+        })
     }
 
     /// Settles (2xx) or releases (4xx/5xx) what a forwarded request reserved;
     /// with no answer at all (`None`) the reservation stays: the money may
-    /// have moved.
-    pub fn upstream_answered(&self, reservation: &Reservation, status: Option<StatusCode>) {
+    /// have moved. Returns what happened, for the `outcome` audit entry.
+    pub fn upstream_answered(
+        &self,
+        reservation: &Reservation,
+        status: Option<StatusCode>,
+    ) -> &'static str {
         if reservation.is_empty() {
-            return;
+            return "none";
         }
-        let result = match status {
-            Some(status) if status.is_success() => self.ledger.settle(reservation),
+        let (result, what) = match status {
+            Some(status) if status.is_success() => (self.ledger.settle(reservation), "settled"),
             Some(status) if status.is_client_error() || status.is_server_error() => {
-                self.ledger.release(reservation)
+                (self.ledger.release(reservation), "released")
             }
-            _ => Ok(()),
+            _ => (Ok(()), "kept"),
         };
         if let Err(error) = result {
             tracing::error!(%error, ids = ?reservation.ids, "could not record the upstream outcome in the spend ledger");
+            return "ledger_error";
+        }
+        what
+    }
+
+    /// Undoes a reservation whose request will not be forwarded after all
+    /// (its decision could not be audited).
+    pub fn cancel(&self, reservation: &Reservation) {
+        if reservation.is_empty() {
+            return;
+        }
+        if let Err(error) = self.ledger.release(reservation) {
+            tracing::error!(%error, ids = ?reservation.ids, "could not release an unforwarded reservation");
         }
     }
 
@@ -208,6 +260,63 @@ fn held_answer(
     )
     .with_rule(decision.and_then(|d| d.deciding_rule))
     .with_hold(hold_id.to_string(), retry_after.as_secs().max(1))
+}
+
+/// The `decision` audit entry: the intents (never the body), every rule's
+/// verdict, the fx rates used, the decision and deciding rule, the policy
+/// set's hash and the request fingerprint.
+#[allow(clippy::too_many_arguments)]
+fn decision_entry(
+    agent: &str,
+    vendor: &str,
+    classification: &Classification,
+    intents: &[Intent],
+    decisions: &[Decision],
+    decision: &Decision,
+    policy_hash: &str,
+    reservation: &Reservation,
+) -> NewEntry {
+    let intent = match classification {
+        Classification::Spend(_) => serde_json::to_value(intents).unwrap_or(Value::Null),
+        Classification::Unknown { operation, reason }
+        | Classification::Unreadable { operation, reason } => json!({
+            "vendor": vendor,
+            "operation": operation,
+            "reason": reason,
+        }),
+        Classification::Safe { operation } => json!({ "vendor": vendor, "operation": operation }),
+    };
+    let rules = serde_json::to_value(&decision.verdicts).unwrap_or(Value::Null);
+    let mut entry = NewEntry::decision(
+        agent,
+        intent,
+        decision.action.as_str(),
+        decision.deciding_rule,
+        rules,
+        policy_hash,
+    )
+    .with_detail("class", json!(classification.kind()))
+    .with_detail("vendor", json!(vendor))
+    .with_detail("operation", json!(classification.operation()))
+    .with_detail("reason", json!(decision.reason))
+    .with_detail(
+        "fx",
+        serde_json::to_value(&decision.fx).unwrap_or(Value::Null),
+    )
+    .with_detail("shadow", json!(decision.shadow))
+    .with_detail("shadow_action", json!(decision.shadow_action.as_str()))
+    .with_detail("reservation", json!(reservation.ids));
+    if let Some(first) = intents.first() {
+        entry = entry.with_detail("fingerprint", json!(first.fingerprint.to_hex()));
+    }
+    if decisions.len() > 1 {
+        let each: Vec<Value> = decisions
+            .iter()
+            .map(|d| json!({ "decision": d.action.as_str(), "rule": d.deciding_rule }))
+            .collect();
+        entry = entry.with_detail("per_intent", Value::Array(each));
+    }
+    entry
 }
 
 /// One structured line per decision (no bodies, no secrets).

@@ -12,12 +12,16 @@ use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use serde_json::json;
+
 use crate::admin::{Admin, Health};
+use crate::audit::{AuditError, AuditLog, CheckpointPolicy, Kind, NewEntry};
 use crate::ca::{CaError, CertificateAuthority};
 use crate::config::Config;
 use crate::gate::Gate;
 use crate::identity::Identities;
 use crate::policy::live::LivePolicies;
+use crate::policy::live::Reload;
 use crate::proxy::Proxy;
 use crate::spend::SpendLedger;
 use crate::store::Store;
@@ -43,6 +47,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("audit chain: {0}")]
+    Audit(#[from] AuditError),
     #[error("policies do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Policies(Vec<crate::yaml::YamlError>),
     #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
@@ -92,6 +98,32 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let store = Store::open(&config.data_dir)?;
     let ledger = Arc::new(SpendLedger::open(&store, chrono::Utc::now())?);
+    let audit = AuditLog::open(
+        &store,
+        &audit_key_path(config),
+        CheckpointPolicy {
+            every_entries: config.audit.checkpoint_every,
+            every: config.audit.checkpoint_interval,
+        },
+        config.data_dir.join("checkpoint"),
+    )?;
+    audit
+        .append(NewEntry::started(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": config.listen.to_string(),
+            "admin": config.admin.to_string(),
+            "policies": config.policies.display().to_string(),
+        })))
+        .await?;
+    {
+        let set = policies.current();
+        audit
+            .append(NewEntry::policy_loaded(
+                set.hash.clone(),
+                json!({ "files": set.files }),
+            ))
+            .await?;
+    }
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -128,6 +160,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ca: Arc::new(ca),
         vendors: Vendors::builtin(),
         upstream,
+        audit: audit.clone(),
         gate: Gate {
             policies: Arc::clone(&policies),
             ledger,
@@ -140,11 +173,30 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     });
     let admin = Arc::new(Admin {
         health: Arc::clone(&health),
+        audit: Some(audit.clone()),
+        store: Some(store.clone()),
     });
     let tasks = vec![
         tokio::spawn(proxy.serve(proxy_listener)),
         tokio::spawn(admin.serve(admin_listener)),
-        tokio::spawn(policies.watch(POLICY_POLL, |_| {})),
+        tokio::spawn(policies.watch(POLICY_POLL, move |change| {
+            let entry = match change {
+                Reload::Swapped(set) => {
+                    NewEntry::policy_loaded(set.hash.clone(), json!({ "files": set.files }))
+                }
+                Reload::Refused(errors) => NewEntry::new(Kind::PolicyLoaded).with_details(json!({
+                    "refused": true,
+                    "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                })),
+                Reload::Unchanged => return,
+            };
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                if let Err(error) = audit.append(entry).await {
+                    tracing::error!(%error, "could not record a policy reload in the audit chain");
+                }
+            });
+        })),
     ];
     tracing::info!(%proxy_addr, %admin_addr, "leash is listening");
     Ok(Running {
@@ -153,6 +205,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         health,
         tasks,
     })
+}
+
+/// The audit signing key lives beside the CA key (SPEC §8).
+pub fn audit_key_path(config: &Config) -> std::path::PathBuf {
+    config
+        .ca
+        .key
+        .parent()
+        .map(|dir| dir.join("leash-audit.key"))
+        .unwrap_or_else(|| std::path::PathBuf::from("leash-audit.key"))
 }
 
 fn local_addr(

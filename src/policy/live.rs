@@ -88,10 +88,12 @@ impl LivePolicies {
     /// Polls the directory every `interval` and reloads, logging the result.
     /// Polling (rather than inotify) works the same on every filesystem,
     /// including bind mounts and network shares where policies often live.
+    /// `on_change` hears of every swap and every refused reload (to record
+    /// them in the audit chain).
     pub async fn watch(
         self: Arc<Self>,
         interval: Duration,
-        on_swap: impl Fn(&PolicySet) + Send + 'static,
+        on_change: impl Fn(&Reload) + Send + 'static,
     ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,18 +108,18 @@ impl LivePolicies {
                     continue;
                 }
             };
-            match outcome {
-                Reload::Unchanged => {}
+            match &outcome {
+                Reload::Unchanged => continue,
                 Reload::Swapped(set) => {
                     tracing::info!(hash = %set.hash, files = ?set.files, "policies reloaded");
-                    on_swap(&set);
                 }
                 Reload::Refused(errors) => {
-                    for error in &errors {
+                    for error in errors {
                         tracing::error!(%error, "policy reload refused; the previous policies stay in force");
                     }
                 }
             }
+            on_change(&outcome);
         }
     }
 }

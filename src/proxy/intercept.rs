@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
+use crate::audit::NewEntry;
 use crate::body::decode_for_reading;
 use crate::gate::Outcome;
 use crate::intent::{Classification, Fingerprint, Intent, RequestView};
@@ -132,16 +133,52 @@ impl Proxy {
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
-        match self
+        let gated = self
             .gate
-            .decide(&tunnel.agent, tunnel.vendor, &classification, &intents, now)
-        {
+            .decide(&tunnel.agent, tunnel.vendor, &classification, &intents, now);
+
+        // Write-ahead: the decision is durable before anything is sent (or
+        // answered). If it cannot be recorded, nothing goes upstream.
+        let audit_seq = match gated.record {
+            None => None,
+            Some(record) => match self.audit.append(record).await {
+                Ok(appended) => Some(appended.seq),
+                Err(error) => {
+                    if let Outcome::Forward { reservation } = &gated.outcome {
+                        self.gate.cancel(reservation);
+                    }
+                    tracing::error!(agent = %tunnel.agent, %error, "audit write failed; request not forwarded");
+                    return Answer::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "leash_audit_unavailable",
+                        "error",
+                        "leash cannot write its audit log right now; the request was not forwarded",
+                    )
+                    .render(vendor);
+                }
+            },
+        };
+
+        match gated.outcome {
             Outcome::Forward { reservation } => {
                 let (response, status) = self.forward(tunnel, parts, raw).await;
-                self.gate.upstream_answered(&reservation, status);
+                let spend = self.gate.upstream_answered(&reservation, status);
+                if let Some(decision_seq) = audit_seq {
+                    let entry = NewEntry::outcome(tunnel.agent.clone(), status.map(|s| s.as_u16()))
+                        .with_detail("decision_seq", decision_seq.into())
+                        .with_detail("reservation", spend.into());
+                    let audit = self.audit.clone();
+                    // The outcome follows its decision in the chain; the
+                    // agent need not wait for it.
+                    tokio::spawn(async move {
+                        if let Err(error) = audit.append(entry).await {
+                            tracing::error!(%error, decision_seq, "could not record an upstream outcome");
+                        }
+                    });
+                }
                 response
             }
-            Outcome::Refuse(answer) => answer.render(vendor),
+            Outcome::Refuse(answer) => answer.with_audit_seq(audit_seq).render(vendor),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Proxy {
     pub upstream: UpstreamClient,
     /// Decides every request that is not safe.
     pub gate: crate::gate::Gate,
+    /// Every decision is written here before it takes effect.
+    pub audit: crate::audit::AuditLog,
     /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.
     pub plain: Client<HttpConnector, ProxyBody>,
     pub passthrough: Passthrough,
