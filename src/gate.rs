@@ -342,7 +342,7 @@ fn log_decision(
         amounts = %amounts.join(", "),
         decision = %decision.action,
         rule = decision.deciding_rule.map(i64::from).unwrap_or(-1),
-        reason = %decision.reason,
+        reason = %crate::audit::mask_card_numbers(&decision.reason),
         shadow = decision.shadow,
         shadow_action = %decision.shadow_action,
         intents = decisions.len(),

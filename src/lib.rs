@@ -32,6 +32,7 @@ pub mod money;
 pub mod notify;
 pub mod policy;
 pub mod proxy;
+pub mod replay;
 pub mod server;
 pub mod spend;
 pub mod store;

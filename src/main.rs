@@ -65,6 +65,9 @@ enum Command {
     /// Check, test and describe policy stacks.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify, export and follow the audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Show the decision and every rule's verdict for a described intent.
     ///
     /// Nothing is sent anywhere: the intent is decided against the policies
@@ -91,6 +94,66 @@ enum PolicyCommand {
     Test(PolicyDirArgs),
     /// Print the JSON Schema of a policy file (for editors).
     Schema,
+    /// Re-decide the audited requests under candidate policies and list
+    /// every decision that would change (a backtest before shipping).
+    ///
+    /// Each decision is re-decided at the time it was made, with the spend
+    /// it saw (rebuilt from the chain). Needs the database, so run it on a
+    /// stopped leash or on a copy of data_dir.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    /// The candidate policies directory.
+    #[arg(long, value_name = "DIR")]
+    policies: PathBuf,
+    /// Only report decisions from this sequence number on.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    since: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the chain and check every hash, link and checkpoint signature.
+    ///
+    /// Exit 0 with the entry count and head hash, or non-zero naming the
+    /// first entry that was changed, removed or reordered. Also checks the
+    /// chain against a checkpoint note (a copy of data_dir/checkpoint kept
+    /// off-box), so a chain cut shorter than it is detected. Run it on a
+    /// stopped leash or on a copy of data_dir (the database allows one
+    /// process at a time).
+    Verify {
+        /// A checkpoint note to check the chain against [default:
+        /// data_dir/checkpoint when present].
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The public key to check signatures with [default:
+        /// leash-audit.pub beside the CA key].
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+    },
+    /// Write entries as JSON Lines to stdout.
+    ///
+    /// Reads the database directly, or through the admin API
+    /// (GET /v1/audit) when a running leash holds it.
+    Export {
+        /// Start at this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+        /// Only entries of this agent.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Print the latest entries, one line each; -f follows new ones.
+    Tail {
+        /// Keep printing new entries as they are appended.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the latest entries to show first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u64,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +264,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Explain(args) => explain(&config, args),
         Command::Policy(PolicyCommand::Check(args)) => policy_check(&config, args),
         Command::Policy(PolicyCommand::Test(args)) => policy_test(&config, args),
+        Command::Policy(PolicyCommand::Replay(args)) => policy_replay(&config, args),
+        Command::Audit(command) => audit_command(&config, command),
         Command::Policy(PolicyCommand::Schema) => {
             let schema = leash::policy::schema::policy_json_schema();
             let text = serde_json::to_string_pretty(&schema)
@@ -252,6 +317,235 @@ fn policy_test(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String>
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn policy_replay(config: &Config, args: ReplayArgs) -> Result<ExitCode, String> {
+    let candidate =
+        leash::policy::load::load_policy_set(&args.policies, config).map_err(join_errors)?;
+    let store = open_store(config)?;
+    let mut entries = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = leash::audit::read_entries(&store, after, 1000).map_err(|e| e.to_string())?;
+        let Some(last) = batch
+            .last()
+            .and_then(|e| e.get("seq"))
+            .and_then(|s| s.as_u64())
+        else {
+            break;
+        };
+        after = Some(last);
+        entries.extend(batch);
+    }
+    let report = leash::replay::replay(entries, &candidate, args.since);
+    for change in &report.changes {
+        let rule = |r: Option<u32>| r.map(|p| format!(" (rule {p})")).unwrap_or_default();
+        println!(
+            "seq {:>6}  {}  {}  {}  {}{} -> {}{}  {}",
+            change.seq,
+            change.at.to_rfc3339(),
+            change.agent,
+            change.what,
+            change.before.0,
+            rule(change.before.1),
+            change.after.0,
+            rule(change.after.1),
+            change.reason
+        );
+    }
+    for (seq, why) in &report.skipped {
+        eprintln!("seq {seq}: not replayed: {why}");
+    }
+    println!(
+        "{} decision(s) replayed under policy set {}: {} would change",
+        report.replayed,
+        candidate.hash,
+        report.changes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(config: &Config) -> Result<leash::store::Store, String> {
+    leash::store::Store::open(&config.data_dir).map_err(|e| {
+        format!("{e}\n(the database allows one process at a time: stop leash, or point --config at a copy of data_dir)")
+    })
+}
+
+/// Where audit entries are read from: the database, or a running leash's
+/// admin API when it holds the database.
+enum AuditSource {
+    Local(leash::store::Store),
+    Admin(std::net::SocketAddr),
+}
+
+impl AuditSource {
+    fn open(config: &Config) -> Self {
+        match leash::store::Store::open(&config.data_dir) {
+            Ok(store) => AuditSource::Local(store),
+            Err(_) => AuditSource::Admin(config.admin),
+        }
+    }
+
+    fn fetch(&self, after: Option<u64>, limit: usize) -> Result<Vec<serde_json::Value>, String> {
+        match self {
+            AuditSource::Local(store) => {
+                leash::audit::read_entries(store, after, limit).map_err(|e| e.to_string())
+            }
+            AuditSource::Admin(addr) => {
+                let mut path = format!("/v1/audit?limit={limit}");
+                if let Some(after) = after {
+                    path.push_str(&format!("&after={after}"));
+                }
+                let body = admin_get(*addr, &path)?;
+                let json: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| format!("admin API at {addr}: {e}"))?;
+                Ok(json
+                    .get("entries")
+                    .and_then(|e| e.as_array())
+                    .cloned()
+                    .unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET to the admin listener (loopback, no TLS).
+fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let unreachable = |e: std::io::Error| {
+        format!("the database is in use and the admin API at {addr} does not answer: {e}")
+    };
+    let mut stream = std::net::TcpStream::connect(addr).map_err(unreachable)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(unreachable)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(unreachable)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("admin API at {addr}: malformed answer"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "admin API at {addr}: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(body.to_string())
+}
+
+fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, String> {
+    match command {
+        AuditCommand::Verify {
+            checkpoint,
+            public_key,
+        } => {
+            let store = open_store(config)?;
+            let key_path = public_key.unwrap_or_else(|| {
+                leash::audit::public_key_path(&leash::server::audit_key_path(config))
+            });
+            let key = leash::audit::PublicKey::read_file(&key_path).map_err(|e| e.to_string())?;
+            let note_path = checkpoint.clone().or_else(|| {
+                let default = config.data_dir.join("checkpoint");
+                default.exists().then_some(default)
+            });
+            let external = match &note_path {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    Some(
+                        leash::audit::parse_checkpoint_file(&text)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            match leash::audit::verify(&store, &key, external.as_ref()) {
+                Ok(report) => {
+                    println!(
+                        "ok: {} entries, head {}, {} signed checkpoint(s) checked{}",
+                        report.entries,
+                        report.head_hash.as_deref().unwrap_or("(empty chain)"),
+                        report.checkpoints_checked,
+                        note_path
+                            .map(|p| format!(", consistent with {}", p.display()))
+                            .unwrap_or_default()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("audit chain verification FAILED: {error}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCommand::Export { since, agent } => {
+            let source = AuditSource::open(config);
+            let mut after = since.and_then(|s| s.checked_sub(1));
+            loop {
+                let batch = source.fetch(after, 1000)?;
+                let Some(last) = batch
+                    .last()
+                    .and_then(|e| e.get("seq"))
+                    .and_then(|s| s.as_u64())
+                else {
+                    break;
+                };
+                for entry in &batch {
+                    let matches = agent
+                        .as_deref()
+                        .is_none_or(|a| entry.get("agent").and_then(|v| v.as_str()) == Some(a));
+                    if matches {
+                        println!("{entry}");
+                    }
+                }
+                after = Some(last);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Tail { follow, lines } => {
+            let source = AuditSource::open(config);
+            // Find the head, then show the last `lines` entries.
+            let mut head = None;
+            loop {
+                let batch = source.fetch(head, 1000)?;
+                match batch
+                    .last()
+                    .and_then(|e| e.get("seq"))
+                    .and_then(|s| s.as_u64())
+                {
+                    Some(last) => head = Some(last),
+                    None => break,
+                }
+            }
+            // From the start when the chain is shorter than `lines`.
+            let mut after = head.and_then(|h| h.checked_sub(lines));
+            loop {
+                let batch = source.fetch(after, 1000)?;
+                for entry in &batch {
+                    println!("{}", leash::audit::one_line(entry));
+                }
+                if let Some(last) = batch
+                    .last()
+                    .and_then(|e| e.get("seq"))
+                    .and_then(|s| s.as_u64())
+                {
+                    after = Some(last);
+                }
+                if !follow {
+                    if batch.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+                if batch.is_empty() {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn join_errors(errors: Vec<leash::yaml::YamlError>) -> String {

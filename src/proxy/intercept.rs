@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
-use crate::audit::NewEntry;
+use crate::audit::{mask_card_numbers, NewEntry};
 use crate::body::decode_for_reading;
 use crate::gate::Outcome;
 use crate::intent::{Classification, Fingerprint, Intent, RequestView};
@@ -301,7 +301,8 @@ async fn read_whole(
     }
 }
 
-/// The intents of a request, stamped with the agent and the time.
+/// The intents of a request, stamped with the agent and the time, with
+/// anything that looks like a card number masked.
 fn intents_of(
     classification: &Classification,
     agent: &str,
@@ -312,7 +313,20 @@ fn intents_of(
         Classification::Spend(drafts) => drafts
             .iter()
             .cloned()
-            .map(|draft| draft.into_intent(agent, fingerprint, at))
+            .map(|draft| {
+                let mut intent = draft.into_intent(agent, fingerprint, at);
+                // Agents send what they send: a card number where a
+                // beneficiary or key belongs must not reach the ledger, the
+                // audit chain or the logs. Masked here, once, every later
+                // step (caps included) sees the same value.
+                intent.beneficiary = intent
+                    .beneficiary
+                    .map(|b| mask_card_numbers(&b).into_owned());
+                intent.idempotency_key = intent
+                    .idempotency_key
+                    .map(|k| mask_card_numbers(&k).into_owned());
+                intent
+            })
             .collect(),
         _ => Vec::new(),
     }
@@ -341,7 +355,7 @@ fn log_classification(
         path = parts.uri.path(),
         class = classification.kind(),
         operation,
-        reason,
+        reason = %mask_card_numbers(reason),
         intents = intents.len(),
         fingerprint = %fingerprint,
         "request classified"
@@ -354,9 +368,9 @@ fn log_classification(
             operation = %intent.operation,
             amount = %intent.amount.as_ref().map(|m| m.amount.to_string()).unwrap_or_default(),
             currency = %intent.amount.as_ref().map(|m| m.currency.to_string()).unwrap_or_default(),
-            beneficiary = intent.beneficiary.as_deref().unwrap_or(""),
+            beneficiary = %mask_card_numbers(intent.beneficiary.as_deref().unwrap_or("")),
             category = %intent.category,
-            idempotency_key = intent.idempotency_key.as_deref().unwrap_or(""),
+            idempotency_key = %mask_card_numbers(intent.idempotency_key.as_deref().unwrap_or("")),
             fingerprint = %intent.fingerprint,
             "intent"
         );

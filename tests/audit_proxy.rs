@@ -1,0 +1,350 @@
+//! The audit chain as the proxy writes it: decisions before forwarding,
+//! outcomes after, no card data anywhere, and a chain that survives kill -9.
+
+#[path = "common/child.rs"]
+mod child;
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use child::{leash_cli, ChildLeash};
+use common::{TestCa, Upstream};
+
+/// Approve under €50, hold from €50, reject over €100 a day.
+const POLICY: &str = r#"
+agent: growth-agent
+currency: EUR
+default: AUTO_APPROVE
+rules:
+  - priority: 10
+    type: DAILY_CAP
+    action: REJECT
+    limit: 100
+  - priority: 20
+    type: AMOUNT_THRESHOLD
+    action: REQUIRE_HUMAN
+    amount: { gte: 50 }
+"#;
+
+const ALLOW: &str = r#"
+agent: "*"
+currency: EUR
+default: AUTO_APPROVE
+rules: []
+"#;
+
+fn stripe_upstream_ca() -> TestCa {
+    leash::install_crypto_provider();
+    TestCa::new("test public CA")
+}
+
+fn export(dir: &Path) -> Vec<serde_json::Value> {
+    let output = leash_cli(dir, &["audit", "export"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn verify(dir: &Path) -> String {
+    let output = leash_cli(dir, &["audit", "verify"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "verify failed: {text}");
+    text
+}
+
+async fn charge(client: &reqwest::Client, minor: u64, key: &str) -> reqwest::Response {
+    client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("idempotency-key", key)
+        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_decision_is_in_the_chain_before_its_outcome() {
+    let ca = stripe_upstream_ca();
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leash = ChildLeash::start(dir.path(), upstream.addr, &ca, POLICY);
+    let client = leash.client(dir.path());
+
+    let approved = charge(&client, 2000, "k-approved").await;
+    assert_eq!(approved.status(), 200);
+    let held = charge(&client, 6000, "k-held").await;
+    assert_eq!(held.status(), 403);
+    let held_seq: u64 = held.headers()["x-leash-audit-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(charge(&client, 4000, "k-second").await.status(), 200);
+    let rejected = charge(&client, 4500, "k-rejected").await;
+    assert_eq!(rejected.status(), 403);
+    let rejected_seq: u64 = rejected.headers()["x-leash-audit-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Outcomes are appended just after the answer; give them a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client);
+    leash.kill();
+
+    verify(dir.path());
+    let entries = export(dir.path());
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(&kinds[..2], ["started", "policy_loaded"]);
+    let by_seq: HashMap<u64, &serde_json::Value> = entries
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap(), e))
+        .collect();
+    assert_eq!(by_seq[&held_seq]["decision"], "REQUIRE_HUMAN");
+    assert_eq!(by_seq[&held_seq]["details"]["rule"], 20);
+    assert_eq!(by_seq[&rejected_seq]["decision"], "REJECT");
+    assert_eq!(by_seq[&rejected_seq]["details"]["rule"], 10);
+    let policy_hash = entries[1]["policy_hash"].as_str().unwrap();
+    let decisions: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["kind"] == "decision").collect();
+    assert_eq!(decisions.len(), 4);
+    for decision in &decisions {
+        assert_eq!(decision["policy_hash"], policy_hash);
+        assert_eq!(
+            decision["rules"].as_array().unwrap().len(),
+            2,
+            "every rule's verdict"
+        );
+        assert!(
+            decision["intent"][0]["amount"]["amount"].is_string(),
+            "no floats"
+        );
+    }
+    // Each forwarded request's outcome comes after its decision.
+    let outcomes: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["kind"] == "outcome").collect();
+    assert_eq!(outcomes.len(), 2);
+    for outcome in outcomes {
+        let decision_seq = outcome["details"]["decision_seq"].as_u64().unwrap();
+        assert!(decision_seq < outcome["seq"].as_u64().unwrap());
+        assert_eq!(by_seq[&decision_seq]["decision"], "AUTO_APPROVE");
+        assert_eq!(outcome["upstream_status"], 200);
+        assert_eq!(outcome["details"]["reservation"], "settled");
+    }
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_number_never_reaches_the_database_or_the_logs() {
+    let ca = stripe_upstream_ca();
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leash = ChildLeash::start(dir.path(), upstream.addr, &ca, ALLOW);
+    let client = leash.client(dir.path());
+
+    // The card number in the body, in a beneficiary-like field and in the
+    // idempotency key: every place an agent could put one.
+    let body = "amount=2000&currency=eur&customer=4242424242424242\
+                &payment_method_data[type]=card&payment_method_data[card][number]=4242424242424242\
+                &payment_method_data[card][exp_month]=12&description=card%204242%204242%204242%204242";
+    let response = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("idempotency-key", "4242424242424242")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        upstream.seen()[0].body.as_ref(),
+        body.as_bytes(),
+        "forwarded as sent"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client);
+    let logs = leash.logs();
+    leash.kill();
+
+    for needle in ["4242424242424242", "4242 4242 4242 4242", "4242%204242"] {
+        let leaked: Vec<&str> = logs.lines().filter(|l| l.contains(needle)).collect();
+        assert!(leaked.is_empty(), "card number in the logs: {leaked:#?}");
+        for file in walk(&dir.path().join("data")) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "card number {needle} in {}",
+                file.display()
+            );
+        }
+    }
+    // The decision is there, masked.
+    let entries = export(dir.path());
+    let decision = entries.iter().find(|e| e["kind"] == "decision").unwrap();
+    assert_eq!(decision["intent"][0]["beneficiary"], "************4242");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    files
+}
+
+/// A child leash under load is killed with SIGKILL at random moments; after
+/// every restart the chain verifies, and every request the upstream received
+/// has its decision in the chain before its outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chain_survives_kill_9_under_load() {
+    let ca = stripe_upstream_ca();
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut leash = ChildLeash::start(dir.path(), upstream.addr, &ca, ALLOW);
+    let next_key = Arc::new(AtomicU64::new(0));
+    let rounds = 20;
+    for round in 0..rounds {
+        let client = leash.client(dir.path());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            let client = client.clone();
+            let stop = Arc::clone(&stop);
+            let next_key = Arc::clone(&next_key);
+            workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("crash-{}", next_key.fetch_add(1, Ordering::Relaxed));
+                    let _ = client
+                        .post("https://api.stripe.com/v1/payment_intents")
+                        .header("idempotency-key", &key)
+                        .body("amount=1000&currency=eur&customer=cus_1")
+                        .send()
+                        .await;
+                }
+            }));
+        }
+        // A pseudo-random moment between 50 and 450 ms into the load.
+        let wait = 50 + (round * 7919 % 400) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        leash.kill();
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        drop(client);
+        verify(dir.path());
+        leash = ChildLeash::spawn(dir.path());
+    }
+    leash.kill();
+    let report = verify(dir.path());
+    assert!(report.contains("ok:"), "{report}");
+
+    let entries = export(dir.path());
+    let started = entries.iter().filter(|e| e["kind"] == "started").count();
+    assert_eq!(started, rounds + 1, "one start per run, no fork");
+    let mut decision_of_key: HashMap<String, u64> = HashMap::new();
+    let mut outcome_of_decision: HashMap<u64, u64> = HashMap::new();
+    for entry in &entries {
+        let seq = entry["seq"].as_u64().unwrap();
+        match entry["kind"].as_str().unwrap() {
+            "decision" => {
+                let key = entry["intent"][0]["idempotency_key"].as_str().unwrap();
+                decision_of_key.insert(key.to_string(), seq);
+            }
+            "outcome" => {
+                outcome_of_decision.insert(entry["details"]["decision_seq"].as_u64().unwrap(), seq);
+            }
+            _ => {}
+        }
+    }
+    let seen = upstream.seen();
+    assert!(
+        seen.len() > 100,
+        "the load reached the upstream ({})",
+        seen.len()
+    );
+    for request in &seen {
+        let key = request.headers["idempotency-key"].to_str().unwrap();
+        let decision = decision_of_key
+            .get(key)
+            .unwrap_or_else(|| panic!("upstream received {key} with no decision in the chain"));
+        if let Some(outcome) = outcome_of_decision.get(decision) {
+            assert!(decision < outcome);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_lists_the_decisions_a_candidate_policy_would_change() {
+    let ca = stripe_upstream_ca();
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leash = ChildLeash::start(dir.path(), upstream.addr, &ca, POLICY);
+    let client = leash.client(dir.path());
+    assert_eq!(charge(&client, 2000, "a").await.status(), 200);
+    assert_eq!(charge(&client, 3000, "b").await.status(), 200);
+    assert_eq!(
+        charge(&client, 5000, "c").await.status(),
+        403,
+        "held: 20 + 30 + 50 is not over 100"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client);
+    leash.kill();
+
+    // The candidate caps the day at €40: the €30 after €20 would be
+    // rejected; the €60 hold would be rejected by the cap as well.
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    std::fs::write(
+        candidate.join("policy.yaml"),
+        POLICY.replace("limit: 100", "limit: 40"),
+    )
+    .unwrap();
+    let output = leash_cli(dir.path(), &["policy", "replay", "--policies", "candidate"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("3 decision(s) replayed"), "{stdout}");
+    assert!(stdout.contains("2 would change"), "{stdout}");
+    assert!(
+        stdout.contains("AUTO_APPROVE -> REJECT (rule 10)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("REQUIRE_HUMAN (rule 20) -> REJECT (rule 10)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spent 20.00 + 30.00 > 40.00 EUR"),
+        "{stdout}"
+    );
+}
