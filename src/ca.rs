@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -234,46 +233,20 @@ impl CertificateAuthority {
     }
 }
 
-/// Writes `bytes` to a file that must not exist yet, creating parent
-/// directories, with `mode` applied at creation (Unix).
+/// Writes a new CA file (never overwrites).
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
-    let io_err = |source| CaError::Io {
+    crate::keyfile::create_new(path, bytes, mode).map_err(|source| CaError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io_err)?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(io_err)?;
-    file.write_all(bytes).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    Ok(())
+    })
 }
 
 /// PEM-encodes DER certificates (for the trust bundle `leash env` writes).
 pub fn pem_encode_certificates<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-        for line in encoded.as_bytes().chunks(64) {
-            // base64 output is ASCII, so every chunk is valid UTF-8.
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
+    certs
+        .into_iter()
+        .map(|der| crate::keyfile::pem("CERTIFICATE", der))
+        .collect()
 }
 
 #[cfg(test)]

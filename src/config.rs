@@ -27,7 +27,7 @@ pub const DEFAULT_FILE: &str = "leash.yaml";
 
 /// Vendor names taken by the built-in adapters (SPEC §4.3); a custom vendor
 /// may not reuse one, or audit entries and policy filters would be ambiguous.
-const BUILTIN_VENDORS: &[&str] = &[
+pub const BUILTIN_VENDORS: &[&str] = &[
     "stripe",
     "meta",
     "google_ads",
@@ -866,15 +866,20 @@ fn parse_path(s: &str) -> Result<PathBuf, String> {
 
 /// Agent, person and group names: they travel in proxy URLs
 /// (`http://NAME:TOKEN@...`) and policy files, so they stay plain.
+/// Agent, person and group names: 1 to 64 letters, digits, `.`, `_` or `-`
+/// (they travel in proxy URLs and policy files).
+pub fn is_valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn name(s: &str) -> Result<String, String> {
     if s == "*" {
         return Err("`*` means every agent in policy files; it cannot be a name".to_string());
     }
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if is_valid_name(s) {
         Ok(s.to_string())
     } else {
         Err(format!(

@@ -28,6 +28,7 @@ pub mod explain;
 pub mod gate;
 pub mod identity;
 pub mod intent;
+pub mod keyfile;
 pub mod money;
 pub mod notify;
 pub mod policy;

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::entry::{parse_hash, Hash};
 use super::AuditError;
+use crate::keyfile::pem;
 
 /// The first line of the signed bytes and of the note: the format version.
 pub const CHECKPOINT_FORMAT: &str = "leash-checkpoint-v1";
@@ -434,39 +435,12 @@ pub(crate) fn write_note(path: &Path, checkpoint: &Checkpoint) -> Result<(), Aud
     Ok(())
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let encoded = B64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in encoded.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// Creates `path` (which must not exist) with `mode` set at creation.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuditError> {
-    let io = |source| AuditError::Io {
+    crate::keyfile::create_new(path, bytes, mode).map_err(|source| AuditError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(io)?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(())
+    })
 }
 
 fn warn_if_readable_by_others(path: &Path) {

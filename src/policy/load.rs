@@ -132,20 +132,6 @@ pub(crate) const COMMON_RULE_KEYS: &[&str] = &[
     "amount",
 ];
 
-/// Vendor names of the built-in adapters (SPEC §4.3). `config.rs` keeps the
-/// same list to stop custom vendors from taking these names; a filter naming
-/// a vendor that is neither built in nor custom would never match, which for
-/// a REJECT rule means never refusing anything.
-const BUILTIN_VENDORS: &[&str] = &[
-    "stripe",
-    "meta",
-    "google_ads",
-    "sepa",
-    "wise",
-    "fireblocks",
-    "aws",
-];
-
 /// Domain separation for [`PolicySet::hash`]; bumped if the framing changes.
 const HASH_DOMAIN: &[u8] = b"leash.policy-set.v1\0";
 
@@ -428,7 +414,12 @@ impl<'c> Loader<'c> {
     /// config loader already prevents for any `leash.yaml` it accepted.
     fn new(dir: &Path, config: &'c Config) -> Result<Loader<'c>, YamlError> {
         let fx = fx_table(config)?;
-        let mut vendors: BTreeSet<String> = BUILTIN_VENDORS.iter().map(|v| v.to_string()).collect();
+        // A filter naming a vendor that is neither built in nor custom would
+        // never match, which for a REJECT rule means never refusing anything.
+        let mut vendors: BTreeSet<String> = crate::config::BUILTIN_VENDORS
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         vendors.extend(config.custom_vendors.iter().map(|v| v.name.clone()));
         Ok(Loader {
             dir: dir.to_path_buf(),
@@ -1656,11 +1647,7 @@ fn parse_action(s: &str) -> Result<Action, String> {
 
 /// Agent names, as `leash.yaml` accepts them: they travel in proxy URLs.
 fn agent_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if crate::config::is_valid_name(s) {
         Ok(s.to_string())
     } else {
         Err(format!(
