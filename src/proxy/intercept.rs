@@ -341,11 +341,12 @@ fn log_classification(
     intents: &[Intent],
     fingerprint: &Fingerprint,
 ) {
-    let (operation, reason) = match classification {
-        Classification::Safe { operation } => (operation.as_str(), ""),
-        Classification::Spend(_) => ("", ""),
-        Classification::Unknown { operation, reason }
-        | Classification::Unreadable { operation, reason } => (operation.as_str(), reason.as_str()),
+    let operation = classification.operation();
+    let reason = match classification {
+        Classification::Unknown { reason, .. } | Classification::Unreadable { reason, .. } => {
+            reason.as_str()
+        }
+        Classification::Safe { .. } | Classification::Spend(_) => "",
     };
     tracing::info!(
         target: "leash::request",
