@@ -446,3 +446,39 @@ async fn upstream_error_statuses_pass_through_unchanged() {
     assert!(response.headers().get("x-leash-decision").is_none());
     assert_eq!(response.text().await.unwrap(), UPSTREAM_BODY);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alias_name_with_a_vendor_sni_is_intercepted_not_tunnelled() {
+    let (ca, stripe) = stripe_setup().await;
+    // The alias: a host leash does not know, which would happily serve a
+    // certificate for api.stripe.com if leash tunnelled to it.
+    let alias_ca = TestCa::new("alias CA");
+    let alias = Upstream::start(Some(alias_ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start(stripe.addr, &ca, |_| {}).await;
+
+    let target = format!("localhost:{}", alias.addr.port());
+    let (status, stream) = raw_connect(leash.running.proxy_addr, &target, None).await;
+    assert_eq!(status, 200);
+    // Trusting only leash's CA: the handshake succeeds only if leash
+    // intercepted.
+    let tls = tls_over(
+        stream,
+        leash.leash_tls_client(&[b"http/1.1"]),
+        "api.stripe.com",
+    )
+    .await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post("/v1/payment_intents")
+        .header("host", "api.stripe.com")
+        .body(Full::new(bytes::Bytes::from_static(
+            b"amount=100&currency=eur",
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(stripe.seen().len(), 1, "read and sent to the real vendor");
+    assert!(alias.seen().is_empty(), "never to the alias");
+}

@@ -5,10 +5,12 @@
 //!
 //! - **intercept**: a vendor adapter claims the host, so leash terminates TLS
 //!   with its own CA and reads every request ([`intercept`]);
-//! - **sniff**: the target is an IP literal, so the ClientHello's SNI decides
-//!   between intercepting and tunnelling;
-//! - **tunnel**: any other host, copied byte for byte (or refused with
-//!   `passthrough: deny`).
+//! - **sniff**: any other target. leash reads the TLS ClientHello first:
+//!   when its SNI names a vendor host, the tunnel is intercepted as if the
+//!   agent had asked for that host (so neither an IP literal nor an alias
+//!   name gets around the policy); otherwise the bytes are tunnelled
+//!   untouched (or dropped with `passthrough: deny`, which also refuses
+//!   non-vendor host names up front with 403).
 //!
 //! The agent's identity is fixed at CONNECT time and holds for every request
 //! inside the tunnel.
@@ -37,6 +39,10 @@ use crate::upstream::UpstreamClient;
 use crate::vendor::Vendors;
 
 use self::intercept::Tunnel;
+
+/// How long a tunnel waits for the agent's first bytes before treating it
+/// as a protocol where the server speaks first (and splicing blind).
+const SERVER_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Everything the proxy needs to serve a connection; shared by all of them.
 pub struct Proxy {
@@ -178,8 +184,7 @@ impl Proxy {
                     let tunnel = Tunnel::new(agent, host, port, vendor);
                     self.intercept(tunnel, upgraded).await
                 }
-                Plan::Tunnel => self.tunnel(upgraded, &dial, &[]).await,
-                Plan::Sniff => self.sniff(agent, host, port, upgraded, &dial).await,
+                Plan::Tunnel | Plan::Sniff => self.sniff(agent, host, port, upgraded, &dial).await,
             };
             if let Err(error) = result {
                 tracing::debug!(%error, "tunnel ended with an error");
@@ -188,35 +193,41 @@ impl Proxy {
         Response::new(full(""))
     }
 
-    /// An IP-literal CONNECT: intercept when the SNI names a vendor host.
+    /// A CONNECT no adapter claims by name: intercept anyway when the TLS
+    /// ClientHello's SNI names a vendor host (an IP literal, or an alias the
+    /// agent picked), else tunnel the bytes untouched.
     async fn sniff(
         self: Arc<Self>,
         agent: String,
-        ip: String,
+        target: String,
         port: u16,
         mut upgraded: TokioIo<hyper::upgrade::Upgraded>,
         dial: &[SocketAddr],
     ) -> std::io::Result<()> {
-        let hello = tunnel::peek_client_hello(&mut upgraded).await?;
-        let vendor_host = hello
-            .server_name
+        let (prefix, server_name) = match tunnel::peek(&mut upgraded, SERVER_FIRST_WAIT).await? {
+            tunnel::Peeked::Hello(hello) => (hello.bytes, hello.server_name),
+            tunnel::Peeked::NotTls(bytes) => (bytes, None),
+            tunnel::Peeked::Silent => (Vec::new(), None),
+        };
+        let vendor_host = server_name
             .clone()
             .filter(|name| self.vendors.for_host(name).is_some());
         match vendor_host {
             Some(name) => {
-                tracing::debug!(%agent, %ip, sni = %name, "IP-literal CONNECT intercepted by SNI");
-                // Forward to the vendor by name, so its certificate is
-                // checked against the name the agent meant.
+                tracing::info!(%agent, %target, sni = %name, "CONNECT intercepted by its SNI");
+                // Forward to the vendor by name (never to the address the
+                // agent gave), so its certificate is checked against the
+                // name the agent meant.
                 let vendor = self.vendor_name(&name);
                 let tunnel = Tunnel::new(agent, name, port, vendor);
-                self.intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
+                self.intercept(tunnel, tunnel::Rewind::new(prefix, upgraded))
                     .await
             }
             None if self.passthrough == Passthrough::Deny => {
-                tracing::info!(%agent, %ip, sni = ?hello.server_name, "IP-literal CONNECT dropped: passthrough is deny");
+                tracing::info!(%agent, %target, sni = ?server_name, "CONNECT dropped: passthrough is deny");
                 Ok(())
             }
-            None => self.tunnel(upgraded, dial, &hello.bytes).await,
+            None => self.tunnel(upgraded, dial, &prefix).await,
         }
     }
 

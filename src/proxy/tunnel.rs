@@ -25,16 +25,38 @@ pub struct ClientHelloPeek {
     pub server_name: Option<String>,
 }
 
-/// Reads from `io` until rustls has a complete ClientHello.
+/// What an agent sent first inside a tunnel.
+pub enum Peeked {
+    /// A TLS ClientHello.
+    Hello(ClientHelloPeek),
+    /// Bytes that are not TLS (to be replayed as they are).
+    NotTls(Vec<u8>),
+    /// Nothing within the wait: a protocol where the server speaks first.
+    Silent,
+}
+
+/// Reads from `io` until rustls has a complete ClientHello, or the bytes
+/// turn out not to be TLS, or the agent stays silent for `first_byte_wait`.
 ///
-/// Returns `Ok(None)` when the bytes are not TLS at all (the caller then
-/// treats the connection as opaque).
-pub async fn peek_client_hello<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<ClientHelloPeek> {
+/// Every tunnel is peeked, not only IP-literal ones: a CONNECT to some
+/// other name (an alias, a CNAME the agent controls) whose SNI says
+/// `api.stripe.com` is a Stripe connection, and must be read like one.
+pub async fn peek<S: AsyncRead + Unpin>(
+    io: &mut S,
+    first_byte_wait: std::time::Duration,
+) -> io::Result<Peeked> {
     let mut acceptor = rustls::server::Acceptor::default();
     let mut bytes = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = io.read(&mut chunk).await?;
+        let n = if bytes.is_empty() {
+            match tokio::time::timeout(first_byte_wait, io.read(&mut chunk)).await {
+                Ok(read) => read?,
+                Err(_) => return Ok(Peeked::Silent),
+            }
+        } else {
+            io.read(&mut chunk).await?
+        };
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -44,25 +66,20 @@ pub async fn peek_client_hello<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<C
         let new = chunk.get(..n).unwrap_or_default();
         bytes.extend_from_slice(new);
         let mut reader = new;
-        acceptor.read_tls(&mut reader)?;
+        if acceptor.read_tls(&mut reader).is_err() {
+            return Ok(Peeked::NotTls(bytes));
+        }
         match acceptor.accept() {
             Ok(Some(accepted)) => {
                 let server_name = accepted
                     .client_hello()
                     .server_name()
                     .map(|s| s.to_ascii_lowercase());
-                return Ok(ClientHelloPeek { bytes, server_name });
+                return Ok(Peeked::Hello(ClientHelloPeek { bytes, server_name }));
             }
             Ok(None) if bytes.len() < MAX_CLIENT_HELLO => continue,
-            Ok(None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "ClientHello too large",
-                ))
-            }
-            Err((error, _alert)) => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
-            }
+            Ok(None) => return Ok(Peeked::NotTls(bytes)),
+            Err(_) => return Ok(Peeked::NotTls(bytes)),
         }
     }
 }
@@ -146,8 +163,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn non_tls_bytes_are_an_error_not_a_hang() {
-        let mut input: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(peek_client_hello(&mut input).await.is_err());
+    async fn non_tls_bytes_are_replayed_not_a_hang() {
+        let sent: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut input = sent;
+        match peek(&mut input, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
+        {
+            Peeked::NotTls(bytes) => assert_eq!(bytes, sent),
+            _ => panic!("not TLS"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_a_server_first_protocol() {
+        let (mut client_side, _server_side) = tokio::io::duplex(64);
+        let peeked = peek(&mut client_side, std::time::Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert!(matches!(peeked, Peeked::Silent));
     }
 }
