@@ -10,8 +10,11 @@
 //!   clicks Slack posts back to `POST /slack/actions`, signed with the app's
 //!   signing secret.
 //!
-//! Everything here is a pure function: no sockets, no clock. The current time
-//! is an argument, so the replay windows are tested at their exact edges
+//! [`send`] is what puts both on the wire: it delivers to every `notify`
+//! target concurrently, in the background, with bounded retries.
+//!
+//! Everything else here is a pure function: no sockets, no clock. The current
+//! time is an argument, so the replay windows are tested at their exact edges
 //! instead of "about now", and the caller decides which clock is trusted.
 //!
 //! Both schemes are HMAC-SHA256 over a string that binds a timestamp to the
@@ -20,6 +23,7 @@
 //!
 //! [Standard Webhooks]: https://www.standardwebhooks.com
 
+pub mod send;
 pub mod slack;
 pub mod webhook;
 
