@@ -322,21 +322,9 @@ fn policy_test(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String>
 fn policy_replay(config: &Config, args: ReplayArgs) -> Result<ExitCode, String> {
     let candidate =
         leash::policy::load::load_policy_set(&args.policies, config).map_err(join_errors)?;
-    let store = open_store(config)?;
+    let source = AuditSource::Local(open_store(config)?);
     let mut entries = Vec::new();
-    let mut after = None;
-    loop {
-        let batch = leash::audit::read_entries(&store, after, 1000).map_err(|e| e.to_string())?;
-        let Some(last) = batch
-            .last()
-            .and_then(|e| e.get("seq"))
-            .and_then(|s| s.as_u64())
-        else {
-            break;
-        };
-        after = Some(last);
-        entries.extend(batch);
-    }
+    source.each_after(None, |entry| entries.push(entry.clone()))?;
     let report = leash::replay::replay(entries, &candidate, args.since);
     for change in &report.changes {
         let rule = |r: Option<u32>| r.map(|p| format!(" (rule {p})")).unwrap_or_default();
@@ -383,6 +371,27 @@ impl AuditSource {
         match leash::store::Store::open(&config.data_dir) {
             Ok(store) => AuditSource::Local(store),
             Err(_) => AuditSource::Admin(config.admin),
+        }
+    }
+
+    /// Calls `f` on every entry after `after`, in order, a page at a time;
+    /// returns the last sequence number seen.
+    fn each_after(
+        &self,
+        mut after: Option<u64>,
+        mut f: impl FnMut(&serde_json::Value),
+    ) -> Result<Option<u64>, String> {
+        loop {
+            let batch = self.fetch(after, 1000)?;
+            let Some(last) = batch
+                .last()
+                .and_then(|e| e.get("seq"))
+                .and_then(|s| s.as_u64())
+            else {
+                return Ok(after);
+            };
+            batch.iter().for_each(&mut f);
+            after = Some(last);
         }
     }
 
@@ -482,66 +491,30 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
         }
         AuditCommand::Export { since, agent } => {
             let source = AuditSource::open(config);
-            let mut after = since.and_then(|s| s.checked_sub(1));
-            loop {
-                let batch = source.fetch(after, 1000)?;
-                let Some(last) = batch
-                    .last()
-                    .and_then(|e| e.get("seq"))
-                    .and_then(|s| s.as_u64())
-                else {
-                    break;
-                };
-                for entry in &batch {
-                    let matches = agent
-                        .as_deref()
-                        .is_none_or(|a| entry.get("agent").and_then(|v| v.as_str()) == Some(a));
-                    if matches {
-                        println!("{entry}");
-                    }
+            source.each_after(since.and_then(|s| s.checked_sub(1)), |entry| {
+                let matches = agent
+                    .as_deref()
+                    .is_none_or(|a| entry.get("agent").and_then(|v| v.as_str()) == Some(a));
+                if matches {
+                    println!("{entry}");
                 }
-                after = Some(last);
-            }
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Tail { follow, lines } => {
             let source = AuditSource::open(config);
             // Find the head, then show the last `lines` entries.
-            let mut head = None;
-            loop {
-                let batch = source.fetch(head, 1000)?;
-                match batch
-                    .last()
-                    .and_then(|e| e.get("seq"))
-                    .and_then(|s| s.as_u64())
-                {
-                    Some(last) => head = Some(last),
-                    None => break,
-                }
-            }
+            let head = source.each_after(None, |_| {})?;
             // From the start when the chain is shorter than `lines`.
             let mut after = head.and_then(|h| h.checked_sub(lines));
             loop {
-                let batch = source.fetch(after, 1000)?;
-                for entry in &batch {
+                after = source.each_after(after, |entry| {
                     println!("{}", leash::audit::one_line(entry));
-                }
-                if let Some(last) = batch
-                    .last()
-                    .and_then(|e| e.get("seq"))
-                    .and_then(|s| s.as_u64())
-                {
-                    after = Some(last);
-                }
+                })?;
                 if !follow {
-                    if batch.is_empty() {
-                        break;
-                    }
-                    continue;
+                    break;
                 }
-                if batch.is_empty() {
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
             }
             Ok(ExitCode::SUCCESS)
         }

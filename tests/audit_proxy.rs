@@ -149,6 +149,21 @@ async fn every_decision_is_in_the_chain_before_its_outcome() {
         assert_eq!(outcome["details"]["reservation"], "settled");
     }
     assert_eq!(upstream.seen().len(), 2);
+
+    // `tail -n 3`: the last three entries, one line each.
+    let tail = leash_cli(dir.path(), &["audit", "tail", "-n", "3"]);
+    let text = String::from_utf8_lossy(&tail.stdout);
+    assert!(tail.status.success());
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let last = entries.last().unwrap()["seq"].as_u64().unwrap();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .trim_start()
+            .starts_with(&last.to_string()),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
