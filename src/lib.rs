@@ -13,6 +13,9 @@
 //!
 //! Every decision is written first to the tamper-evident [`audit`] chain.
 //!
+//! A `REQUIRE_HUMAN` decision opens a hold in [`holds`], which counts the
+//! approvals and releases the request exactly once.
+//!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
 //! [`admin`] serves the admin API. [`notify`] signs the webhooks and builds
 //! the Slack messages that tell approvers about holds, and verifies Slack's
@@ -26,6 +29,7 @@ pub mod ca;
 pub mod config;
 pub mod explain;
 pub mod gate;
+pub mod holds;
 pub mod identity;
 pub mod intent;
 pub mod keyfile;

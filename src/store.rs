@@ -103,6 +103,68 @@ impl Store {
     }
 }
 
+/// One write of [`Store::write_atomically`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum Write {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+impl std::fmt::Debug for Write {
+    /// Keys only: values may be sealed secrets or large records.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Put { key, value } => write!(
+                f,
+                "Put({}, {} bytes)",
+                String::from_utf8_lossy(key),
+                value.len()
+            ),
+            Write::Delete { key } => write!(f, "Delete({})", String::from_utf8_lossy(key)),
+        }
+    }
+}
+
+impl Store {
+    /// Applies writes to several trees as one transaction: after a crash
+    /// either every write is there or none is.
+    ///
+    /// A record and its indexes (a hold, its sealed request, its retry key)
+    /// must never be seen half-written: a hold whose retry index was lost
+    /// would let a retried request open a second hold for the same payment.
+    /// Read-modify-write atomicity is the caller's (a lock around the read
+    /// and this write); this only makes the write itself indivisible.
+    pub fn write_atomically(&self, writes: &[(&sled::Tree, Vec<Write>)]) -> Result<(), StoreError> {
+        use sled::transaction::{TransactionError, Transactional};
+
+        let trees: Vec<&sled::Tree> = writes.iter().map(|(tree, _)| *tree).collect();
+        let result: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
+            for (view, (_, tree_writes)) in views.iter().zip(writes) {
+                for write in tree_writes {
+                    match write {
+                        Write::Put { key, value } => {
+                            view.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Write::Delete { key } => {
+                            view.remove(key.as_slice())?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+            // The closure never aborts.
+            Err(TransactionError::Abort(())) => Err(StoreError::Corrupt {
+                key: "transaction".into(),
+                reason: "aborted".into(),
+            }),
+        }
+    }
+}
+
 /// An exclusive claim on part of the database (see [`Store::claim`]).
 pub struct Claim {
     name: &'static str,
