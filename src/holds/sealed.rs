@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{ErrorKind, Write as _};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -113,20 +113,8 @@ impl HoldKey {
             path: path.to_path_buf(),
             reason: "the system random generator failed".into(),
         })?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(io)?;
-        }
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(path) {
-            Ok(mut file) => {
-                file.write_all(&bytes).map_err(io)?;
-                file.sync_all().map_err(io)?;
+        match crate::keyfile::create_new(path, &bytes, 0o600) {
+            Ok(()) => {
                 tracing::info!(path = %path.display(), "created the hold sealing key");
                 Self::from_bytes(&bytes)
             }
