@@ -104,6 +104,38 @@ async fn every_decision_is_in_the_chain_before_its_outcome() {
     // Outcomes are appended just after the answer; give them a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(client);
+
+    // While leash runs, the chain is readable on the admin API, and the CLI
+    // falls back to it (the database is held by the running leash).
+    let page: serde_json::Value =
+        reqwest::get(format!("http://{}/v1/audit?after=0&limit=2", leash.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let seqs: Vec<u64> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    std::fs::write(
+        dir.path().join("admin.yaml"),
+        format!("admin: {}\n", leash.admin),
+    )
+    .unwrap();
+    let live = leash_cli(
+        dir.path(),
+        &["audit", "export", "--since", "0", "--config", "admin.yaml"],
+    );
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert!(String::from_utf8_lossy(&live.stdout).lines().count() >= 8);
     leash.kill();
 
     verify(dir.path());
