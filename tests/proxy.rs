@@ -13,6 +13,28 @@ use leash::config::Passthrough;
 use leash::identity::basic_credentials;
 use sha2::{Digest, Sha256};
 
+/// CONNECTs to `target`, opens TLS naming `api.stripe.com` while trusting
+/// only leash's CA (so success proves interception), and returns an HTTP/1.1
+/// sender on that one tunnel.
+async fn stripe_over_connect(
+    leash: &Harness,
+    target: &str,
+) -> hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>> {
+    let (status, stream) = raw_connect(leash.running.proxy_addr, target, None).await;
+    assert_eq!(status, 200);
+    let tls = tls_over(
+        stream,
+        leash.leash_tls_client(&[b"http/1.1"]),
+        "api.stripe.com",
+    )
+    .await;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 const STRIPE_CHARGE: &str = "amount=2000&currency=eur&source=tok_visa&metadata[order]=6735&description=Ad%20credit%20%E2%82%AC20";
 
 async fn stripe_setup() -> (TestCa, Upstream) {
@@ -94,18 +116,7 @@ async fn keep_alive_serves_several_requests_in_one_tunnel() {
     let leash = Harness::start(upstream.addr, &ca, |_| {}).await;
 
     // One TCP connection, one CONNECT, one TLS session...
-    let (status, stream) = raw_connect(leash.running.proxy_addr, "api.stripe.com:443", None).await;
-    assert_eq!(status, 200);
-    let tls = tls_over(
-        stream,
-        leash.leash_tls_client(&[b"http/1.1"]),
-        "api.stripe.com",
-    )
-    .await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = stripe_over_connect(&leash, "api.stripe.com:443").await;
 
     // ...and five requests on it.
     for i in 0..5 {
@@ -346,18 +357,7 @@ async fn an_ip_literal_connect_is_intercepted_when_sni_names_a_vendor() {
 
     // The agent CONNECTs to an IP but says api.stripe.com in its SNI; it
     // trusts only leash's CA, so completing TLS proves leash intercepted.
-    let (status, stream) = raw_connect(leash.running.proxy_addr, "203.0.113.7:443", None).await;
-    assert_eq!(status, 200);
-    let tls = tls_over(
-        stream,
-        leash.leash_tls_client(&[b"http/1.1"]),
-        "api.stripe.com",
-    )
-    .await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = stripe_over_connect(&leash, "203.0.113.7:443").await;
     let request = http::Request::post("/v1/refunds")
         .header("host", "api.stripe.com")
         .body(Full::new(bytes::Bytes::from_static(
@@ -457,20 +457,7 @@ async fn an_alias_name_with_a_vendor_sni_is_intercepted_not_tunnelled() {
     let leash = Harness::start(stripe.addr, &ca, |_| {}).await;
 
     let target = format!("localhost:{}", alias.addr.port());
-    let (status, stream) = raw_connect(leash.running.proxy_addr, &target, None).await;
-    assert_eq!(status, 200);
-    // Trusting only leash's CA: the handshake succeeds only if leash
-    // intercepted.
-    let tls = tls_over(
-        stream,
-        leash.leash_tls_client(&[b"http/1.1"]),
-        "api.stripe.com",
-    )
-    .await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = stripe_over_connect(&leash, &target).await;
     let request = http::Request::post("/v1/payment_intents")
         .header("host", "api.stripe.com")
         .body(Full::new(bytes::Bytes::from_static(
