@@ -23,6 +23,23 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// How long [`Store::open`] waits for a database lock that is being let go.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether sled failed only because another handle holds the file lock.
+///
+/// sled 0.34 wraps the `flock` failure in an `Other` error whose text is
+/// "could not acquire lock on …", so the text is all there is to match.
+fn is_lock_contention(error: &sled::Error) -> bool {
+    match error {
+        sled::Error::Io(e) => {
+            e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().starts_with("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
 /// The open database.
 #[derive(Clone)]
 pub struct Store {
@@ -38,14 +55,34 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the database in `data_dir`.
+    ///
+    /// When the database's lock is taken, tries again for up to
+    /// [`LOCK_WAIT`]: sled 0.34 releases its file lock from a background
+    /// thread that outlives the dropped `Db` for a moment, so a reopen right
+    /// after a close (a restart, a CLI command after `leash run` exits) can
+    /// find the lock still held by a process that is letting go of it
+    /// (spacejam/sled#1289). A lock still held after the wait belongs to a
+    /// live process and is reported.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(data_dir)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: data_dir.to_path_buf(),
-                source,
-            })?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let mut pause = std::time::Duration::from_millis(5);
+        let db = loop {
+            match sled::Config::new().path(data_dir).open() {
+                Ok(db) => break db,
+                Err(source)
+                    if is_lock_contention(&source) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: data_dir.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        };
         Ok(Self {
             db,
             claims: Arc::default(),
@@ -183,5 +220,37 @@ impl Drop for Claim {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_let_go_while_opening_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        first.tree("t").unwrap().insert("k", "v").unwrap();
+        first.flush().unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_WAIT / 5);
+            drop(first);
+        });
+        let second = Store::open(dir.path()).unwrap();
+        closer.join().unwrap();
+        assert_eq!(
+            second.tree("t").unwrap().get("k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+
+    #[test]
+    fn a_lock_held_by_a_live_handle_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("lock"), "{err}");
     }
 }
