@@ -61,6 +61,8 @@ pub struct Admin {
     pub audit: Option<AuditLog>,
     /// For `GET /v1/audit`.
     pub store: Option<Store>,
+    /// Holds, for `/v1/holds…` and `/slack/actions`.
+    pub desk: Option<crate::desk::Desk>,
 }
 
 impl Admin {

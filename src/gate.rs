@@ -7,7 +7,6 @@
 //! answer in the vendor's shape. Nothing here sends anything upstream.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -16,7 +15,9 @@ use serde_json::{json, Value};
 
 use crate::answer::Answer;
 use crate::audit::NewEntry;
+use crate::holds::Need;
 use crate::intent::{Classification, Intent};
+use crate::notify::send::TriggeredRule;
 use crate::policy::engine::{self, Context, Decision, SpendEvent, Subject};
 use crate::policy::live::LivePolicies;
 use crate::policy::model::Action;
@@ -29,6 +30,34 @@ pub enum Outcome {
     Forward { reservation: Reservation },
     /// Answer the agent with this; nothing goes upstream.
     Refuse(Answer),
+    /// A human must decide (REQUIRE_HUMAN): open a hold. Nothing is
+    /// reserved yet; that happens at release, against the spend of then.
+    Hold(PlannedHold),
+}
+
+/// What a REQUIRE_HUMAN decision asks of people.
+#[derive(Debug, Clone)]
+pub struct PlannedHold {
+    /// One per triggered REQUIRE_HUMAN rule (or the stack default), with
+    /// the people each resolves to now.
+    pub needs: Vec<Need>,
+    /// The decision's reason, in words.
+    pub reason: String,
+    /// The deciding rule's priority.
+    pub rule: Option<u32>,
+    /// The triggered REQUIRE_HUMAN rules, for the approvers' notification.
+    pub rules: Vec<TriggeredRule>,
+    /// The policy set the decision was made under.
+    pub policy_hash: String,
+}
+
+/// What the REJECT rules say about a held request at its release.
+#[derive(Debug)]
+pub enum Recheck {
+    /// No REJECT rule fires: the amounts are reserved.
+    Reserved(Reservation),
+    /// A REJECT rule fires now (a cap filled while the request waited).
+    Rejected { rule: u32, reason: String },
 }
 
 /// A gate's verdict: what to do, and the `decision` audit entry that must be
@@ -53,8 +82,6 @@ impl Gated {
 pub struct Gate {
     pub policies: Arc<LivePolicies>,
     pub ledger: Arc<SpendLedger>,
-    /// How long a held agent should wait before retrying (`Retry-After`).
-    pub retry_after: Duration,
 }
 
 impl Gate {
@@ -85,11 +112,8 @@ impl Gate {
         if subjects.is_empty() {
             // A spend classification always carries intents; if it ever did
             // not, there is nothing to evaluate and nothing may pass.
-            return Gated::unrecorded(Outcome::Refuse(held_answer(
+            return Gated::unrecorded(Outcome::Refuse(undecidable(
                 "the request was read as a spend but carries no intent",
-                None,
-                &self.hold_id(),
-                self.retry_after,
             )));
         }
 
@@ -128,12 +152,7 @@ impl Gate {
             }
         };
         let Some(decision) = deciding else {
-            return Gated::unrecorded(Outcome::Refuse(held_answer(
-                "no decision could be made",
-                None,
-                &self.hold_id(),
-                self.retry_after,
-            )));
+            return Gated::unrecorded(Outcome::Refuse(undecidable("no decision could be made")));
         };
         log_decision(
             agent,
@@ -180,12 +199,64 @@ impl Gate {
                 )
                 .with_rule(decision.deciding_rule),
             ),
-            _ => Outcome::Refuse(held_answer(
-                &decision.reason,
-                Some(&decision),
-                &self.hold_id(),
-                self.retry_after,
-            )),
+            _ => Outcome::Hold(PlannedHold {
+                needs: decision
+                    .approvals
+                    .iter()
+                    .map(|need| Need::resolve(need, &set.approvers))
+                    .collect(),
+                reason: decision.reason.clone(),
+                rule: decision.deciding_rule,
+                rules: decision
+                    .verdicts
+                    .iter()
+                    .filter(|v| v.triggered && !v.shadow && v.action == Action::RequireHuman)
+                    .map(TriggeredRule::from)
+                    .collect(),
+                policy_hash: set.hash.clone(),
+            }),
+        })
+    }
+
+    /// At the release of an approved hold: asks the REJECT rules again, with
+    /// the spend and clock of now, and reserves the intents' amounts if none
+    /// fires — in one step under the ledger's lock, like a decision. A human
+    /// approval releases a REQUIRE_HUMAN, never a REJECT (SPEC §5.3), and a
+    /// cap may have filled while the request waited.
+    ///
+    /// A ledger failure is an error: the release does not happen.
+    pub fn recheck_and_reserve(
+        &self,
+        agent: &str,
+        intents: &[Intent],
+        now: DateTime<Utc>,
+    ) -> Result<Recheck, crate::store::StoreError> {
+        let set = self.policies.current();
+        let stack = set.merged_for(agent);
+        let subjects: Vec<Subject<'_>> = intents.iter().map(Subject::Spend).collect();
+        let (rejected, reservation) = self.ledger.decide_and_reserve(now, |spent| {
+            let ctx = Context {
+                now,
+                spent,
+                fx: &set.fx,
+                registry: &set.registry,
+            };
+            let rejected = engine::decide_request_rejects_only(&stack, &subjects, &ctx);
+            let reserve = match rejected {
+                Some(_) => Vec::new(),
+                None => intents.iter().filter_map(SpendEvent::of).collect(),
+            };
+            (rejected, reserve)
+        })?;
+        Ok(match rejected {
+            Some((_, verdict)) => Recheck::Rejected {
+                rule: verdict.priority,
+                reason: format!(
+                    "rule {} ({}): {}",
+                    verdict.priority, verdict.rule_type, verdict.reason
+                ),
+            },
+            None => Recheck::Reserved(reservation),
         })
     }
 
@@ -224,42 +295,32 @@ impl Gate {
             tracing::error!(%error, ids = ?reservation.ids, "could not release an unforwarded reservation");
         }
     }
-
-    fn hold_id(&self) -> String {
-        format!("hold_{}", uuid::Uuid::new_v4().simple())
-    }
 }
 
-/// The answer for a request that needs a human (SPEC §7): 403 `leash_held`
-/// naming who must approve and the hold id.
-fn held_answer(
-    reason: &str,
-    decision: Option<&Decision>,
-    hold_id: &str,
-    retry_after: Duration,
-) -> Answer {
-    let who = decision
-        .map(|d| {
-            let names: Vec<String> = d
-                .approvals
-                .iter()
-                .flat_map(|need| need.approvers.iter().cloned())
-                .collect();
-            if names.is_empty() {
-                "any approver".to_string()
-            } else {
-                names.join(", ")
-            }
-        })
-        .unwrap_or_else(|| "any approver".to_string());
+/// The answer for a request leash could not decide at all (a bug, never a
+/// policy outcome): refused, since nothing undecided may pass.
+fn undecidable(why: &str) -> Answer {
     Answer::new(
         StatusCode::FORBIDDEN,
-        "leash_held",
-        "held",
-        format!("leash is holding this request for approval by {who} (hold {hold_id}): {reason}"),
+        "leash_rejected",
+        "rejected",
+        format!("leash could not decide this request ({why}); it was not forwarded"),
     )
-    .with_rule(decision.and_then(|d| d.deciding_rule))
-    .with_hold(hold_id.to_string(), retry_after.as_secs().max(1))
+}
+
+/// What the audit chain (and a hold) records as a request's intent: the
+/// intents of a spend, or what was read of a request that is not one.
+pub fn intent_record(classification: &Classification, vendor: &str, intents: &[Intent]) -> Value {
+    match classification {
+        Classification::Spend(_) => serde_json::to_value(intents).unwrap_or(Value::Null),
+        Classification::Unknown { operation, reason }
+        | Classification::Unreadable { operation, reason } => json!({
+            "vendor": vendor,
+            "operation": operation,
+            "reason": reason,
+        }),
+        Classification::Safe { operation } => json!({ "vendor": vendor, "operation": operation }),
+    }
 }
 
 /// The `decision` audit entry: the intents (never the body), every rule's
@@ -276,16 +337,7 @@ fn decision_entry(
     policy_hash: &str,
     reservation: &Reservation,
 ) -> NewEntry {
-    let intent = match classification {
-        Classification::Spend(_) => serde_json::to_value(intents).unwrap_or(Value::Null),
-        Classification::Unknown { operation, reason }
-        | Classification::Unreadable { operation, reason } => json!({
-            "vendor": vendor,
-            "operation": operation,
-            "reason": reason,
-        }),
-        Classification::Safe { operation } => json!({ "vendor": vendor, "operation": operation }),
-    };
+    let intent = intent_record(classification, vendor, intents);
     let rules = serde_json::to_value(&decision.verdicts).unwrap_or(Value::Null);
     let mut entry = NewEntry::decision(
         agent,

@@ -14,7 +14,9 @@
 //! Every decision is written first to the tamper-evident [`audit`] chain.
 //!
 //! A `REQUIRE_HUMAN` decision opens a hold in [`holds`], which counts the
-//! approvals and releases the request exactly once.
+//! approvals and releases the request exactly once; [`desk`] connects holds
+//! to the audit chain, the approvers' notifications and the waiting agent
+//! (the release itself runs on the agent's connection, in the proxy).
 //!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
 //! [`admin`] serves the admin API. [`notify`] signs the webhooks and builds
@@ -27,6 +29,7 @@ pub mod audit;
 pub mod body;
 pub mod ca;
 pub mod config;
+pub mod desk;
 pub mod explain;
 pub mod gate;
 pub mod holds;

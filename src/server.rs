@@ -17,9 +17,12 @@ use serde_json::json;
 use crate::admin::{Admin, Health};
 use crate::audit::{AuditError, AuditLog, CheckpointPolicy, Kind, NewEntry};
 use crate::ca::{CaError, CertificateAuthority};
-use crate::config::Config;
+use crate::config::{Config, NotifyTarget};
+use crate::desk::{DeskParts, HoldDesk};
 use crate::gate::Gate;
+use crate::holds::{hold_key_path, ApproverTokens, HoldKey, HoldStore};
 use crate::identity::Identities;
+use crate::notify::send::{AdminUrl, Notifier, RetryPolicy};
 use crate::policy::live::LivePolicies;
 use crate::policy::live::Reload;
 use crate::proxy::Proxy;
@@ -27,6 +30,11 @@ use crate::spend::SpendLedger;
 use crate::store::Store;
 use crate::upstream::{UpstreamClient, UpstreamSetupError};
 use crate::vendor::Vendors;
+
+/// How often due holds are expired. Every hold operation also expires the
+/// hold it touches when due, so this bounds only how long an overdue hold is
+/// listed as pending.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often the policies directory is checked for changes.
 const POLICY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -51,6 +59,10 @@ pub enum StartError {
     Audit(#[from] AuditError),
     #[error("policies do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Policies(Vec<crate::yaml::YamlError>),
+    #[error("holds: {0}")]
+    Holds(String),
+    #[error("notify: {0}")]
+    Notify(String),
     #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
     OverrideLoop {
         host: String,
@@ -86,7 +98,18 @@ impl Drop for Running {
 
 /// Binds both listeners and starts serving. Returns once leash accepts
 /// connections, with the addresses actually bound (ports may be 0 in config).
+/// Secrets named by the config (`secret_env`, `signing_secret_env`) are read
+/// from the process environment.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_with_env(config, &|name: &str| std::env::var(name).ok()).await
+}
+
+/// [`start`], reading the secrets the config names through `env` (tests
+/// pass a map instead of changing the process environment).
+pub async fn start_with_env(
+    config: &Config,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Running, StartError> {
     let (ca, origin) = CertificateAuthority::load_or_create(&config.ca.cert, &config.ca.key)?;
     tracing::info!(cert = %config.ca.cert.display(), ?origin, "CA ready");
     let upstream = UpstreamClient::new(&config.upstream)?;
@@ -152,6 +175,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         }
     }
 
+    let desk = Arc::new(open_desk(config, &store, &audit, admin_addr, env)?);
+    {
+        let pending = desk.store.pending().map(|p| p.len()).unwrap_or(0);
+        tracing::info!(pending, "holds ready");
+    }
+
     let mut plain_connector = HttpConnector::new();
     plain_connector.set_connect_timeout(Some(config.upstream.timeout));
     let health = Arc::new(Health::default());
@@ -164,19 +193,32 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         gate: Gate {
             policies: Arc::clone(&policies),
             ledger,
-            retry_after: config.holds.wait,
         },
+        desk: Arc::clone(&desk),
         plain: Client::builder(TokioExecutor::new()).build(plain_connector),
         passthrough: config.passthrough,
         max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
         own_listeners: vec![proxy_addr, admin_addr],
     });
     let admin = Arc::new(Admin {
+        desk: Some(Arc::clone(&desk)),
         health: Arc::clone(&health),
         audit: Some(audit.clone()),
         store: Some(store.clone()),
     });
+    let expiry = {
+        let desk = Arc::clone(&desk);
+        async move {
+            let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                desk.expire_due(chrono::Utc::now()).await;
+            }
+        }
+    };
     let tasks = vec![
+        tokio::spawn(expiry),
         tokio::spawn(proxy.serve(proxy_listener)),
         tokio::spawn(admin.serve(admin_listener)),
         tokio::spawn(policies.watch(POLICY_POLL, move |change| {
@@ -205,6 +247,53 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         health,
         tasks,
     })
+}
+
+/// Opens the holds and everything that acts on them: the sealing key beside
+/// the CA key, the approvers' tokens, the notification targets (a webhook
+/// whose secret variable is unset stops start-up) and the Slack signing
+/// secrets.
+fn open_desk(
+    config: &Config,
+    store: &Store,
+    audit: &AuditLog,
+    admin_addr: SocketAddr,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<HoldDesk, StartError> {
+    let key = HoldKey::load_or_create(&hold_key_path(&config.ca.key))
+        .map_err(|e| StartError::Holds(e.to_string()))?;
+    let holds = HoldStore::open(store, key, config.holds.ttl)
+        .map_err(|e| StartError::Holds(e.to_string()))?;
+    let notifier = Notifier::new(&config.notify, env, RetryPolicy::default())
+        .map_err(|e| StartError::Notify(e.to_string()))?;
+    let admin_url =
+        AdminUrl::from_listen(admin_addr).map_err(|e| StartError::Notify(e.to_string()))?;
+    let mut slack_secrets = Vec::new();
+    for target in &config.notify {
+        if let NotifyTarget::Slack {
+            signing_secret_env: Some(name),
+            ..
+        } = target
+        {
+            match env(name).filter(|s| !s.is_empty()) {
+                Some(secret) => slack_secrets.push(secret.into_bytes()),
+                None => {
+                    return Err(StartError::Notify(format!(
+                        "slack signing_secret_env names {name}, which is unset or empty; Slack buttons could not be verified"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(HoldDesk::new(DeskParts {
+        store: holds,
+        audit: audit.clone(),
+        tokens: ApproverTokens::new(&config.approvers),
+        notifier,
+        admin_url,
+        wait: config.holds.wait,
+        slack_secrets,
+    }))
 }
 
 /// The audit signing key lives beside the CA key (SPEC §8).

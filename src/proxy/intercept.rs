@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
+use super::held::HeldRequest;
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::{mask_card_numbers, NewEntry};
@@ -133,6 +134,36 @@ impl Proxy {
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
+        // A retry of a held request is answered by its hold, before any new
+        // decision: no second hold, no second notification (SPEC §6).
+        let idempotency_key = parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if !matches!(classification, Classification::Safe { .. }) {
+            let key = crate::holds::retry_key(
+                &tunnel.agent,
+                tunnel.vendor,
+                idempotency_key.as_deref(),
+                &fingerprint.to_hex(),
+            );
+            match self.desk.store.find_retry(&key, now) {
+                Ok(Some(hold)) => return self.answer_retry(tunnel, hold, &fingerprint).await,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(agent = %tunnel.agent, %error, "cannot read holds; request not forwarded");
+                    return Answer::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "leash_unavailable",
+                        "error",
+                        "leash cannot read its holds right now; the request was not forwarded",
+                    )
+                    .render(vendor);
+                }
+            }
+        }
+
         let gated = self
             .gate
             .decide(&tunnel.agent, tunnel.vendor, &classification, &intents, now);
@@ -179,12 +210,35 @@ impl Proxy {
                 response
             }
             Outcome::Refuse(answer) => answer.with_audit_seq(audit_seq).render(vendor),
+            Outcome::Hold(plan) => {
+                let Some(decision_seq) = audit_seq else {
+                    // A hold always comes with a decision entry; without
+                    // one there is nothing to hang it on.
+                    return Answer::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "leash_unavailable",
+                        "error",
+                        "leash could not record this decision; the request was not forwarded",
+                    )
+                    .render(vendor);
+                };
+                let request = HeldRequest {
+                    intents: crate::gate::intent_record(&classification, tunnel.vendor, &intents),
+                    operation: classification.operation().to_string(),
+                    parts,
+                    raw,
+                    fingerprint,
+                    idempotency_key,
+                    decision_seq,
+                };
+                self.hold(tunnel, plan, request).await
+            }
         }
     }
 
     /// Reads the request as the vendor adapter sees it, and fingerprints it.
     /// A body leash cannot decode is unreadable — never safe.
-    fn classify(
+    pub(super) fn classify(
         &self,
         tunnel: &Tunnel,
         parts: &Parts,
@@ -221,7 +275,7 @@ impl Proxy {
     /// Sends the request, exactly as read, to the vendor and streams its
     /// answer back unchanged (minus hop-by-hop headers). The status is
     /// `None` when the vendor gave no answer.
-    async fn forward(
+    pub(super) async fn forward(
         &self,
         tunnel: &Tunnel,
         mut parts: Parts,
@@ -303,7 +357,7 @@ async fn read_whole(
 
 /// The intents of a request, stamped with the agent and the time, with
 /// anything that looks like a card number masked.
-fn intents_of(
+pub(super) fn intents_of(
     classification: &Classification,
     agent: &str,
     fingerprint: Fingerprint,

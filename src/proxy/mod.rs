@@ -15,6 +15,7 @@
 //! The agent's identity is fixed at CONNECT time and holds for every request
 //! inside the tunnel.
 
+mod held;
 pub mod intercept;
 pub mod tunnel;
 
@@ -52,6 +53,8 @@ pub struct Proxy {
     pub upstream: UpstreamClient,
     /// Decides every request that is not safe.
     pub gate: crate::gate::Gate,
+    /// Holds: opened here on REQUIRE_HUMAN, decided by approvers.
+    pub desk: crate::desk::Desk,
     /// Every decision is written here before it takes effect.
     pub audit: crate::audit::AuditLog,
     /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.

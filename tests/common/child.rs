@@ -36,7 +36,8 @@ impl ChildLeash {
             format!(
                 "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndefault_agent: growth-agent\n\
                  upstream:\n  overrides:\n    api.stripe.com: {stripe}\n  extra_ca: upstream-ca.pem\n\
-                 audit:\n  checkpoint_every: 50\n  checkpoint_interval: 1s\n"
+                 audit:\n  checkpoint_every: 50\n  checkpoint_interval: 1s\n\
+                 holds: {{ wait: 300ms, ttl: 1h }}\n"
             ),
         )
         .unwrap();

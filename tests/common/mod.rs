@@ -230,6 +230,9 @@ impl Harness {
         config.ca.key = dir.path().join("certs/leash-ca.key");
         config.policies = dir.path().join("policies");
         config.default_agent = Some("growth-agent".to_string());
+        // A held request waits this long on its connection; short, so that
+        // tests of the held answer do not wait the 25 s default.
+        config.holds.wait = std::time::Duration::from_millis(300);
         config.upstream.extra_ca = Some(extra_ca);
         config.upstream.overrides.insert(
             "api.stripe.com".to_string(),

@@ -1,0 +1,318 @@
+//! The hold desk: where holds meet the rest of leash (SPEC §6).
+//!
+//! [`crate::holds`] keeps holds and their state machine, and is pure
+//! storage: each transition hands back the audit entries that record it.
+//! The desk is the one place that takes those entries to the audit chain,
+//! wakes the agent connections waiting on a hold, tells approvers about a
+//! new hold, and knows who an approver is (bearer token or Slack member ID).
+//! The proxy, the admin API and the expiry timer all go through it, so a
+//! vote counted by Slack and one counted by the API leave the same trail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::audit::{AuditError, AuditLog, NewEntry};
+use crate::holds::{
+    ApprovalOutcome, ApproverTokens, Channel, Hold, HoldError, HoldState, HoldStore, HoldWaiters,
+    Vote,
+};
+use crate::notify::send::{AdminUrl, Callbacks, EventType, HoldEvent, Notifier, TriggeredRule};
+use crate::notify::slack::{self, HoldSummary};
+
+/// Why a vote (or another hold change) did not go through cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Refused by the hold store; nothing changed unless the error says so
+    /// (an expiry it caused is recorded).
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    /// The change is stored but its audit entries could not be written.
+    /// Nothing can be forwarded while the chain refuses writes, so this
+    /// fails closed; the operator must look at the audit log's health.
+    #[error("recorded, but the audit chain refused the entry: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// Holds, with everything that acts on them.
+pub struct HoldDesk {
+    pub store: HoldStore,
+    pub waiters: HoldWaiters,
+    audit: AuditLog,
+    tokens: ApproverTokens,
+    notifier: Notifier,
+    admin_url: AdminUrl,
+    /// `holds.wait`: how long an agent's connection waits for a decision.
+    pub wait: Duration,
+    /// The Slack signing secrets of the configured Slack targets; a click
+    /// is accepted when it verifies under any of them.
+    slack_secrets: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HoldDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HoldDesk")
+            .field("wait", &self.wait)
+            .field("slack_secrets", &self.slack_secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the desk is made of; see [`HoldDesk::new`].
+pub struct DeskParts {
+    pub store: HoldStore,
+    pub audit: AuditLog,
+    pub tokens: ApproverTokens,
+    pub notifier: Notifier,
+    pub admin_url: AdminUrl,
+    pub wait: Duration,
+    pub slack_secrets: Vec<Vec<u8>>,
+}
+
+impl HoldDesk {
+    pub fn new(parts: DeskParts) -> Self {
+        Self {
+            store: parts.store,
+            waiters: HoldWaiters::new(),
+            audit: parts.audit,
+            tokens: parts.tokens,
+            notifier: parts.notifier,
+            admin_url: parts.admin_url,
+            wait: parts.wait,
+            slack_secrets: parts.slack_secrets,
+        }
+    }
+
+    /// Appends `entries` to the chain, in order; the last one's sequence
+    /// number, if there were any.
+    pub async fn record(&self, entries: &[NewEntry]) -> Result<Option<u64>, AuditError> {
+        let mut last = None;
+        for entry in entries {
+            last = Some(self.audit.append(entry.clone()).await?.seq);
+        }
+        Ok(last)
+    }
+
+    /// Wakes the connections waiting on `hold` when it has left `pending`.
+    pub fn wake(&self, hold: &Hold) {
+        if hold.state != HoldState::Pending {
+            self.waiters.notify(&hold.id, hold.state);
+        }
+    }
+
+    /// The approver who owns this bearer token, if anyone.
+    pub fn approver_by_token(&self, token: &str) -> Option<String> {
+        self.tokens.authenticate(token)
+    }
+
+    /// The approver with this Slack member ID, if anyone.
+    pub fn approver_by_slack_id(&self, id: &str) -> Option<String> {
+        self.tokens.by_slack_id(id)
+    }
+
+    /// Whether a `POST /slack/actions` body was signed by Slack with one of
+    /// the configured signing secrets. With none configured, nothing is.
+    pub fn verify_slack(
+        &self,
+        timestamp: &str,
+        signature: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), slack::SlackError> {
+        let mut last = slack::SlackError::EmptySecret;
+        for secret in &self.slack_secrets {
+            match slack::verify_request(secret, timestamp, signature, body, now) {
+                Ok(()) => return Ok(()),
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+
+    /// Counts a vote, records it, and wakes the agent if it decided the
+    /// hold. An expiry the vote ran into is recorded too.
+    pub async fn vote(
+        &self,
+        id: &str,
+        approver: &str,
+        vote: Vote,
+        channel: Channel,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalOutcome, DeskError> {
+        let counted = match vote {
+            Vote::Approve => self.store.approve(id, approver, channel, comment, now),
+            Vote::Reject => self.store.reject(id, approver, channel, comment, now),
+        };
+        match counted {
+            Ok(outcome) => {
+                tracing::info!(
+                    target: "leash::hold",
+                    hold = %id, approver, vote = %vote, %channel,
+                    state = %outcome.hold.state,
+                    still_needed = %outcome.still_needed.join("; "),
+                    "vote counted"
+                );
+                let recorded = self.record(&outcome.entries).await;
+                self.wake(&outcome.hold);
+                recorded?;
+                Ok(outcome)
+            }
+            Err(error) => {
+                if !error.entries().is_empty() {
+                    self.record(error.entries()).await?;
+                    if let Ok(Some(hold)) = self.store.get(id) {
+                        self.wake(&hold);
+                    }
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Expires every hold past its deadline, records it and wakes whoever
+    /// waits on it; how many expired.
+    pub async fn expire_due(&self, now: DateTime<Utc>) -> usize {
+        let expired = match self.store.expire_due(now) {
+            Ok(expired) => expired,
+            Err(error) => {
+                tracing::error!(%error, "could not expire due holds");
+                return 0;
+            }
+        };
+        for changed in &expired {
+            tracing::info!(target: "leash::hold", hold = %changed.hold.id, agent = %changed.hold.agent, "hold expired");
+            if let Err(error) = self.record(&changed.entries).await {
+                tracing::error!(%error, hold = %changed.hold.id, "could not record a hold's expiry");
+            }
+            self.wake(&changed.hold);
+        }
+        expired.len()
+    }
+
+    /// Tells every `notify` target about a new hold; returns at once.
+    pub fn announce(&self, hold: &Hold, operation: &str, rules: Vec<TriggeredRule>) {
+        if self.notifier.is_empty() {
+            return;
+        }
+        let summary = summary(hold, &rules);
+        let event = HoldEvent {
+            kind: EventType::HoldCreated,
+            hold_id: hold.id.clone(),
+            agent: hold.agent.clone(),
+            vendor: hold.vendor.clone(),
+            operation: operation.to_string(),
+            intents: hold.intents.clone(),
+            rules,
+            approvers_needed: summary.approvers_needed.clone(),
+            expires_at: rfc3339(hold.expires_at),
+            callbacks: Callbacks::new(&self.admin_url, &hold.id),
+            checkpoint: self.audit.latest_checkpoint(),
+            at: rfc3339(Utc::now()),
+        };
+        // The dispatch runs on its own; its reports go to the delivery log.
+        drop(self.notifier.notify_hold_created(event, summary));
+    }
+
+    /// Replaces the Slack message a click came from with the hold's outcome
+    /// (or its progress, when more approvals are needed). Runs in the
+    /// background: Slack wants its answer within 3 seconds.
+    pub fn update_slack_message(&self, response_url: String, hold: &Hold, by: &str) {
+        let summary = summary(hold, &[]);
+        let outcome = match hold.state {
+            HoldState::Pending => format!(
+                "approved by {by}; still needed: {}",
+                hold.still_needed().join("; ")
+            ),
+            state => state.as_str().to_string(),
+        };
+        let message = slack::resolved_message(&summary, &outcome, by);
+        let notifier = self.notifier.clone();
+        let id = hold.id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = notifier.update_slack_message(&response_url, message).await {
+                tracing::warn!(%error, hold = %id, "could not update the Slack message");
+            }
+        });
+    }
+
+    /// The hold as the admin API shows it: the stored record, its state as
+    /// of `now` (an overdue hold reads `expired` before the sweep writes
+    /// it) and what is still needed.
+    pub fn view(hold: &Hold, now: DateTime<Utc>) -> Value {
+        let mut value = serde_json::to_value(hold).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("state".into(), json!(hold.state_at(now).as_str()));
+            map.insert("still_needed".into(), json!(hold.still_needed()));
+        }
+        value
+    }
+}
+
+/// A shared desk.
+pub type Desk = Arc<HoldDesk>;
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// What approvers read about a hold, from what the hold recorded.
+pub fn summary(hold: &Hold, rules: &[TriggeredRule]) -> HoldSummary {
+    let intents: &[Value] = hold.intents.as_array().map_or(&[], Vec::as_slice);
+    let amounts: Vec<String> = intents
+        .iter()
+        .filter_map(|i| {
+            let amount = i.pointer("/amount/amount")?.as_str()?;
+            let currency = i.pointer("/amount/currency")?.as_str()?;
+            Some(format!("{amount} {currency}"))
+        })
+        .collect();
+    let text = |pointer: &str| {
+        intents
+            .first()
+            .and_then(|i| i.pointer(pointer))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let rules = if rules.is_empty() {
+        vec![hold.reason.clone()]
+    } else {
+        rules
+            .iter()
+            .map(|r| match r.priority {
+                Some(p) => format!("rule {p} {}", r.text),
+                None => r.text.clone(),
+            })
+            .collect()
+    };
+    let needed: Vec<String> = hold
+        .needs
+        .iter()
+        .map(|need| {
+            let people: Vec<&str> = need.eligible.iter().map(String::as_str).collect();
+            format!(
+                "{} of [{}] for {}",
+                need.quorum,
+                people.join(", "),
+                need.label()
+            )
+        })
+        .collect();
+    HoldSummary {
+        hold_id: hold.id.clone(),
+        agent: hold.agent.clone(),
+        vendor: hold.vendor.clone(),
+        operation: text("/operation").unwrap_or_default(),
+        amount: if amounts.is_empty() {
+            "no amount read".to_string()
+        } else {
+            amounts.join(" + ")
+        },
+        beneficiary: text("/beneficiary"),
+        rules,
+        approvers_needed: needed.join("; "),
+        expires_at: rfc3339(hold.expires_at),
+    }
+}

@@ -1,0 +1,440 @@
+//! Held requests on the agent's connection (SPEC §6, §7): opening a hold,
+//! waiting for its decision, answering retries, and the release.
+//!
+//! The release is the one place a held request goes upstream, and it runs
+//! the same steps whether the approval arrives while the agent's connection
+//! waits or before a retry: the REJECT rules are asked again with the spend
+//! of now and the amounts reserved in the same step; the hold becomes
+//! `released` (durably, exactly once, handing over the sealed request); the
+//! `hold_resolved` entry is written; only then is the request sent — the
+//! request as it was approved, not whatever a retry carries.
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+
+use super::intercept::{intents_of, Tunnel};
+use super::Proxy;
+use crate::answer::{Answer, ProxyBody};
+use crate::audit::NewEntry;
+use crate::gate::{PlannedHold, Recheck};
+use crate::holds::{Hold, HoldError, HoldState, NewHold, StoredRequest};
+use crate::intent::Fingerprint;
+
+/// What the proxy knows about a request it is about to hold.
+pub(super) struct HeldRequest {
+    pub parts: Parts,
+    pub raw: Bytes,
+    pub intents: serde_json::Value,
+    pub operation: String,
+    pub fingerprint: Fingerprint,
+    pub idempotency_key: Option<String>,
+    pub decision_seq: u64,
+}
+
+impl Proxy {
+    /// Opens a hold for a REQUIRE_HUMAN decision (already audited as
+    /// `decision_seq`), tells the approvers, and waits for the decision.
+    pub(super) async fn hold(
+        &self,
+        tunnel: &Tunnel,
+        plan: PlannedHold,
+        request: HeldRequest,
+    ) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        let now = Utc::now();
+        let stored = StoredRequest {
+            method: request.parts.method.to_string(),
+            path_and_query: request
+                .parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_string(),
+            host: tunnel.host.clone(),
+            port: tunnel.port,
+            headers: request
+                .parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+                .collect(),
+            body: request.raw,
+        };
+        let new = NewHold {
+            agent: tunnel.agent.clone(),
+            vendor: tunnel.vendor.to_string(),
+            intents: request.intents,
+            needs: plan.needs,
+            fingerprint: request.fingerprint.to_hex(),
+            idempotency_key: request.idempotency_key,
+            decision_seq: request.decision_seq,
+            reason: plan.reason,
+        };
+        let created = match self.desk.store.create(new, stored, now) {
+            Ok(created) => created,
+            Err(error) => {
+                tracing::error!(agent = %tunnel.agent, %error, "could not open a hold; request not forwarded");
+                return unavailable("leash cannot store a hold right now")
+                    .with_rule(plan.rule)
+                    .with_audit_seq(Some(request.decision_seq))
+                    .render(vendor);
+            }
+        };
+        if let Err(error) = self.desk.record(&created.entries).await {
+            // The hold exists but its creation is not in the chain. Nothing
+            // can be released while the chain refuses writes, so the agent
+            // is told leash is unavailable rather than held.
+            tracing::error!(hold = %created.hold.id, %error, "could not record a new hold");
+            return audit_unavailable().render(vendor);
+        }
+        if created.created {
+            tracing::info!(
+                target: "leash::hold",
+                hold = %created.hold.id,
+                agent = %tunnel.agent,
+                needs = %created.hold.still_needed().join("; "),
+                "request held for approval"
+            );
+            self.desk
+                .announce(&created.hold, &request.operation, plan.rules);
+        }
+        self.await_decision(tunnel, &created.hold.id).await
+    }
+
+    /// A request that a hold already answers (same agent, vendor and
+    /// idempotency key, else same fingerprint): no second hold and no
+    /// second notification; the hold's state decides.
+    pub(super) async fn answer_retry(
+        &self,
+        tunnel: &Tunnel,
+        hold: Hold,
+        fingerprint: &Fingerprint,
+    ) -> Response<ProxyBody> {
+        if hold.fingerprint != fingerprint.to_hex() {
+            // Same idempotency key, different request: forwarding either
+            // would be wrong (the vendor answers such a reuse with an
+            // error too).
+            return Answer::new(
+                StatusCode::CONFLICT,
+                "leash_idempotency_conflict",
+                "rejected",
+                format!(
+                    "this Idempotency-Key was used for a different request, held as {}; leash forwards only the request that was approved, so use a new key for a new request",
+                    hold.id
+                ),
+            )
+            .with_audit_seq(Some(hold.decision_seq))
+            .render(Some(tunnel.vendor));
+        }
+        self.await_decision(tunnel, &hold.id).await
+    }
+
+    /// Waits up to `holds.wait` for the hold to be decided, then answers
+    /// by its state. Waiting is a watch channel per hold: no polling, and
+    /// a waiting connection costs its task and socket.
+    async fn await_decision(&self, tunnel: &Tunnel, id: &str) -> Response<ProxyBody> {
+        let mut subscription = self.desk.waiters.subscribe(id);
+        // Read after subscribing: a decision made in between is then either
+        // in what is read or notified to the subscription.
+        let mut hold = match self.load_hold(tunnel, id) {
+            Ok(hold) => hold,
+            Err(response) => return *response,
+        };
+        if hold.state_at(Utc::now()) == HoldState::Pending {
+            if subscription
+                .wait_for_decision(self.desk.wait)
+                .await
+                .is_some()
+            {
+                hold = match self.load_hold(tunnel, id) {
+                    Ok(hold) => hold,
+                    Err(response) => return *response,
+                };
+            } else if let Ok(fresh) = self.load_hold(tunnel, id) {
+                // Timed out; a decision may still have landed unnotified
+                // (by an expiry between reads, say).
+                hold = fresh;
+            }
+        }
+        drop(subscription);
+        self.answer_for(tunnel, hold).await
+    }
+
+    /// The hold, or the answer to give when it cannot be read.
+    fn load_hold(&self, tunnel: &Tunnel, id: &str) -> Result<Hold, Box<Response<ProxyBody>>> {
+        let refuse = |what: &str| Box::new(unavailable(what).render(Some(tunnel.vendor)));
+        match self.desk.store.get(id) {
+            Ok(Some(hold)) => Ok(hold),
+            Ok(None) => Err(refuse("leash lost track of this request's hold")),
+            Err(error) => {
+                tracing::error!(hold = %id, %error, "cannot read a hold");
+                Err(refuse("leash cannot read its holds right now"))
+            }
+        }
+    }
+
+    /// The answer a hold gives in its current state.
+    async fn answer_for(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        match hold.state_at(Utc::now()) {
+            HoldState::Pending => {
+                held_answer(&hold, self.desk.wait.as_secs().max(1)).render(vendor)
+            }
+            HoldState::Approved => self.release(tunnel, hold).await,
+            HoldState::Rejected | HoldState::Expired => closed_answer(&hold).render(vendor),
+            HoldState::Released => already_forwarded(&hold).render(vendor),
+        }
+    }
+
+    /// Forwards an approved hold's request, once. See the module docs.
+    async fn release(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        let now = Utc::now();
+        let refuse = |answer: Answer| {
+            answer
+                .with_hold(hold.id.clone(), self.desk.wait.as_secs().max(1))
+                .with_audit_seq(Some(hold.decision_seq))
+                .render(vendor)
+        };
+        let stored = match self.desk.store.open_request(&hold.id) {
+            Ok(stored) => stored,
+            Err(HoldError::RequestGone(_)) => {
+                // Released (or closed) by someone else since it was read.
+                return match self.desk.store.get(&hold.id) {
+                    Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
+                        Box::pin(self.answer_for(tunnel, now_hold)).await
+                    }
+                    _ => refuse(unavailable("leash cannot read this hold's request")),
+                };
+            }
+            Err(error) => {
+                tracing::error!(hold = %hold.id, %error, "cannot unseal a held request; not forwarded");
+                return refuse(unavailable("leash cannot read this hold's request"));
+            }
+        };
+        let (parts, body) = match request_parts(&stored) {
+            Ok(request) => request,
+            Err(reason) => {
+                tracing::error!(hold = %hold.id, %reason, "a held request cannot be rebuilt; not forwarded");
+                return refuse(unavailable("leash cannot rebuild this hold's request"));
+            }
+        };
+        let target = Tunnel::new(
+            hold.agent.clone(),
+            stored.host.clone(),
+            stored.port,
+            tunnel.vendor,
+        );
+        // Read again, as it will be sent: the amounts reserved are the
+        // amounts forwarded.
+        let (classification, fingerprint) = self.classify(&target, &parts, &body);
+        if fingerprint.to_hex() != hold.fingerprint {
+            tracing::error!(hold = %hold.id, "a held request does not match its fingerprint; not forwarded");
+            return refuse(unavailable(
+                "this hold's request does not match what was approved",
+            ));
+        }
+        let intents = intents_of(&classification, &hold.agent, fingerprint, now);
+
+        let reservation = match self.gate.recheck_and_reserve(&hold.agent, &intents, now) {
+            Ok(Recheck::Reserved(reservation)) => reservation,
+            Ok(Recheck::Rejected { rule, reason }) => {
+                return self
+                    .reject_at_release(tunnel, &hold, rule, &reason, now)
+                    .await;
+            }
+            Err(error) => {
+                tracing::error!(hold = %hold.id, %error, "spend ledger failed at release; not forwarded");
+                return refuse(unavailable("leash cannot record spend right now"));
+            }
+        };
+
+        let released = match self.desk.store.mark_released(&hold.id, now) {
+            Ok(released) => released,
+            Err(error) => {
+                self.gate.cancel(&reservation);
+                if !error.entries().is_empty() {
+                    let _ = self.desk.record(error.entries()).await;
+                }
+                return match self.desk.store.get(&hold.id) {
+                    Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
+                        self.desk.wake(&now_hold);
+                        Box::pin(self.answer_for(tunnel, now_hold)).await
+                    }
+                    _ => {
+                        tracing::error!(hold = %hold.id, %error, "could not release a hold; not forwarded");
+                        refuse(unavailable("leash cannot release this hold right now"))
+                    }
+                };
+            }
+        };
+        // Write-ahead, as for any decision: the release is in the chain
+        // before the request leaves.
+        if let Err(error) = self.desk.record(&released.entries).await {
+            self.gate.cancel(&reservation);
+            tracing::error!(hold = %hold.id, %error, "could not record a release; not forwarded");
+            return audit_unavailable().render(vendor);
+        }
+        self.desk.wake(&released.hold);
+        tracing::info!(target: "leash::hold", hold = %hold.id, agent = %hold.agent, "held request released");
+
+        let (parts, body) = match request_parts(&released.request) {
+            Ok(request) => request,
+            Err(_) => (parts, body),
+        };
+        let (response, status) = self.forward(&target, parts, body).await;
+        let spend = self.gate.upstream_answered(&reservation, status);
+        let entry = NewEntry::outcome(hold.agent.clone(), status.map(|s| s.as_u16()))
+            .with_detail("decision_seq", hold.decision_seq.into())
+            .with_detail("hold_id", hold.id.clone().into())
+            .with_detail("reservation", spend.into());
+        let audit = self.audit.clone();
+        let decision_seq = hold.decision_seq;
+        tokio::spawn(async move {
+            if let Err(error) = audit.append(entry).await {
+                tracing::error!(%error, decision_seq, "could not record an upstream outcome");
+            }
+        });
+        response
+    }
+
+    /// An approved hold that a REJECT rule now refuses.
+    async fn reject_at_release(
+        &self,
+        tunnel: &Tunnel,
+        hold: &Hold,
+        rule: u32,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Response<ProxyBody> {
+        let vendor = Some(tunnel.vendor);
+        match self
+            .desk
+            .store
+            .mark_rejected_on_release(&hold.id, reason, now)
+        {
+            Ok(changed) => {
+                let seq = self.desk.record(&changed.entries).await;
+                self.desk.wake(&changed.hold);
+                tracing::info!(target: "leash::hold", hold = %hold.id, rule, %reason, "approved hold rejected at release");
+                let answer = closed_answer(&changed.hold).with_rule(Some(rule));
+                match seq {
+                    Ok(seq) => answer.with_audit_seq(seq).render(vendor),
+                    Err(_) => answer.render(vendor),
+                }
+            }
+            Err(error) => match self.desk.store.get(&hold.id) {
+                Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
+                    Box::pin(self.answer_for(tunnel, now_hold)).await
+                }
+                _ => {
+                    tracing::error!(hold = %hold.id, %error, "could not reject a hold at release");
+                    unavailable("leash cannot update this hold right now").render(vendor)
+                }
+            },
+        }
+    }
+}
+
+/// A stored request as hyper parts and a body.
+fn request_parts(stored: &StoredRequest) -> Result<(Parts, Bytes), String> {
+    let method = Method::from_bytes(stored.method.as_bytes())
+        .map_err(|_| format!("invalid method {:?}", stored.method))?;
+    let (mut parts, ()) = Request::builder()
+        .method(method)
+        .uri(stored.path_and_query.as_str())
+        .body(())
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    parts.headers = stored.header_map()?;
+    Ok((parts, stored.body.clone()))
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// 403 `leash_held` (SPEC §7): who must still approve, and the hold id.
+pub fn held_answer(hold: &Hold, retry_after_secs: u64) -> Answer {
+    let needed = hold.still_needed();
+    let who = if needed.is_empty() {
+        "its approvers".to_string()
+    } else {
+        needed.join("; ")
+    };
+    Answer::new(
+        StatusCode::FORBIDDEN,
+        "leash_held",
+        "held",
+        format!(
+            "leash is holding this request until it is approved (hold {}): needs {who}. Why: {}. Retry the same request (same Idempotency-Key) after approval; the hold expires at {}",
+            hold.id,
+            hold.reason,
+            rfc3339(hold.expires_at)
+        ),
+    )
+    .with_rule(hold.needs.first().and_then(|n| n.priority))
+    .with_hold(hold.id.clone(), retry_after_secs)
+    .with_audit_seq(Some(hold.decision_seq))
+}
+
+/// 403 `leash_rejected` for a hold that was rejected or expired.
+pub fn closed_answer(hold: &Hold) -> Answer {
+    let message = match hold.state_at(Utc::now()) {
+        HoldState::Expired => format!(
+            "leash rejected this request: hold {} expired at {} without a decision",
+            hold.id,
+            rfc3339(hold.release_by.unwrap_or(hold.expires_at))
+        ),
+        _ => format!(
+            "leash rejected this request: hold {} {}",
+            hold.id,
+            hold.resolution.as_deref().unwrap_or("was rejected")
+        ),
+    };
+    let mut answer = Answer::new(StatusCode::FORBIDDEN, "leash_rejected", "rejected", message)
+        .with_rule(hold.needs.first().and_then(|n| n.priority))
+        .with_audit_seq(Some(hold.decision_seq));
+    answer.hold_id = Some(hold.id.clone());
+    answer
+}
+
+/// 409 for a retry of a hold whose request was already forwarded: leash
+/// never sends it twice.
+fn already_forwarded(hold: &Hold) -> Answer {
+    let mut answer = Answer::new(
+        StatusCode::CONFLICT,
+        "leash_already_forwarded",
+        "rejected",
+        format!(
+            "hold {} was approved and its request already forwarded{}; leash does not send it twice",
+            hold.id,
+            hold.closed_at
+                .map(|at| format!(" at {}", rfc3339(at)))
+                .unwrap_or_default()
+        ),
+    )
+    .with_audit_seq(Some(hold.decision_seq));
+    answer.hold_id = Some(hold.id.clone());
+    answer
+}
+
+fn unavailable(what: &str) -> Answer {
+    Answer::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "leash_unavailable",
+        "error",
+        format!("{what}; the request was not forwarded"),
+    )
+}
+
+fn audit_unavailable() -> Answer {
+    Answer::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "leash_audit_unavailable",
+        "error",
+        "leash cannot write its audit log right now; the request was not forwarded",
+    )
+}
