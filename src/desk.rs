@@ -216,19 +216,16 @@ impl HoldDesk {
         drop(self.notifier.notify_hold_created(event, summary));
     }
 
-    /// Replaces the Slack message a click came from with the hold's outcome
-    /// (or its progress, when more approvals are needed). Runs in the
-    /// background: Slack wants its answer within 3 seconds.
+    /// Replaces the Slack message a click came from with the hold's outcome,
+    /// once it is decided; while more approvals are needed the message
+    /// keeps its buttons for the others. Runs in the background: Slack
+    /// wants its answer within 3 seconds.
     pub fn update_slack_message(&self, response_url: String, hold: &Hold, by: &str) {
+        if hold.state == HoldState::Pending {
+            return;
+        }
         let summary = summary(hold, &[]);
-        let outcome = match hold.state {
-            HoldState::Pending => format!(
-                "approved by {by}; still needed: {}",
-                hold.still_needed().join("; ")
-            ),
-            state => state.as_str().to_string(),
-        };
-        let message = slack::resolved_message(&summary, &outcome, by);
+        let message = slack::resolved_message(&summary, hold.state.as_str(), by);
         let notifier = self.notifier.clone();
         let id = hold.id.clone();
         tokio::spawn(async move {

@@ -835,7 +835,9 @@ fn host_of(url: &Url) -> String {
 /// Whether the URL's host is a loopback IP literal. Names such as
 /// `localhost` do not count: resolving them is up to a resolver that may
 /// answer with anything.
-fn is_loopback(url: &Url) -> bool {
+/// Whether `url`'s host is a loopback IP address (not a name: a name can
+/// resolve anywhere).
+pub(crate) fn is_loopback(url: &Url) -> bool {
     let host = url.host_str().unwrap_or("");
     let bare = host
         .strip_prefix('[')

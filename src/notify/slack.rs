@@ -313,7 +313,7 @@ pub fn parse_action(body: &[u8]) -> Result<SlackAction, SlackError> {
     }
 
     let response_url = match payload.response_url {
-        Some(url) if url.starts_with("https://") && url.len() > "https://".len() => Some(url),
+        Some(url) if is_response_url(&url) => Some(url),
         Some(_) => return Err(SlackError::InvalidResponseUrl),
         None => None,
     };
@@ -338,6 +338,21 @@ fn is_slack_member_id(s: &str) -> bool {
     (2..=MAX_USER_ID_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// An https URL with a host, or plain http to a loopback IP address (where
+/// there is no network to read it on; tests run their receiver there). The
+/// same rule as [`super::send::Notifier::update_slack_message`] applies
+/// when the message is sent.
+fn is_response_url(s: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(s) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => url.host_str().is_some_and(|h| !h.is_empty()),
+        "http" => super::send::is_loopback(&url),
+        _ => false,
+    }
 }
 
 /// `hold_` followed by letters, digits, `_` or `-`, bounded in length.
@@ -891,6 +906,19 @@ mod tests {
         let mut p = slack_payload(APPROVE_ACTION_ID, HOLD);
         p["response_url"] = json!("http://169.254.169.254/latest/meta-data");
         assert_eq!(refused(&p), SlackError::InvalidResponseUrl);
+        for url in [
+            "http://example.com/x",
+            "ftp://127.0.0.1/x",
+            "https://",
+            "http://localhost/x",
+        ] {
+            let mut p = slack_payload(APPROVE_ACTION_ID, HOLD);
+            p["response_url"] = json!(url);
+            assert_eq!(refused(&p), SlackError::InvalidResponseUrl, "{url}");
+        }
+        let mut p = slack_payload(APPROVE_ACTION_ID, HOLD);
+        p["response_url"] = json!("http://127.0.0.1:9/response");
+        assert!(parse_action(&form(&p)).unwrap().response_url.is_some());
         let mut p = slack_payload(APPROVE_ACTION_ID, HOLD);
         p.as_object_mut().unwrap().remove("response_url");
         assert_eq!(parse_action(&form(&p)).unwrap().response_url, None);

@@ -193,6 +193,8 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub leash_ca_pem: String,
+    /// What `secret_env` / `signing_secret_env` names resolve to.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl Harness {
@@ -212,6 +214,18 @@ impl Harness {
         stripe: SocketAddr,
         upstream_ca: &TestCa,
         policy: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_with_env(stripe, upstream_ca, policy, Default::default(), tweak).await
+    }
+
+    /// Like [`Harness::start_with_policy`]; the secrets the config names
+    /// (`secret_env`, `signing_secret_env`) are looked up in `env`.
+    pub async fn start_with_env(
+        stripe: SocketAddr,
+        upstream_ca: &TestCa,
+        policy: &str,
+        env: std::collections::BTreeMap<String, String>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         leash::install_crypto_provider();
@@ -242,13 +256,16 @@ impl Harness {
             },
         );
         tweak(&mut config);
-        let running = leash::server::start(&config).await.unwrap();
+        let running = leash::server::start_with_env(&config, &|name: &str| env.get(name).cloned())
+            .await
+            .unwrap();
         let leash_ca_pem = std::fs::read_to_string(&config.ca.cert).unwrap();
         Self {
             running,
             dir,
             config,
             leash_ca_pem,
+            env,
         }
     }
 
@@ -260,13 +277,15 @@ impl Harness {
             dir,
             config,
             leash_ca_pem,
+            env,
         } = self;
         drop(running);
         // sled holds a lock on its directory until every handle is gone;
         // the old tasks are aborted, give them a moment to drop theirs.
         let mut attempt = 0;
         let running = loop {
-            match leash::server::start(&config).await {
+            match leash::server::start_with_env(&config, &|name: &str| env.get(name).cloned()).await
+            {
                 Ok(running) => break running,
                 Err(error) if attempt < 100 => {
                     attempt += 1;
@@ -281,6 +300,7 @@ impl Harness {
             dir,
             config,
             leash_ca_pem,
+            env,
         }
     }
 

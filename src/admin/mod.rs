@@ -1,5 +1,5 @@
-//! The admin listener (SPEC §9): health now; approvals, metrics and the
-//! audit API as they land. It is a separate socket from the proxy so that
+//! The admin listener (SPEC §9): health, the audit API, and approvals
+//! (`/v1/holds…` with approver tokens, `/slack/actions` signed by Slack). It is a separate socket from the proxy so that
 //! agents can never reach it through the proxy (see `Proxy::own_listeners`).
 
 use std::convert::Infallible;
@@ -13,6 +13,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+
+mod holds_api;
 
 use crate::answer::{full, ProxyBody};
 use crate::audit::AuditLog;
@@ -91,13 +93,19 @@ impl Admin {
     }
 
     async fn route(&self, request: Request<Incoming>) -> Response<ProxyBody> {
-        match (request.method(), request.uri().path()) {
+        let path = request.uri().path().to_string();
+        match (request.method(), path.as_str()) {
             (&Method::GET, "/healthz") => self.healthz(),
             (&Method::GET, "/v1/audit") => self.audit_entries(request.uri().query()),
-            _ => json(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"error": {"code": "not_found", "message": "no such admin endpoint"}}),
-            ),
+            (&Method::POST, "/slack/actions") => match &self.desk {
+                Some(desk) => holds_api::slack_actions(desk, request).await,
+                None => not_found(),
+            },
+            (_, p) if p == "/v1/holds" || p.starts_with("/v1/holds/") => match &self.desk {
+                Some(desk) => holds_api::route(desk, request).await,
+                None => not_found(),
+            },
+            _ => not_found(),
         }
     }
 
@@ -151,6 +159,18 @@ impl Admin {
             ),
         }
     }
+}
+
+fn not_found() -> Response<ProxyBody> {
+    error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
+}
+
+/// `{"error": {"code", "message"}}`, the admin API's error shape.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response<ProxyBody> {
+    json(
+        status,
+        serde_json::json!({"error": {"code": code, "message": message.into()}}),
+    )
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {

@@ -1,0 +1,347 @@
+//! Approvals on the admin listener (SPEC §6, §9).
+//!
+//! - `GET /v1/holds[?state=S]`, `GET /v1/holds/{id}`,
+//!   `POST /v1/holds/{id}/approve`, `POST /v1/holds/{id}/reject`: every call
+//!   carries `Authorization: Bearer <approver token>`, and the approver is
+//!   whoever owns the token. A vote may carry a JSON body
+//!   `{"comment": "..."}`; `X-Leash-Channel: cli` marks votes sent by
+//!   `leash holds` (recorded as channel `cli`, else `api`).
+//! - `POST /slack/actions`: a button click, signed by Slack; the clicking
+//!   member ID must be an approver's `slack:` id.
+//!
+//! Answers are JSON: the hold (with its state as of now and what is still
+//! needed), or `{"error": {"code", "message"}}`.
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::{error, json};
+use crate::answer::ProxyBody;
+use crate::desk::{DeskError, HoldDesk};
+use crate::holds::{Channel, HoldError, HoldState, Vote};
+use crate::notify::slack::{self, Decision};
+
+/// Largest body accepted: a comment, or a Slack payload (a few KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// `/v1/holds…`.
+pub(super) async fn route(desk: &HoldDesk, request: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(approver) = bearer(request.headers()).and_then(|t| desk.approver_by_token(t)) else {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send an approver's token: Authorization: Bearer <token>",
+        );
+        response
+            .headers_mut()
+            .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
+        return response;
+    };
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path
+        .trim_start_matches("/v1/holds")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let method = request.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, []) => list(desk, request.uri().query()),
+        (&Method::GET, [id]) => get(desk, id),
+        (&Method::POST, [id, action @ ("approve" | "reject")]) => {
+            let vote = if *action == "approve" {
+                Vote::Approve
+            } else {
+                Vote::Reject
+            };
+            let channel = match request.headers().get("x-leash-channel") {
+                Some(v) if v.as_bytes().eq_ignore_ascii_case(b"cli") => Channel::Cli,
+                _ => Channel::Api,
+            };
+            let id = id.to_string();
+            let body = match read_body(request).await {
+                Ok(body) => body,
+                Err(response) => return *response,
+            };
+            let comment = match comment_of(&body) {
+                Ok(comment) => comment,
+                Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", message),
+            };
+            vote_answer(
+                desk,
+                desk.vote(&id, &approver, vote, channel, comment.as_deref(), Utc::now())
+                    .await,
+                &approver,
+                vote,
+            )
+        }
+        (_, [] | [_] | [_, "approve" | "reject"]) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "GET /v1/holds, GET /v1/holds/{id}, POST /v1/holds/{id}/approve, POST /v1/holds/{id}/reject",
+        ),
+        _ => super::not_found(),
+    }
+}
+
+/// `GET /v1/holds[?state=pending]`: newest first.
+fn list(desk: &HoldDesk, query: Option<&str>) -> Response<ProxyBody> {
+    let mut state = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "state" {
+            match value.parse::<HoldState>() {
+                Ok(s) => state = Some(s),
+                Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", message),
+            }
+        }
+    }
+    let now = Utc::now();
+    match desk.store.list(None) {
+        Ok(holds) => {
+            let holds: Vec<_> = holds
+                .iter()
+                // Filter on the state as of now: an overdue pending hold is
+                // listed as expired before the sweep has written it.
+                .filter(|h| state.is_none_or(|s| h.state_at(now) == s))
+                .map(|h| HoldDesk::view(h, now))
+                .collect();
+            json(StatusCode::OK, json!({ "holds": holds }))
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "holds_unreadable",
+            e.to_string(),
+        ),
+    }
+}
+
+fn get(desk: &HoldDesk, id: &str) -> Response<ProxyBody> {
+    match desk.store.get(id) {
+        Ok(Some(hold)) => json(
+            StatusCode::OK,
+            json!({ "hold": HoldDesk::view(&hold, Utc::now()) }),
+        ),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "hold_not_found",
+            format!("no hold {id}"),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "holds_unreadable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// The answer to a vote: the hold's new state and what is still needed.
+fn vote_answer(
+    desk: &HoldDesk,
+    result: Result<crate::holds::ApprovalOutcome, DeskError>,
+    approver: &str,
+    vote: Vote,
+) -> Response<ProxyBody> {
+    match result {
+        Ok(outcome) => {
+            let now = Utc::now();
+            let state = outcome.hold.state_at(now);
+            let message = match (state, outcome.still_needed.is_empty()) {
+                (HoldState::Pending, false) => format!(
+                    "{vote} by {approver} counted; still needed: {}",
+                    outcome.still_needed.join("; ")
+                ),
+                (HoldState::Approved, _) => format!(
+                    "approved: the request is forwarded when the agent's connection or retry collects it (by {})",
+                    outcome
+                        .hold
+                        .release_by
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default()
+                ),
+                (state, _) => format!("{vote} by {approver} counted; the hold is {state}"),
+            };
+            json(
+                StatusCode::OK,
+                json!({
+                    "approver": approver,
+                    "vote": vote.as_str(),
+                    "state": state.as_str(),
+                    "still_needed": outcome.still_needed,
+                    "message": message,
+                    "hold": HoldDesk::view(&outcome.hold, now),
+                }),
+            )
+        }
+        Err(e) => {
+            let (status, code) = status_of(&e);
+            let mut body = json!({"error": {"code": code, "message": e.to_string()}});
+            if let Ok(Some(hold)) = desk.store.get(hold_id_of(&e).unwrap_or_default()) {
+                body["hold"] = HoldDesk::view(&hold, Utc::now());
+            }
+            json(status, body)
+        }
+    }
+}
+
+/// The HTTP status and error code for a refused vote.
+fn status_of(e: &DeskError) -> (StatusCode, &'static str) {
+    match e {
+        DeskError::Audit(_) => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+        DeskError::Hold(e) => match e {
+            HoldError::NotFound(_) => (StatusCode::NOT_FOUND, "hold_not_found"),
+            HoldError::NotEligible { .. } => (StatusCode::FORBIDDEN, "not_eligible"),
+            HoldError::AlreadyVoted { .. } => (StatusCode::CONFLICT, "already_voted"),
+            HoldError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
+            HoldError::Expired { .. } => (StatusCode::CONFLICT, "hold_expired"),
+            HoldError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "holds_unavailable"),
+        },
+    }
+}
+
+fn hold_id_of(e: &DeskError) -> Option<&str> {
+    match e {
+        DeskError::Hold(
+            HoldError::NotEligible { id, .. }
+            | HoldError::AlreadyVoted { id, .. }
+            | HoldError::Expired { id, .. },
+        ) => Some(id),
+        _ => None,
+    }
+}
+
+/// `POST /slack/actions`: verify Slack's signature on the raw body, read
+/// the click, map the member ID to an approver, count the vote, and replace
+/// the message with the outcome.
+pub(super) async fn slack_actions(
+    desk: &HoldDesk,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let timestamp = header("x-slack-request-timestamp");
+    let signature = header("x-slack-signature");
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if let Err(e) = desk.verify_slack(&timestamp, &signature, &body, Utc::now().timestamp()) {
+        tracing::warn!(error = %e, "refused a Slack action that does not verify");
+        return error(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string());
+    }
+    let action = match slack::parse_action(&body) {
+        Ok(action) => action,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    };
+    let Some(approver) = desk.approver_by_slack_id(&action.user_id) else {
+        tracing::warn!(slack_user = %action.user_id, hold = %action.hold_id, "a Slack user who is not an approver clicked a hold button");
+        return error(
+            StatusCode::FORBIDDEN,
+            "not_an_approver",
+            format!(
+                "Slack user {} is not a leash approver (approvers.people.*.slack)",
+                action.user_id
+            ),
+        );
+    };
+    let vote = match action.decision {
+        Decision::Approve => Vote::Approve,
+        Decision::Reject => Vote::Reject,
+    };
+    let result = desk
+        .vote(
+            &action.hold_id,
+            &approver,
+            vote,
+            Channel::Slack,
+            None,
+            Utc::now(),
+        )
+        .await;
+    if let (Ok(outcome), Some(url)) = (&result, action.response_url.clone()) {
+        desk.update_slack_message(url, &outcome.hold, &approver);
+    }
+    vote_answer(desk, result, &approver, vote)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Box<Response<ProxyBody>>> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("at most {MAX_BODY} bytes"),
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        ))),
+    }
+}
+
+/// The optional `{"comment": "..."}` of a vote; an empty body is no comment.
+fn comment_of(body: &[u8]) -> Result<Option<String>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct VoteBody {
+        #[serde(default)]
+        comment: Option<String>,
+    }
+    serde_json::from_slice::<VoteBody>(body)
+        .map(|b| b.comment)
+        .map_err(|e| format!("the body must be JSON like {{\"comment\": \"...\"}}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively_and_empty_is_none() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(AUTHORIZATION, "bearer  abc ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+        h.insert(AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn comments_are_optional_and_strict() {
+        assert_eq!(comment_of(b"").unwrap(), None);
+        assert_eq!(comment_of(b"{}").unwrap(), None);
+        assert_eq!(
+            comment_of(br#"{"comment":"ok by me"}"#).unwrap().as_deref(),
+            Some("ok by me")
+        );
+        assert!(comment_of(br#"{"comment":1}"#).is_err());
+        assert!(comment_of(br#"{"approver":"maya"}"#).is_err());
+        assert!(comment_of(b"not json").is_err());
+    }
+}
