@@ -76,6 +76,64 @@ enum Command {
     ///   --operation payment_intent.create --amount 1800 --currency EUR
     ///   --at 2026-11-24T10:00:00+01:00 --spent 4200
     Explain(ExplainArgs),
+    /// List, approve and reject held requests, through the admin API.
+    ///
+    /// Authenticates with an approver's token, read from LEASH_APPROVER_TOKEN
+    /// or --token-file (never from the command line, where other users can
+    /// see it). The approver is whoever owns the token; votes are recorded
+    /// in the audit chain with channel "cli".
+    #[command(subcommand)]
+    Holds(HoldsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum HoldsCommand {
+    /// List holds, oldest pending first (all states with --state all).
+    List {
+        /// pending, approved, rejected, expired, released, or all.
+        #[arg(long, default_value = "pending")]
+        state: String,
+        #[command(flatten)]
+        api: AdminArgs,
+    },
+    /// Show one hold: its request, rules, approvals and what is still needed.
+    Show {
+        /// The hold id (hold_…), as in X-Leash-Hold-Id or the notification.
+        id: String,
+        #[command(flatten)]
+        api: AdminArgs,
+    },
+    /// Approve a hold. It is released once every rule has its approvals.
+    Approve {
+        id: String,
+        /// A note kept with the vote in the audit chain.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        api: AdminArgs,
+    },
+    /// Reject a hold. One eligible rejection rejects it.
+    Reject {
+        id: String,
+        /// Why, kept with the vote in the audit chain.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        api: AdminArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AdminArgs {
+    /// The admin API's base URL [default: http:// and admin: from the config]
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// A file holding the approver's token [default: $LEASH_APPROVER_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the API's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,6 +324,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Policy(PolicyCommand::Test(args)) => policy_test(&config, args),
         Command::Policy(PolicyCommand::Replay(args)) => policy_replay(&config, args),
         Command::Audit(command) => audit_command(&config, command),
+        Command::Holds(command) => holds_command(&config, command),
         Command::Policy(PolicyCommand::Schema) => {
             let schema = leash::policy::schema::policy_json_schema();
             let text = serde_json::to_string_pretty(&schema)
@@ -628,4 +687,210 @@ fn write_trust_bundle(config: &Config, ca: &CertificateAuthority) -> Result<Path
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `leash holds …`: one call to the admin API, summarised for people.
+fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, String> {
+    let (method, path, body, api) = match command {
+        HoldsCommand::List { state, api } => {
+            let path = if state == "all" {
+                "/v1/holds".to_string()
+            } else {
+                state
+                    .parse::<leash::holds::HoldState>()
+                    .map_err(|e| format!("--state: {e}, or all"))?;
+                format!("/v1/holds?state={state}")
+            };
+            (reqwest::Method::GET, path, None, api)
+        }
+        HoldsCommand::Show { id, api } => (
+            reqwest::Method::GET,
+            format!("/v1/holds/{}", segment(&id)?),
+            None,
+            api,
+        ),
+        HoldsCommand::Approve { id, comment, api } => (
+            reqwest::Method::POST,
+            format!("/v1/holds/{}/approve", segment(&id)?),
+            Some(serde_json::json!({ "comment": comment })),
+            api,
+        ),
+        HoldsCommand::Reject { id, comment, api } => (
+            reqwest::Method::POST,
+            format!("/v1/holds/{}/reject", segment(&id)?),
+            Some(serde_json::json!({ "comment": comment })),
+            api,
+        ),
+    };
+    let token = match &api.token_file {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("LEASH_APPROVER_TOKEN").map_err(|_| {
+            "no approver token: set LEASH_APPROVER_TOKEN or pass --token-file FILE".to_string()
+        })?,
+    };
+    let base = match &api.admin {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", loopback_if_unspecified(config.admin)),
+    };
+    let url = format!("{base}{path}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let (status, answer) = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut request = client
+            .request(method, &url)
+            .bearer_auth(&token)
+            .header("x-leash-channel", "cli");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("the admin API at {base} does not answer: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the admin API at {base} answered {status} without JSON"))?;
+        Ok::<_, String>((status, answer))
+    })?;
+    if !status.is_success() {
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or("refused")
+            .to_string();
+        if api.json {
+            println!("{answer}");
+        }
+        return Err(format!("{status}: {message}"));
+    }
+    if api.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(holds) = answer["holds"].as_array() {
+        if holds.is_empty() {
+            println!("no holds");
+        }
+        for hold in holds {
+            println!("{}", hold_line(hold));
+        }
+    } else if answer.get("vote").is_some() {
+        println!(
+            "{}: {} by {} counted; the hold is {}",
+            answer["hold"]["id"].as_str().unwrap_or(""),
+            answer["vote"].as_str().unwrap_or(""),
+            answer["approver"].as_str().unwrap_or(""),
+            answer["state"].as_str().unwrap_or("")
+        );
+        if let Some(message) = answer["message"].as_str() {
+            println!("  {message}");
+        }
+    } else {
+        let hold = &answer["hold"];
+        println!("{}", hold_line(hold));
+        println!("  why: {}", hold["reason"].as_str().unwrap_or(""));
+        for approval in hold["approvals"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {} via {} at {}{}",
+                approval["approver"].as_str().unwrap_or(""),
+                approval["decision"].as_str().unwrap_or(""),
+                approval["channel"].as_str().unwrap_or(""),
+                approval["at"].as_str().unwrap_or(""),
+                approval["comment"]
+                    .as_str()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(resolution) = hold["resolution"].as_str() {
+            println!("  {resolution}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A hold id as one URL path segment; anything else is refused rather than
+/// escaped, since hold ids never need it.
+fn segment(id: &str) -> Result<&str, String> {
+    if !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(id)
+    } else {
+        Err(format!("{id:?} is not a hold id (hold_…)"))
+    }
+}
+
+/// `0.0.0.0:8081` is reached as `127.0.0.1:8081` from the same machine.
+fn loopback_if_unspecified(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+/// One line per hold: id, state, agent, what, how much, what is missing.
+fn hold_line(hold: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let intents = hold["intents"].as_array().cloned().unwrap_or_default();
+    let amounts: Vec<String> = intents
+        .iter()
+        .filter_map(|i| {
+            Some(format!(
+                "{} {}",
+                i["amount"]["amount"].as_str()?,
+                i["amount"]["currency"].as_str()?
+            ))
+        })
+        .collect();
+    let operation = intents
+        .first()
+        .map(|i| text(&i["operation"]))
+        .unwrap_or_else(|| text(&hold["intents"]["operation"]));
+    let needed: Vec<String> = hold["still_needed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let mut line = format!(
+        "{}  {}  {}  {} {}  {}",
+        text(&hold["id"]),
+        text(&hold["state"]),
+        text(&hold["agent"]),
+        text(&hold["vendor"]),
+        operation,
+        if amounts.is_empty() {
+            "(no amount)".to_string()
+        } else {
+            amounts.join(" + ")
+        }
+    );
+    if !needed.is_empty() {
+        line.push_str(&format!("  needs {}", needed.join("; ")));
+    }
+    if text(&hold["state"]) == "pending" {
+        line.push_str(&format!("  expires {}", text(&hold["expires_at"])));
+    }
+    line
 }

@@ -722,3 +722,83 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
         ])
     );
 }
+
+/// `leash holds …` as an approver runs it.
+async fn leash_holds(leash: &Harness, token: Option<&str>, args: &[&str]) -> (bool, String) {
+    let admin = format!("http://{}", leash.running.admin_addr);
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_leash"));
+    command
+        .arg("holds")
+        .args(args)
+        .args(["--admin", &admin])
+        .current_dir(leash.dir.path())
+        .env_remove("LEASH_APPROVER_TOKEN");
+    if let Some(token) = token {
+        command.env("LEASH_APPROVER_TOKEN", token);
+    }
+    let output = command.output().await.unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_holds_cli_lists_approves_and_reports_refusals() {
+    let (ca, upstream) = stripe().await;
+    let leash = start(&upstream, &ca, POLICY, |_| {}).await;
+    let admin = Admin::of(&leash);
+    let client = leash.client();
+    let id = Answered::of(charge(&client, 600, "k-cli").await)
+        .await
+        .hold_id();
+
+    let (ok, out) = leash_holds(&leash, None, &["list"]).await;
+    assert!(!ok && out.contains("LEASH_APPROVER_TOKEN"), "{out}");
+    let (ok, out) = leash_holds(&leash, Some("wrong"), &["list"]).await;
+    assert!(!ok && out.contains("401"), "{out}");
+
+    let (ok, out) = leash_holds(&leash, Some(MAYA), &["list"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains(&id), "{out}");
+    assert!(out.contains("600.00 EUR"), "{out}");
+    assert!(out.contains("needs 1 more of [maya] for rule 20"), "{out}");
+
+    let (ok, out) = leash_holds(&leash, Some(ALEX), &["approve", &id]).await;
+    assert!(
+        !ok && out.contains("403"),
+        "alex is not an approver of rule 20: {out}"
+    );
+    let (ok, out) = leash_holds(
+        &leash,
+        Some(MAYA),
+        &["approve", &id, "--comment", "invoice 42"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("approve by maya counted; the hold is approved"),
+        "{out}"
+    );
+    let (ok, out) = leash_holds(&leash, Some(MAYA), &["reject", &id]).await;
+    assert!(!ok && out.contains("409"), "{out}");
+
+    let (ok, out) = leash_holds(&leash, Some(MAYA), &["show", &id]).await;
+    assert!(
+        ok && out.contains("maya approve via cli") && out.contains("invoice 42"),
+        "{out}"
+    );
+    assert_eq!(charge(&client, 600, "k-cli").await.status(), 200);
+    let (ok, out) = leash_holds(&leash, Some(MAYA), &["list", "--state", "released"]).await;
+    assert!(ok && out.contains(&id) && out.contains("released"), "{out}");
+    assert_eq!(
+        admin.hold_trail(&id).await,
+        trail(&[
+            ("hold_created", "REQUIRE_HUMAN", "", ""),
+            ("approval", "approve", "maya", "cli"),
+            ("hold_resolved", "released", "maya", "cli"),
+        ])
+    );
+}
