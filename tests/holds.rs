@@ -713,6 +713,7 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
 
     assert_eq!(charge(&client, 600, "k-slack").await.status(), 200);
     assert_eq!(upstream.seen().len(), 1);
+
     assert_eq!(
         admin.hold_trail(&id).await,
         trail(&[
