@@ -100,7 +100,12 @@ fn list(desk: &HoldDesk, query: Option<&str>) -> Response<ProxyBody> {
         }
     }
     let now = Utc::now();
-    match desk.store.list(None) {
+    // Pending holds come from the open index, not the whole history.
+    let holds = match state {
+        Some(HoldState::Pending) => desk.store.pending(),
+        _ => desk.store.list(None),
+    };
+    match holds {
         Ok(holds) => {
             let holds: Vec<_> = holds
                 .iter()
