@@ -251,7 +251,8 @@ impl HoldDesk {
 /// A shared desk.
 pub type Desk = Arc<HoldDesk>;
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+/// A time as approvers and receivers read it: RFC 3339, whole seconds, `Z`.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

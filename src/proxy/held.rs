@@ -10,7 +10,7 @@
 //! request as it was approved, not whatever a retry carries.
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
@@ -18,6 +18,7 @@ use super::intercept::{intents_of, Tunnel};
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::NewEntry;
+use crate::desk::rfc3339;
 use crate::gate::{PlannedHold, Recheck};
 use crate::holds::{Hold, HoldError, HoldState, NewHold, StoredRequest};
 use crate::intent::Fingerprint;
@@ -350,10 +351,6 @@ fn request_parts(stored: &StoredRequest) -> Result<(Parts, Bytes), String> {
         .into_parts();
     parts.headers = stored.header_map()?;
     Ok((parts, stored.body.clone()))
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// 403 `leash_held` (SPEC §7): who must still approve, and the hold id.
