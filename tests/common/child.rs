@@ -20,13 +20,34 @@ pub struct ChildLeash {
 
 impl ChildLeash {
     /// Writes `dir/leash.yaml` (proxy and admin on ephemeral ports, Stripe
-    /// sent to `stripe`, trusting `upstream_ca`) and `dir/policies/policy.yaml`,
-    /// then starts `leash run` there.
+    /// sent to `stripe`, trusting `upstream_ca`, held requests answered
+    /// after 300 ms) and `dir/policies/policy.yaml`, then starts `leash run`
+    /// there, logging at debug.
     pub fn start(
         dir: &std::path::Path,
         stripe: SocketAddr,
         upstream_ca: &TestCa,
         policy: &str,
+    ) -> Self {
+        Self::start_with(
+            dir,
+            stripe,
+            upstream_ca,
+            policy,
+            "{ wait: 300ms, ttl: 1h }",
+            "debug",
+        )
+    }
+
+    /// Like [`ChildLeash::start`], with `holds` as the value of `holds:` in
+    /// leash.yaml (e.g. `{ wait: 2m, ttl: 1h }`) and `log` as `LEASH_LOG`.
+    pub fn start_with(
+        dir: &std::path::Path,
+        stripe: SocketAddr,
+        upstream_ca: &TestCa,
+        policy: &str,
+        holds: &str,
+        log: &str,
     ) -> Self {
         std::fs::create_dir_all(dir.join("policies")).unwrap();
         std::fs::write(dir.join("policies/policy.yaml"), policy).unwrap();
@@ -37,21 +58,27 @@ impl ChildLeash {
                 "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndefault_agent: growth-agent\n\
                  upstream:\n  overrides:\n    api.stripe.com: {stripe}\n  extra_ca: upstream-ca.pem\n\
                  audit:\n  checkpoint_every: 50\n  checkpoint_interval: 1s\n\
-                 holds: {{ wait: 300ms, ttl: 1h }}\n"
+                 holds: {holds}\n"
             ),
         )
         .unwrap();
-        Self::spawn(dir)
+        Self::spawn_with_log(dir, log)
     }
 
-    /// Starts `leash run` in `dir` (its leash.yaml already written).
+    /// Starts `leash run` in `dir` (its leash.yaml already written),
+    /// logging at debug.
     pub fn spawn(dir: &std::path::Path) -> Self {
+        Self::spawn_with_log(dir, "debug")
+    }
+
+    /// Starts `leash run` in `dir` with `log` as `LEASH_LOG`.
+    pub fn spawn_with_log(dir: &std::path::Path, log: &str) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_leash"))
             .arg("run")
             .current_dir(dir)
             .env("LEASH_LOG_FORMAT", "json")
-            .env("LEASH_LOG", "debug")
+            .env("LEASH_LOG", log)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -98,6 +125,11 @@ impl ChildLeash {
             .unwrap()
     }
 
+    /// The child's process id (for reading its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill(mut self) {
         let _ = self.child.kill();
@@ -106,6 +138,16 @@ impl ChildLeash {
 
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for ChildLeash {
+    /// A test that fails half-way leaves no leash running behind it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
