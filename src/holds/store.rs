@@ -424,7 +424,7 @@ impl HoldStore {
     pub fn expire_due(&self, now: DateTime<Utc>) -> Result<Vec<Changed>, HoldError> {
         let _guard = self.lock();
         let mut expired = Vec::new();
-        for id in self.open_ids()? {
+        for id in self.due_ids(now)? {
             let hold = match self.load(&id) {
                 Ok(Some(hold)) => hold,
                 Ok(None) => continue,
@@ -533,6 +533,29 @@ impl HoldStore {
         self.load(id)
     }
 
+    /// The open holds whose deadline has passed at `now`, read from the
+    /// open index alone: each entry carries its hold's deadline, so a sweep
+    /// over thousands of waiting holds decodes none of them. An entry
+    /// without a readable deadline is returned too (the hold itself decides).
+    fn due_ids(&self, now: DateTime<Utc>) -> Result<Vec<String>, HoldError> {
+        let now = now.timestamp_millis();
+        let mut ids = Vec::new();
+        for item in self.open.iter() {
+            let (key, value) = item?;
+            let deadline = <[u8; 8]>::try_from(value.as_ref()).map(i64::from_be_bytes);
+            if deadline.is_ok_and(|deadline| deadline > now) {
+                continue;
+            }
+            match String::from_utf8(key.to_vec()) {
+                Ok(id) => ids.push(id),
+                Err(_) => {
+                    tracing::error!(key = %hex::encode(&key), "open-hold index key is not UTF-8")
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     fn open_ids(&self) -> Result<Vec<String>, HoldError> {
         let mut ids = Vec::new();
         for item in self.open.iter() {
@@ -627,7 +650,7 @@ impl HoldStore {
                 vec![if hold.state.is_open() {
                     Write::Put {
                         key: id.clone(),
-                        value: Vec::new(),
+                        value: deadline_of(hold).to_be_bytes().to_vec(),
                     }
                 } else {
                     Write::Delete { key: id.clone() }
@@ -767,4 +790,13 @@ fn resolved_entry(hold: &Hold) -> NewEntry {
         }));
     entry.approver = decider.cloned();
     entry
+}
+
+/// When an open hold stops being open by itself, in Unix milliseconds: the
+/// expiry of a pending hold, the collection deadline of an approved one.
+fn deadline_of(hold: &Hold) -> i64 {
+    match (hold.state, hold.release_by) {
+        (HoldState::Approved, Some(by)) => by.timestamp_millis(),
+        _ => hold.expires_at.timestamp_millis(),
+    }
 }

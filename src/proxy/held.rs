@@ -73,7 +73,11 @@ impl Proxy {
             decision_seq: request.decision_seq,
             reason: plan.reason,
         };
-        let created = match self.desk.store.create(new, stored, now) {
+        let created = self
+            .desk
+            .off_runtime(move |store| store.create(new, stored, now))
+            .await;
+        let created = match created {
             Ok(created) => created,
             Err(error) => {
                 tracing::error!(agent = %tunnel.agent, %error, "could not open a hold; request not forwarded");
@@ -252,7 +256,12 @@ impl Proxy {
             }
         };
 
-        let released = match self.desk.store.mark_released(&hold.id, now) {
+        let id = hold.id.clone();
+        let released = self
+            .desk
+            .off_runtime(move |store| store.mark_released(&id, now))
+            .await;
+        let released = match released {
             Ok(released) => released,
             Err(error) => {
                 self.gate.cancel(&reservation);
