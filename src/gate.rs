@@ -47,8 +47,6 @@ pub struct PlannedHold {
     pub rule: Option<u32>,
     /// The triggered REQUIRE_HUMAN rules, for the approvers' notification.
     pub rules: Vec<TriggeredRule>,
-    /// The policy set the decision was made under.
-    pub policy_hash: String,
 }
 
 /// What the REJECT rules say about a held request at its release.
@@ -213,7 +211,6 @@ impl Gate {
                     .filter(|v| v.triggered && !v.shadow && v.action == Action::RequireHuman)
                     .map(TriggeredRule::from)
                     .collect(),
-                policy_hash: set.hash.clone(),
             }),
         })
     }

@@ -751,7 +751,10 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             .bearer_auth(&token)
             .header("x-leash-channel", "cli");
         if let Some(body) = body {
-            request = request.json(&body);
+            // reqwest's `json` feature is not enabled for the binary.
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
         }
         let response = request
             .send()
