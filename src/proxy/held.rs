@@ -148,20 +148,13 @@ impl Proxy {
             Err(response) => return *response,
         };
         if hold.state_at(Utc::now()) == HoldState::Pending {
-            if subscription
-                .wait_for_decision(self.desk.wait)
-                .await
-                .is_some()
-            {
-                hold = match self.load_hold(tunnel, id) {
-                    Ok(hold) => hold,
-                    Err(response) => return *response,
-                };
-            } else if let Ok(fresh) = self.load_hold(tunnel, id) {
-                // Timed out; a decision may still have landed unnotified
-                // (by an expiry between reads, say).
-                hold = fresh;
-            }
+            // Decided or timed out, the stored hold is what counts: read it
+            // again either way.
+            let _ = subscription.wait_for_decision(self.desk.wait).await;
+            hold = match self.load_hold(tunnel, id) {
+                Ok(hold) => hold,
+                Err(response) => return *response,
+            };
         }
         drop(subscription);
         self.answer_for(tunnel, hold).await
@@ -290,23 +283,18 @@ impl Proxy {
         self.desk.wake(&released.hold);
         tracing::info!(target: "leash::hold", hold = %hold.id, agent = %hold.agent, "held request released");
 
-        let (parts, body) = match request_parts(&released.request) {
-            Ok(request) => request,
-            Err(_) => (parts, body),
-        };
+        // `parts` and `body` were rebuilt from the sealed record that
+        // `mark_released` has just handed over and deleted: an approved
+        // hold's record is never rewritten, so they are the same bytes.
+        drop(released.request);
         let (response, status) = self.forward(&target, parts, body).await;
         let spend = self.gate.upstream_answered(&reservation, status);
-        let entry = NewEntry::outcome(hold.agent.clone(), status.map(|s| s.as_u16()))
-            .with_detail("decision_seq", hold.decision_seq.into())
-            .with_detail("hold_id", hold.id.clone().into())
-            .with_detail("reservation", spend.into());
-        let audit = self.audit.clone();
-        let decision_seq = hold.decision_seq;
-        tokio::spawn(async move {
-            if let Err(error) = audit.append(entry).await {
-                tracing::error!(%error, decision_seq, "could not record an upstream outcome");
-            }
-        });
+        self.record_outcome(
+            NewEntry::outcome(hold.agent.clone(), status.map(|s| s.as_u16()))
+                .with_detail("hold_id", hold.id.clone().into())
+                .with_detail("reservation", spend.into()),
+            hold.decision_seq,
+        );
         response
     }
 

@@ -195,17 +195,11 @@ impl Proxy {
                 let (response, status) = self.forward(tunnel, parts, raw).await;
                 let spend = self.gate.upstream_answered(&reservation, status);
                 if let Some(decision_seq) = audit_seq {
-                    let entry = NewEntry::outcome(tunnel.agent.clone(), status.map(|s| s.as_u16()))
-                        .with_detail("decision_seq", decision_seq.into())
-                        .with_detail("reservation", spend.into());
-                    let audit = self.audit.clone();
-                    // The outcome follows its decision in the chain; the
-                    // agent need not wait for it.
-                    tokio::spawn(async move {
-                        if let Err(error) = audit.append(entry).await {
-                            tracing::error!(%error, decision_seq, "could not record an upstream outcome");
-                        }
-                    });
+                    self.record_outcome(
+                        NewEntry::outcome(tunnel.agent.clone(), status.map(|s| s.as_u16()))
+                            .with_detail("reservation", spend.into()),
+                        decision_seq,
+                    );
                 }
                 response
             }
@@ -234,6 +228,19 @@ impl Proxy {
                 self.hold(tunnel, plan, request).await
             }
         }
+    }
+
+    /// Appends the `outcome` entry of the decision `decision_seq` in the
+    /// background: it follows its decision in the chain, and the agent need
+    /// not wait for it.
+    pub(super) fn record_outcome(&self, entry: NewEntry, decision_seq: u64) {
+        let entry = entry.with_detail("decision_seq", decision_seq.into());
+        let audit = self.audit.clone();
+        tokio::spawn(async move {
+            if let Err(error) = audit.append(entry).await {
+                tracing::error!(%error, decision_seq, "could not record an upstream outcome");
+            }
+        });
     }
 
     /// Reads the request as the vendor adapter sees it, and fingerprints it.
