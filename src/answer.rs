@@ -28,6 +28,11 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         .boxed()
 }
 
+/// The code of an answer leash rendered itself, kept in the response's
+/// extensions (never sent) so the proxy can count its answers by code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerCode(pub &'static str);
+
 /// An answer leash gives instead of (or before) the vendor's.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -107,6 +112,7 @@ impl Answer {
         };
         let mut response = Response::new(full(body.to_string()));
         *response.status_mut() = self.status;
+        response.extensions_mut().insert(AnswerCode(self.code));
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(X_LEASH_DECISION, HeaderValue::from_static(self.decision));
@@ -185,6 +191,16 @@ mod tests {
         assert_eq!(json["error"]["type"], "invalid_request_error");
         assert_eq!(json["error"]["code"], "leash_body_too_large");
         assert_eq!(json["error"]["message"], "too big");
+    }
+
+    #[test]
+    fn the_code_rides_along_in_the_extensions_for_metrics() {
+        let response =
+            Answer::new(StatusCode::FORBIDDEN, "leash_rejected", "rejected", "no").render(None);
+        assert_eq!(
+            response.extensions().get::<AnswerCode>(),
+            Some(&AnswerCode("leash_rejected"))
+        );
     }
 
     #[tokio::test]

@@ -14,11 +14,12 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::audit::{AuditError, AuditLog, NewEntry};
+use crate::audit::{AuditError, AuditLog, Kind, NewEntry};
 use crate::holds::{
     ApprovalOutcome, ApproverTokens, Channel, Hold, HoldError, HoldState, HoldStore, HoldWaiters,
     Vote,
 };
+use crate::metrics::{self, Metrics};
 use crate::notify::send::{AdminUrl, Callbacks, EventType, HoldEvent, Notifier, TriggeredRule};
 use crate::notify::slack::{self, HoldSummary};
 
@@ -52,6 +53,8 @@ pub struct HoldDesk {
     /// Bounds the hold-store calls running on blocking threads
     /// ([`HoldDesk::off_runtime`]).
     blocking: tokio::sync::Semaphore,
+    /// Hold transitions are counted here, where they all pass.
+    metrics: Arc<Metrics>,
 }
 
 /// How many hold-store calls run on blocking threads at once. Each flushes
@@ -78,6 +81,7 @@ pub struct DeskParts {
     pub admin_url: AdminUrl,
     pub wait: Duration,
     pub slack_secrets: Vec<Vec<u8>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl HoldDesk {
@@ -92,6 +96,7 @@ impl HoldDesk {
             wait: parts.wait,
             slack_secrets: parts.slack_secrets,
             blocking: tokio::sync::Semaphore::new(BLOCKING_CALLS),
+            metrics: parts.metrics,
         }
     }
 
@@ -115,7 +120,17 @@ impl HoldDesk {
 
     /// Appends `entries` to the chain, in order; the last one's sequence
     /// number, if there were any.
+    ///
+    /// Every hold transition's entries come through here, so this is also
+    /// where they are counted (as they happened in the store, whether or
+    /// not the chain takes them). Approval is the one transition without
+    /// an entry of its own: [`HoldDesk::vote`] counts it.
     pub async fn record(&self, entries: &[NewEntry]) -> Result<Option<u64>, AuditError> {
+        for entry in entries {
+            if let Some(event) = hold_event(entry) {
+                self.metrics.hold_event(event);
+            }
+        }
         let mut last = None;
         for entry in entries {
             last = Some(self.audit.append(entry.clone()).await?.seq);
@@ -176,6 +191,9 @@ impl HoldDesk {
         };
         match counted {
             Ok(outcome) => {
+                if outcome.newly_resolved == Some(HoldState::Approved) {
+                    self.metrics.hold_event(metrics::HoldEvent::Approved);
+                }
                 tracing::info!(
                     target: "leash::hold",
                     hold = %id, approver, vote = %vote, %channel,
@@ -278,6 +296,21 @@ impl HoldDesk {
 
 /// A shared desk.
 pub type Desk = Arc<HoldDesk>;
+
+/// The hold transition an audit entry records, if it records one:
+/// `hold_created`, and `hold_resolved` (released, rejected, expired).
+fn hold_event(entry: &NewEntry) -> Option<metrics::HoldEvent> {
+    match entry.kind {
+        Kind::HoldCreated => Some(metrics::HoldEvent::Created),
+        Kind::HoldResolved => match entry.decision.as_deref()?.parse::<HoldState>().ok()? {
+            HoldState::Released => Some(metrics::HoldEvent::Released),
+            HoldState::Rejected => Some(metrics::HoldEvent::Rejected),
+            HoldState::Expired => Some(metrics::HoldEvent::Expired),
+            HoldState::Pending | HoldState::Approved => None,
+        },
+        _ => None,
+    }
+}
 
 /// A time as approvers and receivers read it: RFC 3339, whole seconds, `Z`.
 pub fn rfc3339(at: DateTime<Utc>) -> String {

@@ -65,6 +65,19 @@ pub enum Recheck {
 pub struct Gated {
     pub outcome: Outcome,
     pub record: Option<NewEntry>,
+    /// The policy's decision in brief, whenever there is a `record`: what
+    /// the proxy counts once the record is durable.
+    pub decided: Option<Decided>,
+}
+
+/// A decision in brief: the action, the deciding rule's priority (`None`
+/// for the stack's `default`, `unknown` or `unreadable`) and whether only
+/// shadow stacks applied (then it was forwarded whatever the action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub action: Action,
+    pub rule: Option<u32>,
+    pub shadow: bool,
 }
 
 impl Gated {
@@ -72,6 +85,7 @@ impl Gated {
         Self {
             outcome,
             record: None,
+            decided: None,
         }
     }
 }
@@ -171,9 +185,15 @@ impl Gate {
             &set.hash,
             &reservation,
         );
+        let decided = Decided {
+            action: decision.action,
+            rule: decision.deciding_rule,
+            shadow: decision.shadow,
+        };
         let recorded = |outcome| Gated {
             outcome,
             record: Some(record),
+            decided: Some(decided),
         };
 
         if decision.shadow && decision.action != Action::AutoApprove {

@@ -19,7 +19,7 @@
 //! (the release itself runs on the agent's connection, in the proxy).
 //!
 //! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
-//! [`admin`] serves the admin API. [`notify`] signs the webhooks and builds
+//! [`admin`] serves the admin API, [`metrics`] included. [`notify`] signs the webhooks and builds
 //! the Slack messages that tell approvers about holds, and verifies Slack's
 //! button clicks.
 
@@ -36,6 +36,7 @@ pub mod holds;
 pub mod identity;
 pub mod intent;
 pub mod keyfile;
+pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod policy;

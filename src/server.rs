@@ -22,6 +22,7 @@ use crate::desk::{DeskParts, HoldDesk};
 use crate::gate::Gate;
 use crate::holds::{hold_key_path, ApproverTokens, HoldKey, HoldStore};
 use crate::identity::Identities;
+use crate::metrics::Metrics;
 use crate::notify::send::{AdminUrl, Notifier, RetryPolicy};
 use crate::policy::live::LivePolicies;
 use crate::policy::live::Reload;
@@ -175,7 +176,22 @@ pub async fn start_with_env(
         }
     }
 
-    let desk = Arc::new(open_desk(config, &store, &audit, admin_addr, env)?);
+    // Agents are label values only when the configuration names them.
+    let metrics = Arc::new(Metrics::new(
+        config
+            .agents
+            .keys()
+            .cloned()
+            .chain(config.default_agent.clone()),
+    ));
+    let desk = Arc::new(open_desk(
+        config,
+        &store,
+        &audit,
+        admin_addr,
+        env,
+        Arc::clone(&metrics),
+    )?);
     {
         let pending = desk.store.pending().map(|p| p.len()).unwrap_or(0);
         tracing::info!(pending, "holds ready");
@@ -199,12 +215,14 @@ pub async fn start_with_env(
         passthrough: config.passthrough,
         max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
         own_listeners: vec![proxy_addr, admin_addr],
+        metrics: Arc::clone(&metrics),
     });
     let admin = Arc::new(Admin {
         desk: Some(Arc::clone(&desk)),
         health: Arc::clone(&health),
         audit: Some(audit.clone()),
         store: Some(store.clone()),
+        metrics,
     });
     let expiry = {
         let desk = Arc::clone(&desk);
@@ -259,6 +277,7 @@ fn open_desk(
     audit: &AuditLog,
     admin_addr: SocketAddr,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
+    metrics: Arc<Metrics>,
 ) -> Result<HoldDesk, StartError> {
     let key = HoldKey::load_or_create(&hold_key_path(&config.ca.key))
         .map_err(|e| StartError::Holds(e.to_string()))?;
@@ -293,6 +312,7 @@ fn open_desk(
         admin_url,
         wait: config.holds.wait,
         slack_secrets,
+        metrics,
     }))
 }
 

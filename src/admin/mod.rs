@@ -1,4 +1,4 @@
-//! The admin listener (SPEC §9): health, the audit API, and approvals
+//! The admin listener (SPEC §9): health, metrics, the audit API, and approvals
 //! (`/v1/holds…` with approver tokens, `/slack/actions` signed by Slack). It is a separate socket from the proxy so that
 //! agents can never reach it through the proxy (see `Proxy::own_listeners`).
 
@@ -18,6 +18,7 @@ mod holds_api;
 
 use crate::answer::{full, ProxyBody};
 use crate::audit::AuditLog;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Whether leash can do its job. A component that finds it cannot (the audit
@@ -65,6 +66,8 @@ pub struct Admin {
     pub store: Option<Store>,
     /// Holds, for `/v1/holds…` and `/slack/actions`.
     pub desk: Option<crate::desk::Desk>,
+    /// For `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Admin {
@@ -96,6 +99,7 @@ impl Admin {
         let path = request.uri().path().to_string();
         match (request.method(), path.as_str()) {
             (&Method::GET, "/healthz") => self.healthz(),
+            (&Method::GET, "/metrics") => self.metrics().await,
             (&Method::GET, "/v1/audit") => self.audit_entries(request.uri().query()),
             (&Method::POST, "/slack/actions") => match &self.desk {
                 Some(desk) => holds_api::slack_actions(desk, request).await,
@@ -123,6 +127,44 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"status": "unhealthy", "reason": self.health.reason()}),
             )
+        }
+    }
+
+    /// `GET /metrics`: OpenMetrics text, unauthenticated like `/healthz`
+    /// (no label carries anything an agent sent; see [`crate::metrics`]).
+    /// The hold and audit gauges are read now, from their stores.
+    async fn metrics(&self) -> Response<ProxyBody> {
+        if let Some(desk) = &self.desk {
+            // Reads (and decodes) each open hold: off the async threads.
+            let desk = Arc::clone(desk);
+            let counted =
+                tokio::task::spawn_blocking(move || desk.store.pending_count(chrono::Utc::now()))
+                    .await;
+            match counted {
+                Ok(Ok(pending)) => self.metrics.set_holds_pending(pending),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot count pending holds for /metrics")
+                }
+                Err(error) => tracing::warn!(%error, "cannot count pending holds for /metrics"),
+            }
+        }
+        if let Some(audit) = &self.audit {
+            self.metrics.set_audit(audit.entries(), audit.is_healthy());
+        }
+        match self.metrics.encode() {
+            Ok(text) => {
+                let mut response = Response::new(full(text));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                response
+            }
+            Err(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics_unavailable",
+                "the metrics could not be encoded",
+            ),
         }
     }
 

@@ -479,6 +479,22 @@ impl HoldStore {
         Ok(out)
     }
 
+    /// How many holds wait for approvers at `now` (for the metrics): read
+    /// from the open index like [`Self::pending`], without sorting or
+    /// keeping them. A pending hold past its deadline that the sweep has
+    /// not expired yet is not counted; an unreadable one is skipped.
+    pub fn pending_count(&self, now: DateTime<Utc>) -> Result<u64, HoldError> {
+        let mut count = 0u64;
+        for id in self.open_ids()? {
+            if let Ok(Some(hold)) = self.load(&id) {
+                if hold.state_at(now) == HoldState::Pending {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// Unseals a hold's request without changing anything (to show what
     /// is waiting, or to inspect it). Forwarding goes through
     /// [`HoldStore::mark_released`], which returns the request itself.

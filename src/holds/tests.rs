@@ -423,8 +423,12 @@ fn expire_due_expires_pending_and_uncollected_approved_holds_only() {
         .hold;
 
     assert!(env.holds.expire_due(t0() + mins(60)).unwrap().is_empty());
+    // Pending: the stale and the fresh hold; the approved one is open, not
+    // pending.
+    assert_eq!(env.holds.pending_count(t0() + mins(60)).unwrap(), 2);
     let due = stale.expires_at;
     let expired = env.holds.expire_due(due).unwrap();
+    assert_eq!(env.holds.pending_count(due).unwrap(), 1);
     let ids: Vec<&str> = expired.iter().map(|c| c.hold.id.as_str()).collect();
     assert_eq!(ids, [stale.id.as_str()]);
     assert_eq!(expired[0].hold.state, HoldState::Expired);

@@ -87,7 +87,11 @@ impl Proxy {
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&self);
             let tunnel = Arc::clone(&tunnel);
-            async move { Ok::<_, Infallible>(proxy.handle_intercepted(&tunnel, request).await) }
+            async move {
+                let response = proxy.handle_intercepted(&tunnel, request).await;
+                proxy.count_answer(&response);
+                Ok::<_, Infallible>(response)
+            }
         });
         auto::Builder::new(TokioExecutor::new())
             .serve_connection(TokioIo::new(tls), service)
@@ -107,6 +111,8 @@ impl Proxy {
         let raw = match read_whole(&parts.headers, body, self.max_body).await {
             Ok(raw) => raw,
             Err(BodyReadError::TooLarge) => {
+                // Never read whole, so never classified: unreadable.
+                self.metrics.request(tunnel.vendor, "unreadable");
                 return Answer::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "leash_body_too_large",
@@ -119,6 +125,7 @@ impl Proxy {
                 .render(vendor);
             }
             Err(BodyReadError::Broken(reason)) => {
+                self.metrics.request(tunnel.vendor, "unreadable");
                 return Answer::new(
                     StatusCode::BAD_REQUEST,
                     "leash_body_unreadable",
@@ -130,6 +137,7 @@ impl Proxy {
         };
 
         let (classification, fingerprint) = self.classify(tunnel, &parts, &raw);
+        self.metrics.request(tunnel.vendor, classification.kind());
         let now = chrono::Utc::now();
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
@@ -173,7 +181,19 @@ impl Proxy {
         let audit_seq = match gated.record {
             None => None,
             Some(record) => match self.audit.append(record).await {
-                Ok(appended) => Some(appended.seq),
+                Ok(appended) => {
+                    // Counted once durable: a decision that could not be
+                    // audited took no effect.
+                    if let Some(decided) = gated.decided {
+                        self.metrics.decision(
+                            &tunnel.agent,
+                            decided.action,
+                            decided.rule,
+                            decided.shadow,
+                        );
+                    }
+                    Some(appended.seq)
+                }
                 Err(error) => {
                     if let Outcome::Forward { reservation } = &gated.outcome {
                         self.gate.cancel(reservation);
@@ -318,14 +338,18 @@ impl Proxy {
         *outgoing.version_mut() = Version::HTTP_11;
         *outgoing.headers_mut() = parts.headers;
 
+        let started = std::time::Instant::now();
         match self.upstream.send(outgoing).await {
             Ok(response) => {
+                self.metrics
+                    .upstream_answered(tunnel.vendor, started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let status = parts.status;
                 (Response::from_parts(parts, body.boxed()), Some(status))
             }
             Err(error) => {
+                self.metrics.upstream_failed(tunnel.vendor);
                 tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, %error, "upstream failed");
                 let answer = Answer::new(
                     StatusCode::BAD_GATEWAY,

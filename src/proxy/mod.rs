@@ -63,6 +63,9 @@ pub struct Proxy {
     pub max_body: usize,
     /// leash's own listeners: never a forwarding target.
     pub own_listeners: Vec<SocketAddr>,
+    /// Counted here, at the edge: requests, decisions, leash's own
+    /// answers, upstream latency.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Proxy {
@@ -83,7 +86,11 @@ impl Proxy {
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let proxy = Arc::clone(&proxy);
-                    async move { Ok::<_, Infallible>(proxy.front(request).await) }
+                    async move {
+                        let response = Arc::clone(&proxy).front(request).await;
+                        proxy.count_answer(&response);
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -319,6 +326,14 @@ impl Proxy {
                 "leash_upstream_unreachable",
                 format!("{host}: {error}"),
             ),
+        }
+    }
+
+    /// Counts `response` by its code if leash made it itself (every answer
+    /// rendered from an [`Answer`] carries its code in its extensions).
+    fn count_answer(&self, response: &Response<ProxyBody>) {
+        if let Some(answer::AnswerCode(code)) = response.extensions().get() {
+            self.metrics.answer(code);
         }
     }
 
