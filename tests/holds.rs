@@ -376,6 +376,18 @@ async fn held_past_wait_then_approved_retry_is_forwarded_exactly_once() {
     let other = Answered::of(charge(&client, 900, "k-1").await).await;
     assert_eq!(other.status, 409);
     assert_eq!(other.code(), "leash_idempotency_conflict");
+    // So is the same call made for another connected account.
+    let connected = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("idempotency-key", "k-1")
+        .header("stripe-account", "acct_1OtherAccount")
+        .body("amount=60000&currency=eur&customer=cus_1")
+        .send()
+        .await
+        .unwrap();
+    let connected = Answered::of(connected).await;
+    assert_eq!(connected.code(), "leash_idempotency_conflict");
     assert_eq!(upstream.seen().len(), 1);
 }
 

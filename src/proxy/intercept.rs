@@ -279,6 +279,7 @@ impl Proxy {
             query: parts.uri.query(),
             content_type: header(&CONTENT_TYPE),
             idempotency_key: header(&idempotency_key),
+            account: header(&HeaderName::from_static("stripe-account")),
             body: decoded.as_deref().unwrap_or(raw),
         };
         let fingerprint = view.fingerprint();
