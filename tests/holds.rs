@@ -697,6 +697,25 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
     .unwrap();
     assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
     assert_eq!(admin.holds("pending").await.len(), 1);
+    // The stranger is told, privately, why nothing happened.
+    let mut told = None;
+    for _ in 0..100 {
+        told = slack
+            .seen()
+            .into_iter()
+            .find(|s| s.path_and_query == "/response");
+        if told.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let told: Value = serde_json::from_slice(&told.expect("an ephemeral reply").body).unwrap();
+    assert_eq!(told["response_type"], "ephemeral");
+    assert_eq!(told["replace_original"], false);
+    assert!(told["text"]
+        .as_str()
+        .unwrap()
+        .contains("not a leash approver"));
 
     let r = post(body.clone(), now, slack_sign(SLACK_SECRET, now, &body))
         .await
@@ -712,7 +731,8 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
         replaced = slack
             .seen()
             .into_iter()
-            .find(|s| s.path_and_query == "/response");
+            .filter(|s| s.path_and_query == "/response")
+            .nth(1);
         if replaced.is_some() {
             break;
         }
