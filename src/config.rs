@@ -283,12 +283,19 @@ pub struct Limits {
     /// answered 413. YAML takes `1048576`, `512KiB`, `1MiB` or `1MB`.
     #[serde(deserialize_with = "byte_size")]
     pub max_body: u64,
+    /// How long a client has, from connecting, to send a whole request head
+    /// (on the proxy port, and inside an intercepted tunnel for its first
+    /// request), and to finish a TLS handshake with leash. A connection that
+    /// sends nothing is closed then, so idle sockets cannot pile up.
+    #[serde(deserialize_with = "nonzero_duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }

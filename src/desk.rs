@@ -281,6 +281,23 @@ impl HoldDesk {
         });
     }
 
+    /// Shows `text` to the Slack user who clicked, and only to them, under
+    /// the message (an ephemeral reply through the click's `response_url`;
+    /// the message itself is left as it is). In the background.
+    pub fn tell_slack_user(&self, response_url: String, text: String) {
+        let message = json!({
+            "response_type": "ephemeral",
+            "replace_original": false,
+            "text": text,
+        });
+        let notifier = self.notifier.clone();
+        tokio::spawn(async move {
+            if let Err(error) = notifier.update_slack_message(&response_url, message).await {
+                tracing::warn!(%error, "could not answer a Slack user");
+            }
+        });
+    }
+
     /// The hold as the admin API shows it: the stored record, its state as
     /// of `now` (an overdue hold reads `expired` before the sweep writes
     /// it) and what is still needed.

@@ -46,13 +46,34 @@ impl Fingerprint {
     /// - `body` should be the decoded body (what the adapter read), so that
     ///   the same request sent gzip-compressed or not is recognised as one.
     pub fn of(method: &str, host: &str, path: &str, body: &[u8]) -> Fingerprint {
+        Self::acting_as(method, host, path, None, body)
+    }
+
+    /// [`Fingerprint::of`] for a request made on behalf of `account` (Stripe
+    /// Connect's `Stripe-Account` header): the same call for another
+    /// connected account moves another account's money, so it is another
+    /// request. Without an account the digest is exactly [`Fingerprint::of`]'s.
+    pub fn acting_as(
+        method: &str,
+        host: &str,
+        path: &str,
+        account: Option<&str>,
+        body: &[u8],
+    ) -> Fingerprint {
         let host = crate::vendor::normalize_host(host);
         let mut h = Sha256::new();
         h.update(FINGERPRINT_DOMAIN);
-        for part in [method.as_bytes(), host.as_bytes(), path.as_bytes(), body] {
+        let mut frame = |part: &[u8]| {
             let len = u64::try_from(part.len()).unwrap_or(u64::MAX);
             h.update(len.to_be_bytes());
             h.update(part);
+        };
+        for part in [method.as_bytes(), host.as_bytes(), path.as_bytes(), body] {
+            frame(part);
+        }
+        if let Some(account) = account {
+            frame(b"account");
+            frame(account.as_bytes());
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(&h.finalize());
@@ -233,21 +254,22 @@ pub struct RequestView<'a> {
     pub content_type: Option<&'a str>,
     /// The `Idempotency-Key` header value.
     pub idempotency_key: Option<&'a str>,
+    /// The account the request acts as, when the vendor has such a header
+    /// (Stripe Connect's `Stripe-Account`). Part of the fingerprint.
+    pub account: Option<&'a str>,
     /// The body, already decoded with [`crate::body::decode_for_reading`].
     pub body: &'a [u8],
 }
 
 impl RequestView<'_> {
     /// The request's fingerprint: method, host, path *with* `?query` when
-    /// present, and the decoded body.
+    /// present, the decoded body, and the account it acts as.
     pub fn fingerprint(&self) -> Fingerprint {
-        match self.query {
-            Some(q) => {
-                let target = format!("{}?{}", self.path, q);
-                Fingerprint::of(self.method, self.host, &target, self.body)
-            }
-            None => Fingerprint::of(self.method, self.host, self.path, self.body),
-        }
+        let target = match self.query {
+            Some(q) => std::borrow::Cow::Owned(format!("{}?{}", self.path, q)),
+            None => std::borrow::Cow::Borrowed(self.path),
+        };
+        Fingerprint::acting_as(self.method, self.host, &target, self.account, self.body)
     }
 }
 
@@ -313,13 +335,50 @@ mod tests {
             query: None,
             content_type: None,
             idempotency_key: None,
+            account: None,
             body: b"amount=1",
         };
         let plain = v.fingerprint();
+        assert_eq!(
+            plain,
+            Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"amount=1"),
+            "no account: the digest is unchanged"
+        );
         v.query = Some("amount=9");
         assert_ne!(plain, v.fingerprint());
         v.query = Some("");
         assert_ne!(plain, v.fingerprint());
+    }
+
+    #[test]
+    fn the_account_a_request_acts_as_is_part_of_its_fingerprint() {
+        let mut v = RequestView {
+            method: "POST",
+            host: "api.stripe.com",
+            path: "/v1/payouts",
+            query: None,
+            content_type: None,
+            idempotency_key: None,
+            account: None,
+            body: b"amount=100&currency=eur",
+        };
+        let own = v.fingerprint();
+        v.account = Some("acct_1");
+        let a = v.fingerprint();
+        v.account = Some("acct_2");
+        let b = v.fingerprint();
+        v.account = Some("");
+        let empty = v.fingerprint();
+        assert!(own != a && a != b && own != empty && a != empty);
+        // Framed: moving bytes between body and account changes the digest.
+        let moved = Fingerprint::acting_as(
+            "POST",
+            "api.stripe.com",
+            "/v1/payouts",
+            Some("1"),
+            b"amount=100&currency=euracct_",
+        );
+        assert_ne!(a, moved);
     }
 
     #[test]

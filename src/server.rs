@@ -214,6 +214,7 @@ pub async fn start_with_env(
         plain: Client::builder(TokioExecutor::new()).build(plain_connector),
         passthrough: config.passthrough,
         max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),
+        header_read_timeout: config.limits.header_read_timeout,
         own_listeners: vec![proxy_addr, admin_addr],
         metrics: Arc::clone(&metrics),
     });

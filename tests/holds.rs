@@ -376,6 +376,18 @@ async fn held_past_wait_then_approved_retry_is_forwarded_exactly_once() {
     let other = Answered::of(charge(&client, 900, "k-1").await).await;
     assert_eq!(other.status, 409);
     assert_eq!(other.code(), "leash_idempotency_conflict");
+    // So is the same call made for another connected account.
+    let connected = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("idempotency-key", "k-1")
+        .header("stripe-account", "acct_1OtherAccount")
+        .body("amount=60000&currency=eur&customer=cus_1")
+        .send()
+        .await
+        .unwrap();
+    let connected = Answered::of(connected).await;
+    assert_eq!(connected.code(), "leash_idempotency_conflict");
     assert_eq!(upstream.seen().len(), 1);
 }
 
@@ -685,6 +697,25 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
     .unwrap();
     assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
     assert_eq!(admin.holds("pending").await.len(), 1);
+    // The stranger is told, privately, why nothing happened.
+    let mut told = None;
+    for _ in 0..100 {
+        told = slack
+            .seen()
+            .into_iter()
+            .find(|s| s.path_and_query == "/response");
+        if told.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let told: Value = serde_json::from_slice(&told.expect("an ephemeral reply").body).unwrap();
+    assert_eq!(told["response_type"], "ephemeral");
+    assert_eq!(told["replace_original"], false);
+    assert!(told["text"]
+        .as_str()
+        .unwrap()
+        .contains("not a leash approver"));
 
     let r = post(body.clone(), now, slack_sign(SLACK_SECRET, now, &body))
         .await
@@ -700,7 +731,8 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
         replaced = slack
             .seen()
             .into_iter()
-            .find(|s| s.path_and_query == "/response");
+            .filter(|s| s.path_and_query == "/response")
+            .nth(1);
         if replaced.is_some() {
             break;
         }

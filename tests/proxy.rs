@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::time::Duration;
 
 use common::{raw_connect, tls_over, Harness, TestCa, Upstream, UPSTREAM_BODY};
 use http::Version;
@@ -468,4 +469,66 @@ async fn an_alias_name_with_a_vendor_sni_is_intercepted_not_tunnelled() {
     assert_eq!(response.status(), 200);
     assert_eq!(stripe.seen().len(), 1, "read and sent to the real vendor");
     assert!(alias.seen().is_empty(), "never to the alias");
+}
+
+/// Reads until the peer closes; `true` if it did (EOF or reset) before
+/// `guard` ran out. The guard only keeps a broken build from hanging the
+/// suite: what is asserted is that leash closes, not how fast.
+async fn closed_by_peer(mut stream: impl tokio::io::AsyncRead + Unpin, guard: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    tokio::time::timeout(guard, stream.read_to_end(&mut sink))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_connections_are_closed_after_the_header_read_timeout() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start(upstream.addr, &ca, |config| {
+        config.limits.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let proxy = leash.running.proxy_addr;
+    let guard = Duration::from_secs(30);
+
+    // The proxy port: connect, send nothing.
+    let silent = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    assert!(
+        closed_by_peer(silent, guard).await,
+        "front door kept a silent client"
+    );
+
+    // A tunnel to Stripe whose client never starts TLS.
+    let (status, stream) = raw_connect(proxy, "api.stripe.com:443", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        closed_by_peer(stream, guard).await,
+        "no TLS handshake, still open"
+    );
+
+    // A tunnel with TLS done but no request.
+    let (status, stream) = raw_connect(proxy, "api.stripe.com:443", None).await;
+    assert_eq!(status, 200);
+    let tls = tls_over(
+        stream,
+        leash.leash_tls_client(&[b"http/1.1"]),
+        "api.stripe.com",
+    )
+    .await;
+    assert!(
+        closed_by_peer(tls, guard).await,
+        "no request head, still open"
+    );
+
+    // A client that does send is served as before.
+    let response = leash
+        .client()
+        .get("https://api.stripe.com/v1/balance")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }

@@ -81,6 +81,7 @@ fuzz_target!(|data: &[u8]| {
         query,
         content_type,
         idempotency_key: Some("fuzz"),
+        account: None,
         body,
     };
     let c = adapter.classify(&view);

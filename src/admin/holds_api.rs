@@ -250,14 +250,14 @@ pub(super) async fn slack_actions(
     };
     let Some(approver) = desk.approver_by_slack_id(&action.user_id) else {
         tracing::warn!(slack_user = %action.user_id, hold = %action.hold_id, "a Slack user who is not an approver clicked a hold button");
-        return error(
-            StatusCode::FORBIDDEN,
-            "not_an_approver",
-            format!(
-                "Slack user {} is not a leash approver (approvers.people.*.slack)",
-                action.user_id
-            ),
+        let message = format!(
+            "Slack user {} is not a leash approver (approvers.people.*.slack)",
+            action.user_id
         );
+        if let Some(url) = action.response_url.clone() {
+            desk.tell_slack_user(url, format!("Not counted: {message}."));
+        }
+        return error(StatusCode::FORBIDDEN, "not_an_approver", message);
     };
     let vote = match action.decision {
         Decision::Approve => Vote::Approve,
@@ -273,8 +273,13 @@ pub(super) async fn slack_actions(
             Utc::now(),
         )
         .await;
-    if let (Ok(outcome), Some(url)) = (&result, action.response_url.clone()) {
-        desk.update_slack_message(url, &outcome.hold, &approver);
+    if let Some(url) = action.response_url.clone() {
+        match &result {
+            Ok(outcome) => desk.update_slack_message(url, &outcome.hold, &approver),
+            // The clicker sees why nothing happened, not just Slack's
+            // warning sign.
+            Err(e) => desk.tell_slack_user(url, format!("Not counted: {e}.")),
+        }
     }
     vote_answer(desk, result, &approver, vote)
 }

@@ -16,7 +16,7 @@ use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
@@ -82,7 +82,11 @@ impl Proxy {
             .ca
             .server_config_for(&tunnel.host)
             .map_err(io::Error::other)?;
-        let tls = TlsAcceptor::from(config).accept(io).await?;
+        let handshake = TlsAcceptor::from(config).accept(io);
+        let tls = tokio::time::timeout(self.header_read_timeout, handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        let header_read_timeout = self.header_read_timeout;
         let tunnel = Arc::new(tunnel);
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&self);
@@ -93,7 +97,21 @@ impl Proxy {
                 Ok::<_, Infallible>(response)
             }
         });
-        auto::Builder::new(TokioExecutor::new())
+        // The protocol is the one ALPN chose, not sniffed from the first
+        // bytes: sniffing would wait for them with no timer running.
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        if h2 {
+            builder = builder.http2_only();
+            builder.http2().timer(TokioTimer::new());
+        } else {
+            builder = builder.http1_only();
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+        }
+        builder
             .serve_connection(TokioIo::new(tls), service)
             .await
             .map_err(|e| io::Error::other(e.to_string()))
@@ -281,6 +299,7 @@ impl Proxy {
             query: parts.uri.query(),
             content_type: header(&CONTENT_TYPE),
             idempotency_key: header(&idempotency_key),
+            account: header(&HeaderName::from_static("stripe-account")),
             body: decoded.as_deref().unwrap_or(raw),
         };
         let fingerprint = view.fingerprint();

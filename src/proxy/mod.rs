@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::answer::{self, full, Answer, ProxyBody};
@@ -61,6 +61,9 @@ pub struct Proxy {
     pub plain: Client<HttpConnector, ProxyBody>,
     pub passthrough: Passthrough,
     pub max_body: usize,
+    /// `limits.header_read_timeout`: the time a client has to send a request
+    /// head, or to finish a TLS handshake with leash.
+    pub header_read_timeout: std::time::Duration,
     /// leash's own listeners: never a forwarding target.
     pub own_listeners: Vec<SocketAddr>,
     /// Counted here, at the edge: requests, decisions, leash's own
@@ -84,6 +87,7 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let proxy = Arc::clone(&self);
             tokio::spawn(async move {
+                let header_read_timeout = proxy.header_read_timeout;
                 let service = service_fn(move |request| {
                     let proxy = Arc::clone(&proxy);
                     async move {
@@ -93,6 +97,8 @@ impl Proxy {
                     }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
                 if let Err(error) = connection.await {

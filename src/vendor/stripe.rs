@@ -275,6 +275,7 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 ///     query: None,
 ///     content_type: Some("application/x-www-form-urlencoded"),
 ///     idempotency_key: Some("order-42"),
+///     account: None,
 ///     body: b"amount=1500&currency=jpy&customer=cus_1",
 /// };
 /// match stripe.classify(&req) {
@@ -1106,6 +1107,7 @@ mod tests {
             query,
             content_type: FORM,
             idempotency_key: Some("idem-1"),
+            account: None,
             body,
         }
     }
@@ -1879,6 +1881,7 @@ mod tests {
                 query: query.as_deref(),
                 content_type: content_type.as_deref(),
                 idempotency_key: None,
+                account: None,
                 body: &body,
             };
             let c = classify(&v);
