@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::egress::{DeniedNetworks, HostPattern};
 use crate::yaml::{self, YamlError};
 
 /// The file read when no `--config` is given, from the working directory.
@@ -181,14 +182,164 @@ pub struct AgentCredential {
 }
 
 /// What to do with a CONNECT to a host that no vendor adapter claims.
+///
+/// YAML takes the short form `passthrough: tunnel | deny`, or a map
+/// `{ mode, allow, deny_networks, idle_timeout }` (SPEC §1, §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passthrough {
+    pub mode: PassthroughMode,
+    /// When set, only host names matching one of these are tunnelled.
+    pub allow: Option<Vec<HostPattern>>,
+    /// Addresses a tunnel never dials, checked on the address dialled.
+    pub deny_networks: DeniedNetworks,
+    /// A blind tunnel with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Passthrough {
+    fn default() -> Self {
+        Passthrough {
+            mode: PassthroughMode::Tunnel,
+            allow: None,
+            deny_networks: DeniedNetworks::builtin(),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Passthrough {
+    /// `passthrough: deny`.
+    pub fn deny() -> Self {
+        Passthrough {
+            mode: PassthroughMode::Deny,
+            ..Passthrough::default()
+        }
+    }
+
+    /// Whether `allow` lets `host` (normalised) be tunnelled.
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.allow
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(host)))
+    }
+}
+
+/// Whether hosts no adapter reads are tunnelled or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Passthrough {
+pub enum PassthroughMode {
     /// Relay the bytes untouched: agents keep working with every other API.
     #[default]
     Tunnel,
     /// Refuse with 403: the agent may only reach APIs leash understands.
     Deny,
+}
+
+/// The map form of `passthrough:`.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawPassthrough {
+    mode: PassthroughMode,
+    allow: Option<Vec<HostPatternValue>>,
+    deny_networks: DenyNetworksValue,
+    #[serde(deserialize_with = "nonzero_duration")]
+    idle_timeout: Duration,
+}
+
+impl Default for RawPassthrough {
+    fn default() -> Self {
+        let d = Passthrough::default();
+        RawPassthrough {
+            mode: d.mode,
+            allow: None,
+            deny_networks: DenyNetworksValue(d.deny_networks),
+            idle_timeout: d.idle_timeout,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Passthrough {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> Visitor<'de> for Form {
+            type Value = Passthrough;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "`tunnel`, `deny`, or a map with mode, allow, deny_networks, idle_timeout",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Passthrough, E> {
+                match v {
+                    "tunnel" => Ok(Passthrough::default()),
+                    "deny" => Ok(Passthrough::deny()),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a passthrough mode: write tunnel or deny"
+                    ))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Passthrough, A::Error> {
+                let raw = RawPassthrough::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Passthrough {
+                    mode: raw.mode,
+                    allow: raw.allow.map(|v| v.into_iter().map(|p| p.0).collect()),
+                    deny_networks: raw.deny_networks.0,
+                    idle_timeout: raw.idle_timeout,
+                })
+            }
+        }
+        d.deserialize_any(Form)
+    }
+}
+
+/// `deny_networks`: `default`, `none`, or a list of CIDRs, addresses and
+/// the word `default`.
+struct DenyNetworksValue(DeniedNetworks);
+
+impl<'de> Deserialize<'de> for DenyNetworksValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Nets;
+        impl<'de> Visitor<'de> for Nets {
+            type Value = DeniedNetworks;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "`default`, `none`, or a list of networks like [default, 203.0.113.0/24]",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DeniedNetworks, E> {
+                match v {
+                    "default" => Ok(DeniedNetworks::builtin()),
+                    "none" => Ok(DeniedNetworks::none()),
+                    other => Err(E::custom(format!(
+                        "`{other}` is not a deny_networks value: write default, none, or a list of CIDRs"
+                    ))),
+                }
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DeniedNetworks, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(NetEntry(entry)) = seq.next_element()? {
+                    entries.push(entry);
+                }
+                DeniedNetworks::from_entries(entries.iter().map(String::as_str))
+                    .map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(Nets).map(DenyNetworksValue)
+    }
+}
+
+/// One `deny_networks` entry, validated where it is written.
+struct NetEntry(String);
+
+impl<'de> Deserialize<'de> for NetEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        required(d, "a network", |s| {
+            DeniedNetworks::from_entries([s]).map(|_| s.to_string())
+        })
+        .map(NetEntry)
+    }
 }
 
 /// How leash reaches the real vendor APIs.
@@ -1136,6 +1287,14 @@ scalar!(Name(String), "a name", name);
 scalar!(Sha256([u8; 32]), "64 hex digits", sha256_hex);
 scalar!(SlackId(String), "a Slack member ID", slack_id);
 scalar!(HostName(String), "a host name", host_name);
+/// One `passthrough.allow` entry, validated where it is written.
+struct HostPatternValue(HostPattern);
+
+impl<'de> Deserialize<'de> for HostPatternValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        required(d, "a host pattern", |s| s.parse::<HostPattern>()).map(HostPatternValue)
+    }
+}
 scalar!(Currency(String), "a currency code", currency_code);
 scalar!(PathValue(PathBuf), "a path", parse_path);
 scalar!(EnvName(String), "an environment variable name", env_name);
@@ -1383,7 +1542,9 @@ custom_vendors: []                   # see §4.4
         assert_eq!(c.policies, PathBuf::from("./policies"));
         assert_eq!(c.default_agent, None);
         assert!(c.agents.is_empty());
-        assert_eq!(c.passthrough, Passthrough::Tunnel);
+        assert_eq!(c.passthrough.mode, PassthroughMode::Tunnel);
+        assert_eq!(c.passthrough.deny_networks, DeniedNetworks::builtin());
+        assert_eq!(c.passthrough.allow, None);
         assert!(c.upstream.overrides.is_empty());
         assert_eq!(c.upstream.extra_ca, None);
         assert_eq!(c.upstream.timeout, Duration::from_secs(60));
@@ -1521,6 +1682,40 @@ custom_vendors: []                   # see §4.4
         );
         let (l, c, _) = fails("passthrough: block\n");
         assert_eq!((l, c), (1, 14));
+    }
+
+    #[test]
+    fn passthrough_short_and_map_forms() {
+        let c = parse("passthrough: deny\n").unwrap();
+        assert_eq!(c.passthrough.mode, PassthroughMode::Deny);
+        let c = parse(
+            "passthrough:\n  mode: tunnel\n  allow: [api.openai.com, \"*.anthropic.com\"]\n  deny_networks: [default, 203.0.113.0/24]\n  idle_timeout: 2m\n",
+        )
+        .unwrap();
+        let p = &c.passthrough;
+        assert!(p.allows_host("api.openai.com"));
+        assert!(p.allows_host("api.anthropic.com"));
+        assert!(!p.allows_host("evil.example"));
+        assert!(p.deny_networks.denies("169.254.169.254".parse().unwrap()));
+        assert!(p.deny_networks.denies("203.0.113.5".parse().unwrap()));
+        assert_eq!(p.idle_timeout, Duration::from_secs(120));
+        let c = parse("passthrough: { deny_networks: none }\n").unwrap();
+        assert!(c.passthrough.deny_networks.is_empty());
+        assert_eq!(c.passthrough.mode, PassthroughMode::Tunnel);
+
+        let (l, c, m) = fails("passthrough:\n  allow: [api.openai.com, \"http://x\"]\n");
+        assert_eq!((l, c), (2, 27), "{m}");
+        assert!(m.contains("is not a host pattern"), "{m}");
+        let (l, c, m) = fails("passthrough:\n  deny_networks: [default, 10.0.0.0/33]\n");
+        assert_eq!((l, c), (2, 28), "{m}");
+        assert!(m.contains("is not a network"), "{m}");
+        let (l, _, m) = fails("passthrough:\n  deny_networks: some\n");
+        assert_eq!(l, 2, "{m}");
+        assert!(m.contains("default, none"), "{m}");
+        let (l, _, m) = fails("passthrough:\n  mode: tunnel\n  alow: [x.com]\n");
+        assert_eq!(l, 3, "{m}");
+        let (l, _, m) = fails("passthrough:\n  idle_timeout: 0s\n");
+        assert_eq!(l, 2, "{m}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod body;
 pub mod ca;
 pub mod config;
 pub mod desk;
+pub mod egress;
 pub mod explain;
 pub mod gate;
 pub mod holds;

@@ -34,16 +34,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::answer::{self, full, Answer, ProxyBody};
 use crate::ca::CertificateAuthority;
-use crate::config::Passthrough;
+use crate::config::{HostPort, Passthrough, PassthroughMode};
 use crate::identity::Identities;
 use crate::upstream::UpstreamClient;
 use crate::vendor::Vendors;
 
 use self::intercept::Tunnel;
-
-/// How long a tunnel waits for the agent's first bytes before treating it
-/// as a protocol where the server speaks first (and splicing blind).
-const SERVER_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Everything the proxy needs to serve a connection; shared by all of them.
 pub struct Proxy {
@@ -60,6 +56,9 @@ pub struct Proxy {
     /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.
     pub plain: Client<HttpConnector, ProxyBody>,
     pub passthrough: Passthrough,
+    /// `upstream.overrides`: where a vendor host is reached, and so what it
+    /// resolves to when an IP-literal CONNECT's SNI is checked.
+    pub overrides: std::collections::BTreeMap<String, HostPort>,
     pub max_body: usize,
     /// `limits.header_read_timeout`: the time a client has to send a request
     /// head, or to finish a TLS handshake with leash.
@@ -147,42 +146,12 @@ impl Proxy {
         };
         let plan = if self.vendors.for_host(&host).is_some() {
             Plan::Intercept
-        } else if host.parse::<IpAddr>().is_ok() {
-            Plan::Sniff
-        } else if self.passthrough == Passthrough::Deny {
-            tracing::info!(%agent, %host, port, "CONNECT refused: passthrough is deny");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "leash_passthrough_denied",
-                format!("{host} is not a host leash inspects, and passthrough is deny"),
-            );
         } else {
-            Plan::Tunnel
-        };
-
-        // Resolve now, for every plan that dials the address the agent gave,
-        // so that a tunnel to leash's own listeners is refused up front.
-        let mut dial = Vec::new();
-        if plan != Plan::Intercept {
-            dial = match tokio::net::lookup_host((host.as_str(), port)).await {
-                Ok(addrs) => addrs.collect(),
-                Err(error) => {
-                    return refuse(
-                        StatusCode::BAD_GATEWAY,
-                        "leash_resolve_failed",
-                        format!("cannot resolve {host}: {error}"),
-                    )
-                }
-            };
-            if dial.iter().any(|addr| self.is_own_listener(*addr)) {
-                tracing::warn!(%agent, %host, port, "CONNECT to leash's own listener refused");
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "leash_loop",
-                    "leash does not forward to its own listeners",
-                );
+            match self.plan_unclaimed(&agent, &host, port).await {
+                Ok(plan) => plan,
+                Err(refusal) => return *refusal,
             }
-        }
+        };
 
         tracing::debug!(%agent, %host, port, plan = ?plan, "CONNECT accepted");
         let on_upgrade = hyper::upgrade::on(&mut request);
@@ -200,7 +169,7 @@ impl Proxy {
                     let tunnel = Tunnel::new(agent, host, port, vendor);
                     self.intercept(tunnel, upgraded).await
                 }
-                Plan::Tunnel | Plan::Sniff => self.sniff(agent, host, port, upgraded, &dial).await,
+                Plan::Sniff(target) => self.sniff(agent, target, upgraded).await,
             };
             if let Err(error) = result {
                 tracing::debug!(%error, "tunnel ended with an error");
@@ -209,45 +178,215 @@ impl Proxy {
         Response::new(full(""))
     }
 
-    /// A CONNECT no adapter claims by name: intercept anyway when the TLS
-    /// ClientHello's SNI names a vendor host (an IP literal, or an alias the
-    /// agent picked), else tunnel the bytes untouched.
+    /// Decides, from the CONNECT line alone, whether a CONNECT no adapter
+    /// claims by name can lead anywhere; the refusals that can be made now
+    /// are the CONNECT's own answer (403), so nothing is relayed.
+    ///
+    /// What is left (an address to dial, or an IP that might be a vendor's)
+    /// is decided by the ClientHello in [`Self::sniff`].
+    async fn plan_unclaimed(
+        &self,
+        agent: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<Plan, Box<Response<ProxyBody>>> {
+        let ip_literal = host.parse::<IpAddr>().ok();
+        let deny = self.passthrough.mode == PassthroughMode::Deny;
+        if deny && ip_literal.is_none() {
+            tracing::info!(%agent, %host, port, "CONNECT refused: passthrough is deny");
+            return Err(Box::new(refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_denied",
+                format!("{host} is not a host leash inspects, and passthrough is deny"),
+            )));
+        }
+        if ip_literal.is_none() && !self.passthrough.allows_host(host) {
+            tracing::info!(%agent, %host, port, "CONNECT refused: not in passthrough.allow");
+            return Err(Box::new(refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_not_allowed",
+                format!(
+                    "{host} is not a host leash inspects, and passthrough.allow does not list it"
+                ),
+            )));
+        }
+
+        // Resolved once: the address checked here is the one dialled.
+        let resolved = match self.resolve(host, port).await {
+            Ok(addrs) => addrs,
+            Err(error) => {
+                return Err(Box::new(refuse(
+                    StatusCode::BAD_GATEWAY,
+                    "leash_resolve_failed",
+                    format!("cannot resolve {host}: {error}"),
+                )))
+            }
+        };
+        if resolved.iter().any(|addr| self.is_own_listener(*addr)) {
+            tracing::warn!(%agent, %host, port, "CONNECT to leash's own listener refused");
+            return Err(Box::new(refuse(
+                StatusCode::FORBIDDEN,
+                "leash_loop",
+                "leash does not forward to its own listeners",
+            )));
+        }
+        // An IP may be a vendor's address reached without its name: then
+        // the ClientHello can still make it an intercepted tunnel.
+        let vendor_ip = match ip_literal {
+            Some(ip) => self.is_vendor_address(ip).await,
+            None => false,
+        };
+        let dial: Vec<SocketAddr> = if deny {
+            Vec::new()
+        } else {
+            resolved
+                .into_iter()
+                .filter(|addr| !self.passthrough.deny_networks.denies(addr.ip()))
+                .collect()
+        };
+        if dial.is_empty() && !vendor_ip {
+            let why = if deny {
+                format!(
+                    "{host} is not an address of a host leash inspects, and passthrough is deny"
+                )
+            } else {
+                format!("{host} is in passthrough.deny_networks; leash does not tunnel there")
+            };
+            tracing::info!(%agent, %host, port, "CONNECT refused: {why}");
+            let code = if deny {
+                "leash_passthrough_denied"
+            } else {
+                "leash_passthrough_network_denied"
+            };
+            return Err(Box::new(refuse(StatusCode::FORBIDDEN, code, why)));
+        }
+        Ok(Plan::Sniff(Target {
+            host: host.to_string(),
+            port,
+            ip: ip_literal,
+            dial,
+        }))
+    }
+
+    /// A CONNECT no adapter claims by name. Nothing is relayed before the
+    /// whole ClientHello is read; then its SNI decides:
+    ///
+    /// - a vendor host, on an IP-literal CONNECT to an address of that host:
+    ///   intercepted, as if the agent had asked for the host by name;
+    /// - the CONNECT's own host (or, for an IP, a name that resolves to it)
+    ///   that `passthrough` lets through: tunnelled to the checked address;
+    /// - anything else — no SNI, no readable hello, an SNI naming another
+    ///   host than the CONNECT: refused, nothing relayed.
     async fn sniff(
         self: Arc<Self>,
         agent: String,
-        target: String,
-        port: u16,
+        target: Target,
         mut upgraded: TokioIo<hyper::upgrade::Upgraded>,
-        dial: &[SocketAddr],
     ) -> std::io::Result<()> {
-        let (prefix, server_name) = match tunnel::peek(&mut upgraded, SERVER_FIRST_WAIT).await? {
-            tunnel::Peeked::Hello(hello) => (hello.bytes, hello.server_name),
-            tunnel::Peeked::NotTls(bytes) => (bytes, None),
-            tunnel::Peeked::Silent => (Vec::new(), None),
+        let hello = match tunnel::peek(&mut upgraded, self.header_read_timeout).await? {
+            Ok(hello) => hello,
+            Err(not_a_hello) => {
+                tracing::info!(%agent, target = %target.host, port = target.port, reason = not_a_hello.as_str(), "tunnel refused before relaying anything");
+                tunnel::refuse_inside(&mut upgraded, tunnel::NotAHelloOr::NotAHello(not_a_hello))
+                    .await;
+                return Ok(());
+            }
         };
-        let vendor_host = server_name
-            .clone()
-            .filter(|name| self.vendors.for_host(name).is_some());
-        match vendor_host {
-            Some(name) => {
-                tracing::info!(%agent, %target, sni = %name, "CONNECT intercepted by its SNI");
+        match self.judge_sni(&target, hello.server_name.as_deref()).await {
+            Sni::Intercept(name) => {
+                tracing::info!(%agent, target = %target.host, sni = %name, "CONNECT intercepted by its SNI");
                 // Forward to the vendor by name (never to the address the
                 // agent gave), so its certificate is checked against the
                 // name the agent meant.
                 let vendor = self.vendor_name(&name);
-                let tunnel = Tunnel::new(agent, name, port, vendor);
-                self.intercept(tunnel, tunnel::Rewind::new(prefix, upgraded))
+                let tunnel = Tunnel::new(agent, name, target.port, vendor);
+                self.intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
                     .await
             }
-            None if self.passthrough == Passthrough::Deny => {
-                tracing::info!(%agent, %target, sni = ?server_name, "CONNECT dropped: passthrough is deny");
+            Sni::Tunnel => self.tunnel(upgraded, &target.dial, &hello.bytes).await,
+            Sni::Refuse(why) => {
+                tracing::info!(%agent, target = %target.host, port = target.port, sni = ?hello.server_name, reason = %why, "tunnel refused before relaying anything");
+                tunnel::refuse_inside(&mut upgraded, tunnel::NotAHelloOr::Tls(&why)).await;
                 Ok(())
             }
-            None => self.tunnel(upgraded, dial, &prefix).await,
         }
     }
 
-    /// A blind byte-for-byte tunnel.
+    /// What the SNI of a complete ClientHello makes of a tunnel to `target`.
+    async fn judge_sni(&self, target: &Target, sni: Option<&str>) -> Sni {
+        let Some(sni) = sni.map(normalize_host) else {
+            return Sni::Refuse("the ClientHello names no host (no SNI)".into());
+        };
+        let is_vendor = self.vendors.for_host(&sni).is_some();
+        match target.ip {
+            None if sni != target.host => Sni::Refuse(format!(
+                "the ClientHello names {sni}, a different host than the CONNECT ({})",
+                target.host
+            )),
+            // The CONNECT host is not a vendor's (else it was intercepted by
+            // name), and the SNI equals it.
+            None => Sni::Tunnel,
+            Some(ip) => {
+                let resolves_here = match self.resolve(&sni, target.port).await {
+                    Ok(addrs) => addrs
+                        .iter()
+                        .any(|a| a.ip().to_canonical() == ip.to_canonical()),
+                    Err(_) => false,
+                };
+                if !resolves_here {
+                    return Sni::Refuse(format!(
+                        "the ClientHello names {sni}, which does not resolve to {ip}"
+                    ));
+                }
+                if is_vendor {
+                    return Sni::Intercept(sni);
+                }
+                if self.passthrough.mode == PassthroughMode::Deny {
+                    return Sni::Refuse(format!(
+                        "{sni} is not a host leash inspects, and passthrough is deny"
+                    ));
+                }
+                if !self.passthrough.allows_host(&sni) {
+                    return Sni::Refuse(format!("{sni} is not listed in passthrough.allow"));
+                }
+                if target.dial.is_empty() {
+                    return Sni::Refuse(format!("{ip} is in passthrough.deny_networks"));
+                }
+                Sni::Tunnel
+            }
+        }
+    }
+
+    /// A host's addresses: its `upstream.overrides` address when it has one
+    /// (so tests and staging need no DNS), else DNS. An IP literal is
+    /// itself.
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let (host, port) = match self.overrides.get(host) {
+            Some(target) => (target.host.as_str(), target.port),
+            None => (host, port),
+        };
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+
+    /// Whether `ip` is an address of some host an adapter claims.
+    async fn is_vendor_address(&self, ip: IpAddr) -> bool {
+        for host in self.vendors.hosts() {
+            if let Ok(addrs) = self.resolve(&host, 443).await {
+                if addrs
+                    .iter()
+                    .any(|a| a.ip().to_canonical() == ip.to_canonical())
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// A blind byte-for-byte tunnel to exactly the addresses checked.
     async fn tunnel<S>(
         &self,
         agent_io: S,
@@ -261,7 +400,7 @@ impl Proxy {
         if self.is_connection_to_self(&server) {
             return Err(std::io::Error::other("tunnel would loop into leash itself"));
         }
-        tunnel::splice(agent_io, server, prefix).await
+        tunnel::splice(agent_io, server, prefix, self.passthrough.idle_timeout).await
     }
 
     /// An absolute-form request (`GET http://host/path`), i.e. plain HTTP.
@@ -292,7 +431,7 @@ impl Proxy {
                 "use CONNECT for https:// URIs",
             );
         }
-        if self.passthrough == Passthrough::Deny {
+        if self.passthrough.mode == PassthroughMode::Deny {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "leash_passthrough_denied",
@@ -376,11 +515,31 @@ impl Proxy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Plan {
     Intercept,
-    Sniff,
+    /// Read the ClientHello, then decide.
+    Sniff(Target),
+}
+
+/// A CONNECT no adapter claims by name, as checked on its CONNECT line.
+#[derive(Debug)]
+struct Target {
+    /// Normalised: lower case, no brackets, no trailing dot.
+    host: String,
+    port: u16,
+    /// The CONNECT named an IP address.
+    ip: Option<IpAddr>,
+    /// The resolved addresses a tunnel may dial: outside deny_networks and
+    /// not leash's own. Empty when only interception is possible.
+    dial: Vec<SocketAddr>,
+}
+
+/// What a ClientHello's SNI makes of a tunnel.
+enum Sni {
+    Intercept(String),
     Tunnel,
+    Refuse(String),
 }
 
 /// Lowercase, without IPv6 brackets or a trailing dot.

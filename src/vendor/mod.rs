@@ -22,6 +22,9 @@ pub trait VendorAdapter: Send + Sync {
     /// Whether this adapter reads requests to `host`. Hosts are compared
     /// after [`normalize_host`].
     fn claims_host(&self, host: &str) -> bool;
+    /// Every host this adapter claims, normalised: what an IP-literal
+    /// CONNECT is compared against (is this address a vendor's?).
+    fn hosts(&self) -> Vec<String>;
     /// Reads one request.
     fn classify(&self, req: &RequestView<'_>) -> Classification;
 }
@@ -53,6 +56,11 @@ impl Vendors {
             .iter()
             .find(|a| a.claims_host(&host))
             .map(|a| a.as_ref())
+    }
+
+    /// Every host some adapter claims.
+    pub fn hosts(&self) -> Vec<String> {
+        self.adapters.iter().flat_map(|a| a.hosts()).collect()
     }
 
     /// All adapters, in lookup order.

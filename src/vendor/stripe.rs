@@ -299,6 +299,10 @@ impl VendorAdapter for StripeAdapter {
         HOSTS.contains(&host.as_str())
     }
 
+    fn hosts(&self) -> Vec<String> {
+        HOSTS.iter().map(|h| h.to_string()).collect()
+    }
+
     fn classify(&self, req: &RequestView<'_>) -> Classification {
         classify(req)
     }

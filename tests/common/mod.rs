@@ -103,7 +103,13 @@ impl Upstream {
     }
 
     pub async fn start_with_status(tls: Option<rustls::ServerConfig>, status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1", tls, status).await
+    }
+
+    /// Starts on `ip` (another loopback address, such as 127.0.0.2, plays a
+    /// vendor reached by its address).
+    pub async fn start_on(ip: &str, tls: Option<rustls::ServerConfig>, status: u16) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
