@@ -703,6 +703,24 @@ impl Config {
             ));
         }
 
+        // default_agent is a development identity: naming an agent that has
+        // a token would hand that agent's identity (and policies) to every
+        // client that sends no credentials.
+        if let Some(agent) = &self.default_agent {
+            if self
+                .agents
+                .get(agent)
+                .is_some_and(|credential| credential.token_sha256.is_some())
+            {
+                return Err(value_err(
+                    &["default_agent"],
+                    format!(
+                        "default_agent `{agent}` is listed under agents: with a token: a request without credentials would speak as `{agent}` without its token; name an agent listed without a token (e.g. `dev-agent: {{}}`) or remove default_agent"
+                    ),
+                ));
+            }
+        }
+
         // Approvers: groups are made of people, and names are unambiguous.
         let people = &self.approvers.people;
         for (group, members) in &self.approvers.groups {
@@ -1478,9 +1496,10 @@ admin: 127.0.0.1:8081
 data_dir: ./data
 ca: {{ cert: certs/leash-ca.pem, key: certs/leash-ca.key }}
 policies: ./policies
-default_agent: growth-agent          # agent name when the request carries none
+default_agent: dev-agent            # agent name when the request carries none; never an agent with a token
 agents:                              # optional: credentials agents present
   growth-agent: {{ token_sha256: "{GROWTH_SHA}" }}
+  dev-agent: {{}}                      # listed without a token: the default_agent above
 passthrough: tunnel                  # hosts leash does not inspect: tunnel | deny
 upstream:
   overrides:                         # send a vendor host to another address (tests, staging)
@@ -1570,7 +1589,8 @@ custom_vendors: []                   # see §4.4
     #[test]
     fn spec_example_parses() {
         let c = parse(&spec_example()).unwrap();
-        assert_eq!(c.default_agent.as_deref(), Some("growth-agent"));
+        assert_eq!(c.default_agent.as_deref(), Some("dev-agent"));
+        assert_eq!(c.agents["dev-agent"].token_sha256, None);
         assert_eq!(
             c.agents["growth-agent"].token_sha256,
             Some(hash(GROWTH_SHA))
@@ -1682,6 +1702,23 @@ custom_vendors: []                   # see §4.4
         );
         let (l, c, _) = fails("passthrough: block\n");
         assert_eq!((l, c), (1, 14));
+    }
+
+    #[test]
+    fn default_agent_cannot_name_an_agent_with_a_token() {
+        let text = format!(
+            "agents:\n  growth-agent: {{ token_sha256: \"{GROWTH_SHA}\" }}\n  dev-agent: {{}}\ndefault_agent: growth-agent\n"
+        );
+        let (l, c, m) = fails(&text);
+        assert_eq!((l, c), (4, 16), "{m}");
+        assert!(m.contains("with a token"), "{m}");
+        let ok = text.replace("default_agent: growth-agent", "default_agent: dev-agent");
+        assert_eq!(
+            parse(&ok).unwrap().default_agent.as_deref(),
+            Some("dev-agent")
+        );
+        // Not listed at all is fine too (no agents: known yet, or a dev name).
+        assert!(parse("default_agent: someone\n").is_ok());
     }
 
     #[test]

@@ -26,6 +26,24 @@ pub enum IdentityError {
     WrongToken(String),
 }
 
+impl IdentityError {
+    /// What the agent is told. An unlisted agent, a wrong token and
+    /// unreadable credentials get the same words, so the answer never says
+    /// which agent names exist; the detail (`Display`) goes to leash's log.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            IdentityError::Missing => {
+                "proxy credentials required: send the agent name and token in the proxy URL (http://AGENT:TOKEN@host:port)"
+            }
+            IdentityError::Malformed
+            | IdentityError::UnknownAgent(_)
+            | IdentityError::WrongToken(_) => {
+                "proxy authentication failed: the agent name and token in the proxy URL were not accepted"
+            }
+        }
+    }
+}
+
 /// Resolves proxy credentials to an agent name.
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
@@ -168,6 +186,18 @@ mod tests {
         assert_eq!(identities().identify(None), Err(IdentityError::Missing));
         let with_default = Identities::new(BTreeMap::new(), Some("cs-agent".to_string()));
         assert_eq!(with_default.identify(None), Ok("cs-agent".to_string()));
+    }
+
+    #[test]
+    fn unknown_agent_and_wrong_token_read_the_same() {
+        let unknown = IdentityError::UnknownAgent("ghost".into());
+        let wrong = IdentityError::WrongToken("growth-agent".into());
+        assert_eq!(unknown.public_message(), wrong.public_message());
+        assert_eq!(
+            IdentityError::Malformed.public_message(),
+            wrong.public_message()
+        );
+        assert!(!wrong.public_message().contains("growth-agent"));
     }
 
     #[test]

@@ -6,9 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -197,8 +194,6 @@ pub async fn start_with_env(
         tracing::info!(pending, "holds ready");
     }
 
-    let mut plain_connector = HttpConnector::new();
-    plain_connector.set_connect_timeout(Some(config.upstream.timeout));
     let health = Arc::new(Health::default());
     let proxy = Arc::new(Proxy {
         identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
@@ -211,7 +206,7 @@ pub async fn start_with_env(
             ledger,
         },
         desk: Arc::clone(&desk),
-        plain: Client::builder(TokioExecutor::new()).build(plain_connector),
+        upstream_timeout: config.upstream.timeout,
         passthrough: config.passthrough.clone(),
         overrides: config.upstream.overrides.clone(),
         max_body: usize::try_from(config.limits.max_body).unwrap_or(usize::MAX),

@@ -383,7 +383,11 @@ async fn an_ip_literal_connect_is_intercepted_when_sni_names_a_vendor() {
 async fn absolute_form_plain_http_is_forwarded() {
     let (ca, stripe) = stripe_setup().await;
     let plain = Upstream::start(None).await;
-    let leash = Harness::start(stripe.addr, &ca, |_| {}).await;
+    // The plain site is on loopback, which leash never forwards to by default.
+    let leash = Harness::start(stripe.addr, &ca, |c| {
+        c.passthrough.deny_networks = DeniedNetworks::none();
+    })
+    .await;
     let client = reqwest::Client::builder()
         .proxy(reqwest::Proxy::all(leash.proxy_url()).unwrap())
         .build()

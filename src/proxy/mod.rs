@@ -27,8 +27,6 @@ use http::header::PROXY_AUTHORIZATION;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -53,8 +51,8 @@ pub struct Proxy {
     pub desk: crate::desk::Desk,
     /// Every decision is written here before it takes effect.
     pub audit: crate::audit::AuditLog,
-    /// Plain-HTTP client for absolute-form requests to non-intercepted hosts.
-    pub plain: Client<HttpConnector, ProxyBody>,
+    /// How long connecting to a plain-HTTP host may take.
+    pub upstream_timeout: std::time::Duration,
     pub passthrough: Passthrough,
     /// `upstream.overrides`: where a vendor host is reached, and so what it
     /// resolves to when an IP-literal CONNECT's SNI is checked.
@@ -118,7 +116,7 @@ impl Proxy {
             Ok(agent) => agent,
             Err(error) => {
                 tracing::info!(%error, method = %request.method(), "proxy authentication refused");
-                return answer::proxy_auth_required(&error.to_string());
+                return answer::proxy_auth_required(error.public_message());
             }
         };
         if request.method() == Method::CONNECT {
@@ -438,17 +436,21 @@ impl Proxy {
                 format!("{host} is not a host leash inspects, and passthrough is deny"),
             );
         }
+        if host.parse::<IpAddr>().is_err() && !self.passthrough.allows_host(&host) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_not_allowed",
+                format!(
+                    "{host} is not a host leash inspects, and passthrough.allow does not list it"
+                ),
+            );
+        }
         let port = port.unwrap_or(80);
-        match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(mut addrs) => {
-                if addrs.any(|addr| self.is_own_listener(addr)) {
-                    return refuse(
-                        StatusCode::FORBIDDEN,
-                        "leash_loop",
-                        "leash does not forward to its own listeners",
-                    );
-                }
-            }
+        // Resolved once; the address checked is the address dialled (the
+        // request's URI is never handed to a client that would resolve it
+        // again, or pick another address of the name).
+        let addrs = match self.resolve(&host, port).await {
+            Ok(addrs) => addrs,
             Err(error) => {
                 return refuse(
                     StatusCode::BAD_GATEWAY,
@@ -456,11 +458,78 @@ impl Proxy {
                     format!("cannot resolve {host}: {error}"),
                 )
             }
+        };
+        if addrs.iter().any(|addr| self.is_own_listener(*addr)) {
+            tracing::warn!(%agent, %host, port, "plain-HTTP request to leash's own listener refused");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_loop",
+                "leash does not forward to its own listeners",
+            );
         }
+        let dial: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|addr| !self.passthrough.deny_networks.denies(addr.ip()))
+            .collect();
+        if dial.is_empty() {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_passthrough_network_denied",
+                format!("{host} is in passthrough.deny_networks; leash does not forward there"),
+            );
+        }
+        let server =
+            match tokio::time::timeout(self.upstream_timeout, TcpStream::connect(dial.as_slice()))
+                .await
+            {
+                Ok(Ok(server)) => server,
+                Ok(Err(error)) => {
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        "leash_upstream_unreachable",
+                        format!("{host}: {error}"),
+                    )
+                }
+                Err(_) => {
+                    return refuse(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "leash_upstream_unreachable",
+                        format!("{host}: connect timed out"),
+                    )
+                }
+            };
+        if self.is_connection_to_self(&server) {
+            tracing::warn!(%agent, %host, port, "plain-HTTP request would loop into leash itself");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "leash_loop",
+                "leash does not forward to its own listeners",
+            );
+        }
+        let (mut sender, connection) =
+            match hyper::client::conn::http1::handshake(TokioIo::new(server)).await {
+                Ok(pair) => pair,
+                Err(error) => {
+                    return refuse(
+                        StatusCode::BAD_GATEWAY,
+                        "leash_upstream_unreachable",
+                        format!("{host}: {error}"),
+                    )
+                }
+            };
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "plain-HTTP upstream connection ended with an error");
+            }
+        });
         let (mut parts, body) = request.into_parts();
         intercept::strip_hop_by_hop(&mut parts.headers);
+        // Origin-form on the wire, as a server expects from a client.
+        if let Some(path) = parts.uri.path_and_query().cloned() {
+            parts.uri = http::Uri::from(path);
+        }
         let outgoing = Request::from_parts(parts, http_body_util::BodyExt::boxed(body));
-        match self.plain.request(outgoing).await {
+        match sender.send_request(outgoing).await {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();
                 intercept::strip_hop_by_hop(&mut parts.headers);
@@ -490,12 +559,17 @@ impl Proxy {
     /// unspecified address (0.0.0.0) answers on every local address; loopback
     /// is the one leash can name without enumerating interfaces, and
     /// [`Self::is_connection_to_self`] catches the rest after connecting.
+    ///
+    /// Every spelling of "this machine" counts: a target of 0.0.0.0 or `::`
+    /// (which the kernel connects to locally), any 127/8 address, and the
+    /// IPv4-mapped forms of all of these (`::ffff:127.0.0.1`) reach a
+    /// listener bound to loopback or to an unspecified address.
     fn is_own_listener(&self, addr: SocketAddr) -> bool {
+        let target = addr.ip().to_canonical();
+        let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
         self.own_listeners.iter().any(|own| {
-            own.port() == addr.port()
-                && (own.ip() == addr.ip()
-                    || (own.ip().is_unspecified()
-                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+            let own_ip = own.ip().to_canonical();
+            own.port() == addr.port() && (own_ip == target || (local(own_ip) && local(target)))
         })
     }
 

@@ -1,0 +1,136 @@
+//! Who can reach what (issue 8 items 10, 12, 15): the admin API is never
+//! reachable through the proxy by any spelling of its address, and a failed
+//! proxy login says nothing about which agents exist.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{raw_connect, Harness, TestCa, Upstream};
+use leash::egress::DeniedNetworks;
+use leash::identity::basic_credentials;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends one raw request to the proxy and returns the whole answer as text
+/// (the proxy closes: `Connection: close`).
+async fn raw_request(proxy: SocketAddr, head: &str) -> String {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn body_of(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+async fn leash_with_open_egress() -> (Harness, Upstream) {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let stripe = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    // Even with every network allowed for passthrough, leash's own
+    // listeners stay out of reach.
+    let leash = Harness::start(stripe.addr, &ca, |c| {
+        c.passthrough.deny_networks = DeniedNetworks::none();
+    })
+    .await;
+    (leash, stripe)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_is_unreachable_through_the_proxy_by_any_spelling() {
+    let (leash, _stripe) = leash_with_open_egress().await;
+    // Something in the chain worth stealing.
+    let made = leash
+        .client()
+        .post("https://api.stripe.com/v1/payment_intents")
+        .body("amount=2000&currency=eur")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+
+    let proxy = leash.running.proxy_addr;
+    for port in [leash.running.admin_addr.port(), proxy.port()] {
+        for host in [
+            format!("0.0.0.0:{port}"),
+            format!("[::ffff:127.0.0.1]:{port}"),
+            format!("[::ffff:0.0.0.0]:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("127.9.9.9:{port}"),
+            format!("localhost:{port}"),
+            format!("[::]:{port}"),
+        ] {
+            let answer = raw_request(
+                proxy,
+                &format!("GET http://{host}/v1/audit?after=0&limit=100 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+            )
+            .await;
+            let status = status_of(&answer);
+            assert!(
+                status == 403 || status == 502,
+                "GET http://{host}/v1/audit answered {status}: {answer}"
+            );
+            assert!(
+                !body_of(&answer).contains("\"seq\""),
+                "audit entries came back through the proxy from {host}"
+            );
+
+            let (status, _) = raw_connect(proxy, &host, None).await;
+            assert_eq!(status, 403, "CONNECT {host}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_agent_and_a_wrong_token_get_the_same_407() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let stripe = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let token_hash: [u8; 32] = Sha256::digest(b"growth-token").into();
+    let leash = Harness::start(stripe.addr, &ca, |c| {
+        c.default_agent = None;
+        c.agents.insert(
+            "growth-agent".to_string(),
+            leash::config::AgentCredential {
+                token_sha256: Some(token_hash),
+            },
+        );
+    })
+    .await;
+    let proxy = leash.running.proxy_addr;
+    let ask = |auth: String| {
+        format!(
+            "GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let wrong_token = raw_request(proxy, &ask(basic_credentials("growth-agent", "nope"))).await;
+    let unknown = raw_request(proxy, &ask(basic_credentials("ghost-agent", "nope"))).await;
+    let garbled = raw_request(proxy, &ask("Basic !!!".to_string())).await;
+    assert_eq!(status_of(&wrong_token), 407);
+    assert_eq!(status_of(&unknown), 407);
+    assert_eq!(
+        body_of(&wrong_token),
+        body_of(&unknown),
+        "same words for both"
+    );
+    assert_eq!(body_of(&garbled), body_of(&unknown));
+    assert!(!body_of(&unknown).contains("ghost-agent"));
+    assert!(!body_of(&wrong_token).contains("growth-agent"));
+    assert!(stripe.seen().is_empty());
+}
