@@ -505,6 +505,19 @@ pub struct Approvers {
     /// groups alike, so a group may not share a name with a person.
     #[serde(deserialize_with = "groups")]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// People who may read the audit API (`GET /v1/audit`) and approve
+    /// nothing: an internal audit team, a compliance tool.
+    #[serde(deserialize_with = "auditors")]
+    pub auditors: BTreeMap<String, Auditor>,
+}
+
+/// A reader of the audit chain, identified by a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auditor {
+    /// SHA-256 of the bearer token the auditor sends to the admin API.
+    #[serde(deserialize_with = "sha256")]
+    pub token_sha256: [u8; 32],
 }
 
 /// One approver and the ways they prove who they are.
@@ -754,6 +767,13 @@ impl Config {
                 }
             }
         }
+        for name in self.approvers.auditors.keys() {
+            if people.contains_key(name) || self.approvers.groups.contains_key(name) {
+                return Err(err(&["approvers", "auditors", name.as_str()], None, format!(
+                    "`{name}` is both an auditor and an approver: an auditor reads the audit chain and approves nothing, so the names must differ"
+                )));
+            }
+        }
         let mut slack_ids: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, person) in people {
             if let Some(id) = &person.slack {
@@ -776,8 +796,16 @@ impl Config {
             let path = vec!["approvers", "people", name.as_str(), "token_sha256"];
             (format!("approver `{name}`"), person.token_sha256, path)
         });
+        let auditor_tokens = self.approvers.auditors.iter().map(|(name, auditor)| {
+            let path = vec!["approvers", "auditors", name.as_str(), "token_sha256"];
+            (
+                format!("auditor `{name}`"),
+                Some(auditor.token_sha256),
+                path,
+            )
+        });
         let mut tokens: BTreeMap<[u8; 32], String> = BTreeMap::new();
-        for (who, token, path) in agent_tokens.chain(approver_tokens) {
+        for (who, token, path) in agent_tokens.chain(approver_tokens).chain(auditor_tokens) {
             let Some(token) = token else { continue };
             if let Some(other) = tokens.insert(token, who) {
                 return Err(value_err(&path, format!(
@@ -1392,6 +1420,15 @@ fn people<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Person>, D
     Ok(map.into_iter().map(|(k, v)| (k.0, v)).collect())
 }
 
+fn auditors<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Auditor>, D::Error> {
+    let map = BTreeMap::<Name, Auditor>::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k.0, v)).collect())
+}
+
+fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    Ok(Sha256::deserialize(d)?.0)
+}
+
 fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
     let map = BTreeMap::<Name, Vec<Name>>::deserialize(d)?;
     Ok(map
@@ -1702,6 +1739,25 @@ custom_vendors: []                   # see §4.4
         );
         let (l, c, _) = fails("passthrough: block\n");
         assert_eq!((l, c), (1, 14));
+    }
+
+    #[test]
+    fn auditors_read_and_approve_nothing() {
+        let text = format!(
+            "approvers:\n  people:\n    maya: {{ token_sha256: \"{MAYA_SHA}\" }}\n  auditors:\n    internal-audit: {{ token_sha256: \"{GROWTH_SHA}\" }}\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.approvers.auditors["internal-audit"].token_sha256,
+            hash(GROWTH_SHA)
+        );
+        let (l, _, m) = fails(&text.replace("internal-audit", "maya"));
+        assert_eq!(l, 5, "{m}");
+        assert!(m.contains("both an auditor and an approver"), "{m}");
+        let (_, _, m) = fails(&text.replace(GROWTH_SHA, MAYA_SHA));
+        assert!(m.contains("already approver `maya`'s"), "{m}");
+        let (l, _, m) = fails("approvers:\n  auditors:\n    a: {}\n");
+        assert_eq!(l, 3, "{m}");
     }
 
     #[test]

@@ -194,7 +194,10 @@ enum AuditCommand {
     /// Write entries as JSON Lines to stdout.
     ///
     /// Reads the database directly, or through the admin API
-    /// (GET /v1/audit) when a running leash holds it.
+    /// (GET /v1/audit) when a running leash holds it; the API needs an
+    /// approver's or auditor's token, from LEASH_AUDIT_TOKEN or
+    /// --token-file (never from the command line, where other users of the
+    /// machine could read it).
     Export {
         /// Start at this sequence number.
         #[arg(long, value_name = "SEQ")]
@@ -202,8 +205,15 @@ enum AuditCommand {
         /// Only entries of this agent.
         #[arg(long)]
         agent: Option<String>,
+        /// A file holding the token for the admin API [default:
+        /// $LEASH_AUDIT_TOKEN]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Print the latest entries, one line each; -f follows new ones.
+    ///
+    /// Like export, reads the database or, while leash runs, the admin API
+    /// with the token from LEASH_AUDIT_TOKEN or --token-file.
     Tail {
         /// Keep printing new entries as they are appended.
         #[arg(short, long)]
@@ -211,6 +221,10 @@ enum AuditCommand {
         /// How many of the latest entries to show first.
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: u64,
+        /// A file holding the token for the admin API [default:
+        /// $LEASH_AUDIT_TOKEN]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -422,14 +436,34 @@ fn open_store(config: &Config) -> Result<leash::store::Store, String> {
 /// admin API when it holds the database.
 enum AuditSource {
     Local(leash::store::Store),
-    Admin(std::net::SocketAddr),
+    /// The admin API's address and the bearer token it needs.
+    Admin(std::net::SocketAddr, String),
 }
 
 impl AuditSource {
-    fn open(config: &Config) -> Self {
+    /// The database when leash is not running; else the admin API, with
+    /// the token from `token_file` or `LEASH_AUDIT_TOKEN`.
+    fn open(config: &Config, token_file: Option<&Path>) -> Result<Self, String> {
         match leash::store::Store::open(&config.data_dir) {
-            Ok(store) => AuditSource::Local(store),
-            Err(_) => AuditSource::Admin(config.admin),
+            Ok(store) => Ok(AuditSource::Local(store)),
+            Err(_) => {
+                let token = match token_file {
+                    Some(file) => std::fs::read_to_string(file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?
+                        .trim()
+                        .to_string(),
+                    None => std::env::var("LEASH_AUDIT_TOKEN").map_err(|_| {
+                        "the database is in use by a running leash, so entries are read through its admin API, which needs a token: set LEASH_AUDIT_TOKEN or pass --token-file FILE (an approver's or an auditor's token)".to_string()
+                    })?,
+                };
+                if token.is_empty() || token.chars().any(char::is_control) {
+                    return Err("the audit token is empty or holds control characters".to_string());
+                }
+                Ok(AuditSource::Admin(
+                    loopback_if_unspecified(config.admin),
+                    token,
+                ))
+            }
         }
     }
 
@@ -459,12 +493,12 @@ impl AuditSource {
             AuditSource::Local(store) => {
                 leash::audit::read_entries(store, after, limit).map_err(|e| e.to_string())
             }
-            AuditSource::Admin(addr) => {
+            AuditSource::Admin(addr, token) => {
                 let mut path = format!("/v1/audit?limit={limit}");
                 if let Some(after) = after {
                     path.push_str(&format!("&after={after}"));
                 }
-                let body = admin_get(*addr, &path)?;
+                let body = admin_get(*addr, &path, token)?;
                 let json: serde_json::Value =
                     serde_json::from_str(&body).map_err(|e| format!("admin API at {addr}: {e}"))?;
                 Ok(json
@@ -478,7 +512,7 @@ impl AuditSource {
 }
 
 /// A plain HTTP/1.1 GET to the admin listener (loopback, no TLS).
-fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
+fn admin_get(addr: std::net::SocketAddr, path: &str, token: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let unreachable = |e: std::io::Error| {
         format!("the database is in use and the admin API at {addr} does not answer: {e}")
@@ -486,7 +520,7 @@ fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     let mut stream = std::net::TcpStream::connect(addr).map_err(unreachable)?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .map_err(unreachable)?;
     let mut response = String::new();
@@ -548,8 +582,12 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
                 }
             }
         }
-        AuditCommand::Export { since, agent } => {
-            let source = AuditSource::open(config);
+        AuditCommand::Export {
+            since,
+            agent,
+            token_file,
+        } => {
+            let source = AuditSource::open(config, token_file.as_deref())?;
             source.each_after(since.and_then(|s| s.checked_sub(1)), |entry| {
                 let matches = agent
                     .as_deref()
@@ -560,8 +598,12 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Tail { follow, lines } => {
-            let source = AuditSource::open(config);
+        AuditCommand::Tail {
+            follow,
+            lines,
+            token_file,
+        } => {
+            let source = AuditSource::open(config, token_file.as_deref())?;
             // Find the head, then show the last `lines` entries.
             let head = source.each_after(None, |_| {})?;
             // From the start when the chain is shorter than `lines`.

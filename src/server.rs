@@ -220,6 +220,7 @@ pub async fn start_with_env(
         audit: Some(audit.clone()),
         store: Some(store.clone()),
         metrics,
+        audit_readers: crate::admin::AuditReaders::from_config(&config.approvers),
     });
     let expiry = {
         let desk = Arc::clone(&desk);
@@ -245,7 +246,15 @@ pub async fn start_with_env(
                     "refused": true,
                     "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
                 })),
-                Reload::Unchanged => return,
+                Reload::DropsAgents(agents) => NewEntry::new(Kind::PolicyLoaded).with_details(json!({
+                    "refused": true,
+                    "errors": [format!(
+                        "the new policy set has no stack for {}, listed under agents:; the previous policies stay in force",
+                        agents.join(", ")
+                    )],
+                    "drops_agents": agents,
+                })),
+                Reload::Unchanged | Reload::Settling => return,
             };
             let audit = audit.clone();
             tokio::spawn(async move {

@@ -134,3 +134,89 @@ async fn an_unknown_agent_and_a_wrong_token_get_the_same_407() {
     assert!(!body_of(&wrong_token).contains("growth-agent"));
     assert!(stripe.seen().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_api_needs_an_approvers_or_auditors_token() {
+    let (leash, _stripe) = leash_with_open_egress().await;
+    let made = leash
+        .client()
+        .post("https://api.stripe.com/v1/payment_intents")
+        .body("amount=2000&currency=eur")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let url = format!("http://{}/v1/audit?limit=1000", leash.running.admin_addr);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(!anonymous.text().await.unwrap().contains("\"seq\""));
+    let wrong = http
+        .get(&url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    let read = common::admin_get(&leash, &url).await;
+    assert_eq!(read.status(), 200);
+    let body: serde_json::Value = read.json().await.unwrap();
+    assert!(body["entries"].as_array().unwrap().len() >= 2);
+
+    // An auditor approves nothing.
+    let vote = http
+        .post(format!(
+            "http://{}/v1/holds/hold_00000000000000000000000000000000/approve",
+            leash.running.admin_addr
+        ))
+        .bearer_auth(common::AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vote.status(), 401);
+
+    // The CLI reads through the API while leash holds the database, with
+    // the token from LEASH_AUDIT_TOKEN or --token-file only.
+    let dir = leash.dir.path();
+    std::fs::write(
+        dir.join("cli.yaml"),
+        format!(
+            "admin: {}\ndata_dir: {}\n",
+            leash.running.admin_addr,
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let cli = |token: Option<&str>, extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leash"));
+        command
+            .args(["audit", "export", "--config", "cli.yaml"])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("LEASH_AUDIT_TOKEN");
+        if let Some(token) = token {
+            command.env("LEASH_AUDIT_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let without = cli(None, &[]);
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("LEASH_AUDIT_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    let with_env = cli(Some(common::AUDITOR_TOKEN), &[]);
+    assert!(
+        with_env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_env.stderr)
+    );
+    assert!(String::from_utf8_lossy(&with_env.stdout).lines().count() >= 2);
+    std::fs::write(dir.join("token"), format!("{}\n", common::AUDITOR_TOKEN)).unwrap();
+    let with_file = cli(None, &["--token-file", "token"]);
+    assert!(with_file.status.success());
+    assert_eq!(with_file.stdout, with_env.stdout);
+}

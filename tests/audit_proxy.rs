@@ -107,13 +107,23 @@ async fn every_decision_is_in_the_chain_before_its_outcome() {
 
     // While leash runs, the chain is readable on the admin API, and the CLI
     // falls back to it (the database is held by the running leash).
-    let page: serde_json::Value =
-        reqwest::get(format!("http://{}/v1/audit?after=0&limit=2", leash.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let anonymous = reqwest::get(format!("http://{}/v1/audit?after=0&limit=2", leash.admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "the chain is not for any local process"
+    );
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/v1/audit?after=0&limit=2", leash.admin))
+        .bearer_auth(common::AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let seqs: Vec<u64> = page["entries"]
         .as_array()
         .unwrap()

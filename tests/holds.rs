@@ -200,7 +200,9 @@ impl Admin {
     }
 
     async fn audit(&self) -> Vec<Value> {
-        let (status, body) = self.get("", "/v1/audit?limit=1000").await;
+        let (status, body) = self
+            .get(common::AUDITOR_TOKEN, "/v1/audit?limit=1000")
+            .await;
         assert_eq!(status, 200, "{body}");
         body["entries"].as_array().unwrap().clone()
     }

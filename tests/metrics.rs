@@ -152,6 +152,7 @@ async fn metrics_count_decisions_holds_upstream_latency_and_the_audit_chain() {
     let chain_length = || async {
         let body: serde_json::Value = admin
             .get(format!("{base}/v1/audit?limit=1000"))
+            .bearer_auth(common::AUDITOR_TOKEN)
             .send()
             .await
             .unwrap()

@@ -68,6 +68,54 @@ pub struct Admin {
     pub desk: Option<crate::desk::Desk>,
     /// For `GET /metrics`.
     pub metrics: Arc<Metrics>,
+    /// Who may read `GET /v1/audit`: approvers and auditors.
+    pub audit_readers: AuditReaders,
+}
+
+/// The bearer tokens that may read the audit API (SPEC §9): every approver
+/// with a token, and every auditor. The chain holds every agent's amounts
+/// and beneficiaries, so "any local process" is not a reader.
+#[derive(Debug, Clone, Default)]
+pub struct AuditReaders {
+    /// Name and SHA-256 of the token.
+    readers: Vec<(String, [u8; 32])>,
+}
+
+impl AuditReaders {
+    pub fn from_config(approvers: &crate::config::Approvers) -> Self {
+        let people = approvers
+            .people
+            .iter()
+            .filter_map(|(name, p)| p.token_sha256.map(|t| (name.clone(), t)));
+        let auditors = approvers
+            .auditors
+            .iter()
+            .map(|(name, a)| (name.clone(), a.token_sha256));
+        Self {
+            readers: people.chain(auditors).collect(),
+        }
+    }
+
+    /// The reader whose token `authorization` (`Bearer <token>`) carries.
+    /// Every reader is compared, in constant time, whoever matches.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Option<&str> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let header = std::str::from_utf8(authorization?).ok()?;
+        let (scheme, token) = header.trim().split_once(' ')?;
+        let token = token.trim();
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return None;
+        }
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (name, expected) in &self.readers {
+            if bool::from(digest.ct_eq(expected)) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
 }
 
 impl Admin {
@@ -100,7 +148,23 @@ impl Admin {
         match (request.method(), path.as_str()) {
             (&Method::GET, "/healthz") => self.healthz(),
             (&Method::GET, "/metrics") => self.metrics().await,
-            (&Method::GET, "/v1/audit") => self.audit_entries(request.uri().query()),
+            (&Method::GET, "/v1/audit") => {
+                let authorization = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes());
+                match self.audit_readers.authenticate(authorization) {
+                    Some(reader) => {
+                        tracing::debug!(%reader, "audit read");
+                        self.audit_entries(request.uri().query())
+                    }
+                    None => error(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "GET /v1/audit needs Authorization: Bearer with an approver's or an auditor's token (approvers.auditors)",
+                    ),
+                }
+            }
             (&Method::POST, "/slack/actions") => match &self.desk {
                 Some(desk) => holds_api::slack_actions(desk, request).await,
                 None => not_found(),

@@ -5,13 +5,26 @@
 //! new set is swapped in atomically: a decision uses either the old set or the
 //! new one, never a mix. An invalid set is refused and the old one stays —
 //! a typo in a policy file must never leave leash without a policy.
+//!
+//! Two more guards, because a reload is also a way to *lose* a policy:
+//!
+//! - **Settling.** An editor or `git checkout` writes files in several
+//!   steps, and a half-written file can be valid YAML that means something
+//!   else (its REJECT rules not yet written). A change is loaded only once
+//!   the directory — names, sizes, times and contents — is the same across
+//!   two consecutive polls.
+//! - **No stack dropped.** A reload whose set has no stack for an agent
+//!   listed under `agents:` that the set in force has is refused: an
+//!   agent's policy disappearing is never the intended way to change it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 use super::load::load_policy_set;
-use super::model::PolicySet;
+use super::model::{AgentSelector, PolicySet};
 use crate::config::Config;
 use crate::yaml::YamlError;
 
@@ -24,6 +37,11 @@ pub enum Reload {
     Swapped(Arc<PolicySet>),
     /// The files changed but do not load; the previous set stays.
     Refused(Vec<YamlError>),
+    /// The files load, but the new set drops the stack of agents listed
+    /// under `agents:`; the previous set stays.
+    DropsAgents(Vec<String>),
+    /// The files are still changing; nothing is loaded until they stop.
+    Settling,
 }
 
 /// The current policy set, swappable.
@@ -31,15 +49,26 @@ pub struct LivePolicies {
     dir: PathBuf,
     config: Config,
     current: RwLock<Arc<PolicySet>>,
-    stamp: Mutex<Vec<FileStamp>>,
+    stamps: Mutex<Stamps>,
 }
 
-/// Enough of a file's metadata to notice that it changed.
+/// What the directory looked like when last loaded, and the change seen at
+/// the previous poll, if any.
+#[derive(Debug, Default)]
+struct Stamps {
+    loaded: Vec<FileStamp>,
+    seen: Option<Vec<FileStamp>>,
+}
+
+/// Enough of a file to notice that it changed: its metadata and a digest of
+/// its contents (a rewrite within one timestamp tick with the same length
+/// still differs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileStamp {
     path: PathBuf,
     len: u64,
     modified: Option<SystemTime>,
+    digest: Option<[u8; 32]>,
 }
 
 impl LivePolicies {
@@ -52,7 +81,10 @@ impl LivePolicies {
             dir: dir.to_path_buf(),
             config: config.clone(),
             current: RwLock::new(Arc::new(set)),
-            stamp: Mutex::new(stamp),
+            stamps: Mutex::new(Stamps {
+                loaded: stamp,
+                seen: None,
+            }),
         })
     }
 
@@ -61,15 +93,23 @@ impl LivePolicies {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Reloads when any file under the directory changed.
+    /// Reloads when the directory changed and has stayed the same since the
+    /// previous call (see the module docs: a change is loaded only once it
+    /// has settled).
     pub fn reload_if_changed(&self) -> Reload {
         let now = stamp(&self.dir);
         {
-            let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
-            if *last == now {
+            let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+            if stamps.loaded == now {
+                stamps.seen = None;
                 return Reload::Unchanged;
             }
-            *last = now;
+            if stamps.seen.as_ref() != Some(&now) {
+                stamps.seen = Some(now);
+                return Reload::Settling;
+            }
+            stamps.seen = None;
+            stamps.loaded = now;
         }
         match load_policy_set(&self.dir, &self.config) {
             Ok(set) => {
@@ -78,11 +118,31 @@ impl LivePolicies {
                 if current.hash == set.hash {
                     return Reload::Unchanged;
                 }
+                let dropped = self.dropped_agents(&current, &set);
+                if !dropped.is_empty() {
+                    return Reload::DropsAgents(dropped);
+                }
                 *current = Arc::clone(&set);
                 Reload::Swapped(set)
             }
             Err(errors) => Reload::Refused(errors),
         }
+    }
+
+    /// Agents listed under `agents:` whose own stack is in `old` but not in
+    /// `new`.
+    fn dropped_agents(&self, old: &PolicySet, new: &PolicySet) -> Vec<String> {
+        let has_own = |set: &PolicySet, agent: &str| {
+            set.stacks
+                .iter()
+                .any(|stack| matches!(&stack.agent, AgentSelector::Named(name) if name == agent))
+        };
+        self.config
+            .agents
+            .keys()
+            .filter(|agent| has_own(old, agent) && !has_own(new, agent))
+            .cloned()
+            .collect()
     }
 
     /// Polls the directory every `interval` and reloads, logging the result.
@@ -109,7 +169,7 @@ impl LivePolicies {
                 }
             };
             match &outcome {
-                Reload::Unchanged => continue,
+                Reload::Unchanged | Reload::Settling => continue,
                 Reload::Swapped(set) => {
                     tracing::info!(hash = %set.hash, files = ?set.files, "policies reloaded");
                 }
@@ -117,6 +177,9 @@ impl LivePolicies {
                     for error in errors {
                         tracing::error!(%error, "policy reload refused; the previous policies stay in force");
                     }
+                }
+                Reload::DropsAgents(agents) => {
+                    tracing::error!(?agents, "policy reload refused: it drops the stack of agents listed under agents:; the previous policies stay in force");
                 }
             }
             on_change(&outcome);
@@ -138,10 +201,14 @@ fn stamp(dir: &Path) -> Vec<FileStamp> {
             if meta.is_dir() {
                 pending.push(path);
             } else {
+                let digest = std::fs::read(&path)
+                    .ok()
+                    .map(|bytes| Sha256::digest(&bytes).into());
                 stamps.push(FileStamp {
                     path,
                     len: meta.len(),
                     modified: meta.modified().ok(),
+                    digest,
                 });
             }
         }

@@ -58,7 +58,9 @@ impl ChildLeash {
                 "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndefault_agent: growth-agent\n\
                  upstream:\n  overrides:\n    api.stripe.com: {stripe}\n  extra_ca: upstream-ca.pem\n\
                  audit:\n  checkpoint_every: 50\n  checkpoint_interval: 1s\n\
-                 holds: {holds}\n"
+                 holds: {holds}\n\
+                 approvers:\n  auditors:\n    test-auditor: {{ token_sha256: \"{auditor}\" }}\n",
+                auditor = crate::common::AUDITOR_TOKEN_SHA256
             ),
         )
         .unwrap();
@@ -156,6 +158,7 @@ pub fn leash_cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_leash"))
         .args(args)
         .current_dir(dir)
+        .env("LEASH_AUDIT_TOKEN", crate::common::AUDITOR_TOKEN)
         .output()
         .unwrap()
 }

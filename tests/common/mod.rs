@@ -24,6 +24,26 @@ use tokio::net::{TcpListener, TcpStream};
 
 use leash::config::Config;
 
+/// The bearer token of the auditor every test leash knows (`test-auditor`),
+/// for reading `GET /v1/audit`.
+pub const AUDITOR_TOKEN: &str = "auditor-token";
+/// SHA-256 of [`AUDITOR_TOKEN`], hex.
+pub const AUDITOR_TOKEN_SHA256: &str =
+    "ba1315421b7c58d465abec0bd552af5ff314ed8f9c5c0a7b7a6a6ecbac9bcbe5";
+
+/// `GET url` on the admin API as the test auditor.
+pub async fn admin_get(_leash: &Harness, url: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The body every test upstream answers with; tests check it arrives unchanged.
 pub const UPSTREAM_BODY: &str =
     r#"{"id":"ch_3MmlLrLkdIwHu7ix0snN0B15","object":"charge","amount":1099}"#;
@@ -259,6 +279,14 @@ impl Harness {
             leash::config::HostPort {
                 host: stripe.ip().to_string(),
                 port: stripe.port(),
+            },
+        );
+        let mut auditor = [0u8; 32];
+        hex::decode_to_slice(AUDITOR_TOKEN_SHA256, &mut auditor).unwrap();
+        config.approvers.auditors.insert(
+            "test-auditor".to_string(),
+            leash::config::Auditor {
+                token_sha256: auditor,
             },
         );
         tweak(&mut config);
