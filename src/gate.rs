@@ -163,9 +163,24 @@ impl Gate {
                 )));
             }
         };
-        let Some(decision) = deciding else {
+        let Some(mut decision) = deciding else {
             return Gated::unrecorded(Outcome::Refuse(undecidable("no decision could be made")));
         };
+        // Who may release a hold is fixed now. A hold nobody can release
+        // would only wait for its expiry while telling the agent to wait;
+        // and "nobody named" never means "anyone": refuse it outright.
+        let needs: Vec<Need> = decision
+            .approvals
+            .iter()
+            .map(|need| Need::resolve(need, &set.approvers))
+            .collect();
+        if decision.action == Action::RequireHuman
+            && !decision.shadow
+            && (needs.is_empty() || needs.iter().any(|n| !n.can_be_met()))
+        {
+            decision.action = Action::Reject;
+            decision.reason = format!("{}; no approver can release it", decision.reason);
+        }
         log_decision(
             agent,
             vendor,
@@ -218,11 +233,7 @@ impl Gate {
                 .with_rule(decision.deciding_rule),
             ),
             _ => Outcome::Hold(PlannedHold {
-                needs: decision
-                    .approvals
-                    .iter()
-                    .map(|need| Need::resolve(need, &set.approvers))
-                    .collect(),
+                needs,
                 reason: decision.reason.clone(),
                 rule: decision.deciding_rule,
                 rules: decision
