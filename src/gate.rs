@@ -336,6 +336,44 @@ fn undecidable(why: &str) -> Answer {
     )
 }
 
+/// The intent a held request with no readable amount (unknown, unreadable)
+/// is re-checked and reserved as at its release: what leash read of it
+/// (vendor, operation) with the amount its approvers stated. Without it the
+/// release would ask the REJECT rules and caps about no amount at all, and
+/// any amount would pass them (issue 8).
+///
+/// The category is the operation's (`refund.create` → `refund`); an
+/// operation leash does not know is a `payment`, so that caps on spend see
+/// it. There is no beneficiary: a rule that needs one fails closed.
+pub fn stated_intent(
+    vendor: &str,
+    operation: &str,
+    agent: &str,
+    stated: crate::money::Money,
+    fingerprint: crate::intent::Fingerprint,
+    at: DateTime<Utc>,
+) -> Intent {
+    let category = match operation.split('.').next().unwrap_or("") {
+        "refund" => "refund",
+        "transfer" => "transfer",
+        "payout" => "payout",
+        "topup" => "topup",
+        "invoiceitem" | "invoice" => "invoice",
+        _ => "payment",
+    };
+    Intent {
+        agent: agent.to_string(),
+        vendor: vendor.to_string(),
+        operation: operation.to_string(),
+        amount: Some(stated),
+        beneficiary: None,
+        category: category.to_string(),
+        idempotency_key: None,
+        fingerprint,
+        at,
+    }
+}
+
 /// What the audit chain (and a hold) records as a request's intent: the
 /// intents of a spend, or what was read of a request that is not one.
 pub fn intent_record(classification: &Classification, vendor: &str, intents: &[Intent]) -> Value {

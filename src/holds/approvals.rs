@@ -242,6 +242,7 @@ mod tests {
             channel: super::super::Channel::Api,
             at: Utc::now(),
             comment: None,
+            stated: None,
         }
     }
 

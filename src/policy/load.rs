@@ -136,6 +136,21 @@ fn check_releasable(c: &mut Checker, stack: &Stack, directory: &ApproverDirector
     }
     let top = Loc::root();
     let fix = "name who may release them with `approvers:` at the stack's top level (or on its REQUIRE_HUMAN rules), or make them REJECT";
+    // Without any approver in leash.yaml (the built-in defaults) no hold
+    // can be released at all, and naming one is an error of its own; the
+    // stack still loads so that `leash run` works out of the box, and these
+    // requests are refused at run time.
+    let nobody_at_all = directory.people.is_empty();
+    let report = |c: &mut Checker, loc: &Loc, message: String| {
+        if nobody_at_all {
+            c.warn_value(
+                loc,
+                format!("{message} (leash.yaml lists no approvers: such requests are refused)"),
+            );
+        } else {
+            c.error_value(loc, message);
+        }
+    };
     let mut unwritten: Vec<String> = Vec::new();
     for (key, action) in [
         ("default", stack.default),
@@ -146,7 +161,8 @@ fn check_releasable(c: &mut Checker, stack: &Stack, directory: &ApproverDirector
             continue;
         }
         if written.contains(&key) {
-            c.error_value(
+            report(
+                c,
                 &top.key(key),
                 format!("holds from `{key}: REQUIRE_HUMAN` could be approved by nobody: {fix}"),
             );
@@ -163,7 +179,8 @@ fn check_releasable(c: &mut Checker, stack: &Stack, directory: &ApproverDirector
         }
     }
     if !unwritten.is_empty() {
-        c.error_value(
+        report(
+            c,
             &top,
             format!(
                 "holds from {} could be approved by nobody: {fix}",
