@@ -376,8 +376,9 @@ fn stated_amount(
     match (amount, currency) {
         (None, None) => Ok(None),
         (Some(amount), Some(currency)) => {
-            let value = crate::money::parse_decimal_amount(amount.trim())
-                .map_err(|e| format!("`amount` must be a plain decimal string like \"4000.00\": {e}"))?;
+            let value = crate::money::parse_decimal_amount(amount.trim()).map_err(|e| {
+                format!("`amount` must be a plain decimal string like \"4000.00\": {e}")
+            })?;
             let currency = crate::money::Currency::parse(currency.trim())
                 .map_err(|e| format!("`currency` must be an ISO 4217 code like EUR: {e}"))?;
             Ok(Some(crate::money::Money::new(value, currency)))

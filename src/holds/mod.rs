@@ -464,7 +464,9 @@ pub enum HoldError {
     #[error("hold {id} has no amount leash could read: approve it with the amount it moves, {{\"amount\": \"4000.00\", \"currency\": \"EUR\"}} (CLI: leash holds approve {id} --amount 4000.00 --currency EUR)")]
     AmountRequired { id: String },
     /// An amount was stated for a hold whose amount leash read itself.
-    #[error("hold {id} has an amount leash read itself: approve it without `amount` and `currency`")]
+    #[error(
+        "hold {id} has an amount leash read itself: approve it without `amount` and `currency`"
+    )]
     AmountNotExpected { id: String },
     /// Approvers of one hold stated different amounts.
     #[error("hold {id}: another approver stated {agreed}; approvals must state the same amount")]

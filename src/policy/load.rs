@@ -126,7 +126,12 @@ pub(crate) const STACK_KEYS: &[&str] = &[
 /// refused at run time; `policy check` says so first, at the key that asks
 /// for the hold (or the file's top, for omitted keys and such rules).
 /// `written`: the action keys the file writes.
-fn check_releasable(c: &mut Checker, stack: &Stack, directory: &ApproverDirectory, written: &[&str]) {
+fn check_releasable(
+    c: &mut Checker,
+    stack: &Stack,
+    directory: &ApproverDirectory,
+    written: &[&str],
+) {
     if stack.mode == Mode::Shadow {
         return;
     }

@@ -1311,7 +1311,10 @@ fn a_stack_whose_holds_nobody_could_approve_is_an_error_at_the_key() {
     );
     assert_eq!((l, c), (1, 1));
     assert!(m.contains("`default` (REQUIRE_HUMAN when omitted)"), "{m}");
-    assert!(m.contains("`unreadable` (REQUIRE_HUMAN when omitted)"), "{m}");
+    assert!(
+        m.contains("`unreadable` (REQUIRE_HUMAN when omitted)"),
+        "{m}"
+    );
     assert!(m.contains("rule 1 ("), "{m}");
 
     // A quorum without approvers counts nobody.
