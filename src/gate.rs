@@ -374,6 +374,68 @@ pub fn stated_intent(
     }
 }
 
+/// Most amount-bearing fields shown for one held request, and the longest
+/// value shown: an approver reads them, a request can carry any number.
+const MAX_READ_FIELDS: usize = 20;
+const MAX_READ_VALUE: usize = 120;
+
+/// Adds to what leash read of an amountless request (an object from
+/// [`intent_record`]) the request's path and its raw amount-bearing fields,
+/// so that an approver who must state the amount sees what the agent sent:
+/// `amount`, `currency` and any field whose name contains `amount`, from a
+/// form or a JSON body, as written (every occurrence, duplicates included:
+/// those are often why it is unreadable), card numbers masked. A spend's
+/// record (a list of intents) is returned as it is.
+///
+/// The form is read leniently on purpose: this is for people, never for a
+/// decision.
+pub fn with_read_fields(record: Value, path: &str, body: &[u8]) -> Value {
+    let Value::Object(mut map) = record else {
+        return record;
+    };
+    let wanted = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        name == "currency" || name.contains("amount") || name.ends_with("[currency]")
+    };
+    let shown = |s: &str| {
+        let masked = crate::audit::mask_card_numbers(s);
+        let mut out: String = masked.chars().take(MAX_READ_VALUE).collect();
+        if masked.chars().count() > MAX_READ_VALUE {
+            out.push('…');
+        }
+        out
+    };
+    let mut fields: Vec<(String, String)> = Vec::new();
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(json)) => {
+            for (name, value) in &json {
+                if wanted(name) {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    fields.push((shown(name), shown(&text)));
+                }
+            }
+        }
+        _ => {
+            for (name, value) in form_urlencoded::parse(body) {
+                if wanted(&name) {
+                    fields.push((shown(&name), shown(&value)));
+                }
+            }
+        }
+    }
+    fields.truncate(MAX_READ_FIELDS);
+    map.insert("path".into(), json!(shown(path)));
+    map.insert(
+        "raw_fields".into(),
+        Value::Array(fields.into_iter().map(|(n, v)| json!([n, v])).collect()),
+    );
+    map.insert("amount_required".into(), json!(true));
+    Value::Object(map)
+}
+
 /// What the audit chain (and a hold) records as a request's intent: the
 /// intents of a spend, or what was read of a request that is not one.
 pub fn intent_record(classification: &Classification, vendor: &str, intents: &[Intent]) -> Value {
@@ -392,6 +454,42 @@ pub fn intent_record(classification: &Classification, vendor: &str, intents: &[I
 /// The `decision` audit entry: the intents (never the body), every rule's
 /// verdict, the fx rates used, the decision and deciding rule, the policy
 /// set's hash and the request fingerprint.
+#[cfg(test)]
+mod read_fields_tests {
+    use super::*;
+
+    #[test]
+    fn amountless_records_show_the_raw_amount_fields_masked() {
+        let record =
+            json!({"vendor": "stripe", "operation": "refund.create", "reason": "no currency"});
+        let out = with_read_fields(
+            record,
+            "/v1/refunds",
+            b"charge=ch_1&amount=400000&amount=1&metadata[card]=4242424242424242&metadata[amount_note]=4242424242424242",
+        );
+        assert_eq!(out["path"], "/v1/refunds");
+        assert_eq!(out["amount_required"], true);
+        let fields = out["raw_fields"].as_array().unwrap();
+        assert_eq!(fields[0], json!(["amount", "400000"]));
+        assert_eq!(fields[1], json!(["amount", "1"]), "duplicates are shown");
+        assert_eq!(fields.len(), 3, "only amount-bearing fields: {fields:?}");
+        assert!(!out.to_string().contains("4242424242424242"), "{out}");
+
+        let out = with_read_fields(
+            json!({"reason": "x"}),
+            "/v1/x",
+            br#"{"amount": 12.5, "currency": "eur", "name": "n"}"#,
+        );
+        assert_eq!(
+            out["raw_fields"],
+            json!([["amount", "12.5"], ["currency", "eur"]])
+        );
+
+        // A spend's intents are left alone.
+        assert_eq!(with_read_fields(json!([1]), "/p", b"amount=1"), json!([1]));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decision_entry(
     agent: &str,

@@ -225,6 +225,12 @@ async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_ch
             .contains("currency"),
         "{hold}"
     );
+    assert_eq!(hold["intents"]["path"], "/v1/refunds", "{hold}");
+    assert_eq!(
+        hold["intents"]["raw_fields"],
+        json!([["amount", "400000"]]),
+        "{hold}"
+    );
     // Eligible: maya (named by rule 30), not alex (named nowhere).
     assert_eq!(hold["needs"][0]["eligible"], json!(["maya"]), "{hold}");
 
@@ -464,4 +470,5 @@ async fn slack_offers_reject_only_for_an_amountless_hold() {
         "{text}"
     );
     assert!(text.contains("refund.create"), "{text}");
+    assert!(text.contains("amount = 400000"), "{text}");
 }

@@ -63,10 +63,13 @@ impl Proxy {
                 .collect(),
             body: request.raw,
         };
+        // An amountless request's record shows the approvers what leash read.
+        let intents =
+            crate::gate::with_read_fields(request.intents, request.parts.uri.path(), &stored.body);
         let new = NewHold {
             agent: tunnel.agent.clone(),
             vendor: tunnel.vendor.to_string(),
-            intents: request.intents,
+            intents,
             needs: plan.needs,
             fingerprint: request.fingerprint.to_hex(),
             idempotency_key: request.idempotency_key,
