@@ -454,42 +454,6 @@ pub fn intent_record(classification: &Classification, vendor: &str, intents: &[I
 /// The `decision` audit entry: the intents (never the body), every rule's
 /// verdict, the fx rates used, the decision and deciding rule, the policy
 /// set's hash and the request fingerprint.
-#[cfg(test)]
-mod read_fields_tests {
-    use super::*;
-
-    #[test]
-    fn amountless_records_show_the_raw_amount_fields_masked() {
-        let record =
-            json!({"vendor": "stripe", "operation": "refund.create", "reason": "no currency"});
-        let out = with_read_fields(
-            record,
-            "/v1/refunds",
-            b"charge=ch_1&amount=400000&amount=1&metadata[card]=4242424242424242&metadata[amount_note]=4242424242424242",
-        );
-        assert_eq!(out["path"], "/v1/refunds");
-        assert_eq!(out["amount_required"], true);
-        let fields = out["raw_fields"].as_array().unwrap();
-        assert_eq!(fields[0], json!(["amount", "400000"]));
-        assert_eq!(fields[1], json!(["amount", "1"]), "duplicates are shown");
-        assert_eq!(fields.len(), 3, "only amount-bearing fields: {fields:?}");
-        assert!(!out.to_string().contains("4242424242424242"), "{out}");
-
-        let out = with_read_fields(
-            json!({"reason": "x"}),
-            "/v1/x",
-            br#"{"amount": 12.5, "currency": "eur", "name": "n"}"#,
-        );
-        assert_eq!(
-            out["raw_fields"],
-            json!([["amount", "12.5"], ["currency", "eur"]])
-        );
-
-        // A spend's intents are left alone.
-        assert_eq!(with_read_fields(json!([1]), "/p", b"amount=1"), json!([1]));
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn decision_entry(
     agent: &str,
@@ -565,4 +529,40 @@ fn log_decision(
         policy_hash,
         "decided"
     );
+}
+
+#[cfg(test)]
+mod read_fields_tests {
+    use super::*;
+
+    #[test]
+    fn amountless_records_show_the_raw_amount_fields_masked() {
+        let record =
+            json!({"vendor": "stripe", "operation": "refund.create", "reason": "no currency"});
+        let out = with_read_fields(
+            record,
+            "/v1/refunds",
+            b"charge=ch_1&amount=400000&amount=1&metadata[card]=4242424242424242&metadata[amount_note]=4242424242424242",
+        );
+        assert_eq!(out["path"], "/v1/refunds");
+        assert_eq!(out["amount_required"], true);
+        let fields = out["raw_fields"].as_array().unwrap();
+        assert_eq!(fields[0], json!(["amount", "400000"]));
+        assert_eq!(fields[1], json!(["amount", "1"]), "duplicates are shown");
+        assert_eq!(fields.len(), 3, "only amount-bearing fields: {fields:?}");
+        assert!(!out.to_string().contains("4242424242424242"), "{out}");
+
+        let out = with_read_fields(
+            json!({"reason": "x"}),
+            "/v1/x",
+            br#"{"amount": 12.5, "currency": "eur", "name": "n"}"#,
+        );
+        assert_eq!(
+            out["raw_fields"],
+            json!([["amount", "12.5"], ["currency", "eur"]])
+        );
+
+        // A spend's intents are left alone.
+        assert_eq!(with_read_fields(json!([1]), "/p", b"amount=1"), json!([1]));
+    }
 }
