@@ -4,7 +4,10 @@
 //!   `POST /v1/holds/{id}/approve`, `POST /v1/holds/{id}/reject`: every call
 //!   carries `Authorization: Bearer <approver token>`, and the approver is
 //!   whoever owns the token. A vote may carry a JSON body
-//!   `{"comment": "..."}`; `X-Leash-Channel: cli` marks votes sent by
+//!   `{"comment": "..."}`; an approval of a hold with no amount leash could
+//!   read must carry `"amount": "4000.00", "currency": "EUR"` (a string,
+//!   never a JSON number), checked against the REJECT rules and caps at
+//!   release; `X-Leash-Channel: cli` marks votes sent by
 //!   `leash holds` (recorded as channel `cli`, else `api`).
 //! - `POST /slack/actions`: a button click, signed by Slack; the clicking
 //!   member ID must be an approver's `slack:` id.
