@@ -136,6 +136,8 @@ fn stack() -> MergedStack {
         default: Action::RequireHuman,
         unknown: Action::RequireHuman,
         unreadable: Action::RequireHuman,
+        level_approvers: vec!["maya".into()],
+        level_quorum: Quorum::default(),
         shadow: false,
         covered: true,
     }

@@ -176,6 +176,10 @@ impl HoldDesk {
 
     /// Counts a vote, records it, and wakes the agent if it decided the
     /// hold. An expiry the vote ran into is recorded too.
+    ///
+    /// `stated`: the amount the approver says an amountless hold moves
+    /// (see [`HoldStore::approve_stating`]); ignored for a rejection.
+    #[allow(clippy::too_many_arguments)]
     pub async fn vote(
         &self,
         id: &str,
@@ -183,10 +187,13 @@ impl HoldDesk {
         vote: Vote,
         channel: Channel,
         comment: Option<&str>,
+        stated: Option<crate::money::Money>,
         now: DateTime<Utc>,
     ) -> Result<ApprovalOutcome, DeskError> {
         let counted = match vote {
-            Vote::Approve => self.store.approve(id, approver, channel, comment, now),
+            Vote::Approve => self
+                .store
+                .approve_stating(id, approver, channel, comment, stated, now),
             Vote::Reject => self.store.reject(id, approver, channel, comment, now),
         };
         match counted {
@@ -252,6 +259,7 @@ impl HoldDesk {
             operation: operation.to_string(),
             intents: hold.intents.clone(),
             rules,
+            amount_required: hold.amount_required(),
             approvers_needed: summary.approvers_needed.clone(),
             expires_at: rfc3339(hold.expires_at),
             callbacks: Callbacks::new(&self.admin_url, &hold.id),
@@ -334,6 +342,37 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// What leash read of an amountless request, one line each: the operation,
+/// the path, each raw amount-bearing field (masked) and why no amount could
+/// be read. Empty for a spend (its intents say it all).
+pub fn read_of(hold: &Hold) -> Vec<String> {
+    let Some(read) = hold.intents.as_object() else {
+        return Vec::new();
+    };
+    let text = |key: &str| read.get(key).and_then(Value::as_str);
+    let mut lines = Vec::new();
+    if let Some(op) = text("operation") {
+        lines.push(format!("operation: {op}"));
+    }
+    if let Some(path) = text("path") {
+        lines.push(format!("path: {path}"));
+    }
+    if let Some(fields) = read.get("raw_fields").and_then(Value::as_array) {
+        for field in fields {
+            if let (Some(name), Some(value)) = (
+                field.get(0).and_then(Value::as_str),
+                field.get(1).and_then(Value::as_str),
+            ) {
+                lines.push(format!("{name} = {value}"));
+            }
+        }
+    }
+    if let Some(reason) = text("reason") {
+        lines.push(format!("unreadable because: {reason}"));
+    }
+    lines
+}
+
 /// What approvers read about a hold, from what the hold recorded.
 pub fn summary(hold: &Hold, rules: &[TriggeredRule]) -> HoldSummary {
     let intents: &[Value] = hold.intents.as_array().map_or(&[], Vec::as_slice);
@@ -390,5 +429,7 @@ pub fn summary(hold: &Hold, rules: &[TriggeredRule]) -> HoldSummary {
         rules,
         approvers_needed: needed.join("; "),
         expires_at: rfc3339(hold.expires_at),
+        amount_required: hold.amount_required(),
+        read: read_of(hold),
     }
 }

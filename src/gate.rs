@@ -163,9 +163,24 @@ impl Gate {
                 )));
             }
         };
-        let Some(decision) = deciding else {
+        let Some(mut decision) = deciding else {
             return Gated::unrecorded(Outcome::Refuse(undecidable("no decision could be made")));
         };
+        // Who may release a hold is fixed now. A hold nobody can release
+        // would only wait for its expiry while telling the agent to wait;
+        // and "nobody named" never means "anyone": refuse it outright.
+        let needs: Vec<Need> = decision
+            .approvals
+            .iter()
+            .map(|need| Need::resolve(need, &set.approvers))
+            .collect();
+        if decision.action == Action::RequireHuman
+            && !decision.shadow
+            && (needs.is_empty() || needs.iter().any(|n| !n.can_be_met()))
+        {
+            decision.action = Action::Reject;
+            decision.reason = format!("{}; no approver can release it", decision.reason);
+        }
         log_decision(
             agent,
             vendor,
@@ -218,11 +233,7 @@ impl Gate {
                 .with_rule(decision.deciding_rule),
             ),
             _ => Outcome::Hold(PlannedHold {
-                needs: decision
-                    .approvals
-                    .iter()
-                    .map(|need| Need::resolve(need, &set.approvers))
-                    .collect(),
+                needs,
                 reason: decision.reason.clone(),
                 rule: decision.deciding_rule,
                 rules: decision
@@ -325,6 +336,106 @@ fn undecidable(why: &str) -> Answer {
     )
 }
 
+/// The intent a held request with no readable amount (unknown, unreadable)
+/// is re-checked and reserved as at its release: what leash read of it
+/// (vendor, operation) with the amount its approvers stated. Without it the
+/// release would ask the REJECT rules and caps about no amount at all, and
+/// any amount would pass them (issue 8).
+///
+/// The category is the operation's (`refund.create` → `refund`); an
+/// operation leash does not know is a `payment`, so that caps on spend see
+/// it. There is no beneficiary: a rule that needs one fails closed.
+pub fn stated_intent(
+    vendor: &str,
+    operation: &str,
+    agent: &str,
+    stated: crate::money::Money,
+    fingerprint: crate::intent::Fingerprint,
+    at: DateTime<Utc>,
+) -> Intent {
+    let category = match operation.split('.').next().unwrap_or("") {
+        "refund" => "refund",
+        "transfer" => "transfer",
+        "payout" => "payout",
+        "topup" => "topup",
+        "invoiceitem" | "invoice" => "invoice",
+        _ => "payment",
+    };
+    Intent {
+        agent: agent.to_string(),
+        vendor: vendor.to_string(),
+        operation: operation.to_string(),
+        amount: Some(stated),
+        beneficiary: None,
+        category: category.to_string(),
+        idempotency_key: None,
+        fingerprint,
+        at,
+    }
+}
+
+/// Most amount-bearing fields shown for one held request, and the longest
+/// value shown: an approver reads them, a request can carry any number.
+const MAX_READ_FIELDS: usize = 20;
+const MAX_READ_VALUE: usize = 120;
+
+/// Adds to what leash read of an amountless request (an object from
+/// [`intent_record`]) the request's path and its raw amount-bearing fields,
+/// so that an approver who must state the amount sees what the agent sent:
+/// `amount`, `currency` and any field whose name contains `amount`, from a
+/// form or a JSON body, as written (every occurrence, duplicates included:
+/// those are often why it is unreadable), card numbers masked. A spend's
+/// record (a list of intents) is returned as it is.
+///
+/// The form is read leniently on purpose: this is for people, never for a
+/// decision.
+pub fn with_read_fields(record: Value, path: &str, body: &[u8]) -> Value {
+    let Value::Object(mut map) = record else {
+        return record;
+    };
+    let wanted = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        name == "currency" || name.contains("amount") || name.ends_with("[currency]")
+    };
+    let shown = |s: &str| {
+        let masked = crate::audit::mask_card_numbers(s);
+        let mut out: String = masked.chars().take(MAX_READ_VALUE).collect();
+        if masked.chars().count() > MAX_READ_VALUE {
+            out.push('…');
+        }
+        out
+    };
+    let mut fields: Vec<(String, String)> = Vec::new();
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(json)) => {
+            for (name, value) in &json {
+                if wanted(name) {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    fields.push((shown(name), shown(&text)));
+                }
+            }
+        }
+        _ => {
+            for (name, value) in form_urlencoded::parse(body) {
+                if wanted(&name) {
+                    fields.push((shown(&name), shown(&value)));
+                }
+            }
+        }
+    }
+    fields.truncate(MAX_READ_FIELDS);
+    map.insert("path".into(), json!(shown(path)));
+    map.insert(
+        "raw_fields".into(),
+        Value::Array(fields.into_iter().map(|(n, v)| json!([n, v])).collect()),
+    );
+    map.insert("amount_required".into(), json!(true));
+    Value::Object(map)
+}
+
 /// What the audit chain (and a hold) records as a request's intent: the
 /// intents of a spend, or what was read of a request that is not one.
 pub fn intent_record(classification: &Classification, vendor: &str, intents: &[Intent]) -> Value {
@@ -418,4 +529,40 @@ fn log_decision(
         policy_hash,
         "decided"
     );
+}
+
+#[cfg(test)]
+mod read_fields_tests {
+    use super::*;
+
+    #[test]
+    fn amountless_records_show_the_raw_amount_fields_masked() {
+        let record =
+            json!({"vendor": "stripe", "operation": "refund.create", "reason": "no currency"});
+        let out = with_read_fields(
+            record,
+            "/v1/refunds",
+            b"charge=ch_1&amount=400000&amount=1&metadata[card]=4242424242424242&metadata[amount_note]=4242424242424242",
+        );
+        assert_eq!(out["path"], "/v1/refunds");
+        assert_eq!(out["amount_required"], true);
+        let fields = out["raw_fields"].as_array().unwrap();
+        assert_eq!(fields[0], json!(["amount", "400000"]));
+        assert_eq!(fields[1], json!(["amount", "1"]), "duplicates are shown");
+        assert_eq!(fields.len(), 3, "only amount-bearing fields: {fields:?}");
+        assert!(!out.to_string().contains("4242424242424242"), "{out}");
+
+        let out = with_read_fields(
+            json!({"reason": "x"}),
+            "/v1/x",
+            br#"{"amount": 12.5, "currency": "eur", "name": "n"}"#,
+        );
+        assert_eq!(
+            out["raw_fields"],
+            json!([["amount", "12.5"], ["currency", "eur"]])
+        );
+
+        // A spend's intents are left alone.
+        assert_eq!(with_read_fields(json!([1]), "/p", b"amount=1"), json!([1]));
+    }
 }

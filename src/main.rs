@@ -109,6 +109,14 @@ enum HoldsCommand {
         /// A note kept with the vote in the audit chain.
         #[arg(long)]
         comment: Option<String>,
+        /// For a hold with no amount leash could read (unknown, unreadable):
+        /// the amount the request moves, exact (4000.00). The REJECT rules
+        /// and caps check it at release, and it is what is reserved.
+        #[arg(long, requires = "currency", value_name = "AMOUNT")]
+        amount: Option<String>,
+        /// The stated amount's ISO 4217 currency (EUR).
+        #[arg(long, requires = "amount", value_name = "CUR")]
+        currency: Option<String>,
         #[command(flatten)]
         api: AdminArgs,
     },
@@ -751,12 +759,26 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             None,
             api,
         ),
-        HoldsCommand::Approve { id, comment, api } => (
-            reqwest::Method::POST,
-            format!("/v1/holds/{}/approve", segment(&id)?),
-            Some(serde_json::json!({ "comment": comment })),
+        HoldsCommand::Approve {
+            id,
+            comment,
+            amount,
+            currency,
             api,
-        ),
+        } => {
+            // Sent as strings: the API takes no JSON numbers for money.
+            let mut body = serde_json::json!({ "comment": comment });
+            if let (Some(amount), Some(currency)) = (amount, currency) {
+                body["amount"] = serde_json::Value::String(amount);
+                body["currency"] = serde_json::Value::String(currency);
+            }
+            (
+                reqwest::Method::POST,
+                format!("/v1/holds/{}/approve", segment(&id)?),
+                Some(body),
+                api,
+            )
+        }
         HoldsCommand::Reject { id, comment, api } => (
             reqwest::Method::POST,
             format!("/v1/holds/{}/reject", segment(&id)?),

@@ -19,6 +19,7 @@ const POLICY: &str = r#"
 agent: growth-agent
 currency: EUR
 default: AUTO_APPROVE
+approvers: [maya]
 rules:
   - priority: 10
     type: DAILY_CAP
@@ -34,6 +35,7 @@ const ALLOW: &str = r#"
 agent: "*"
 currency: EUR
 default: AUTO_APPROVE
+approvers: [maya]
 rules: []
 "#;
 

@@ -242,3 +242,35 @@ fn policy_schema_is_json_naming_every_rule_type() {
         assert!(text.contains(name), "{name}");
     }
 }
+
+#[test]
+fn policy_check_reports_a_stack_default_nobody_could_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        dir.path().join("leash.yaml"),
+        "approvers:\n  people:\n    maya: {}\n",
+    )
+    .unwrap();
+    // Only a REJECT rule, so nobody is named; `unreadable` asks for a human.
+    std::fs::write(
+        policies.join("cs.yaml"),
+        "agent: cs-agent\ndefault: REJECT\nunknown: REJECT\nunreadable: REQUIRE_HUMAN\nrules:\n  - { priority: 10, type: DAILY_CAP, action: REJECT, limit: 500 }\n",
+    )
+    .unwrap();
+    let output = leash(dir.path(), &["policy", "check"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("cs.yaml:4:13"), "{err}");
+    assert!(err.contains("could be approved by nobody"), "{err}");
+
+    // Naming who may release it fixes it.
+    std::fs::write(
+        policies.join("cs.yaml"),
+        "agent: cs-agent\ndefault: REJECT\nunknown: REJECT\nunreadable: REQUIRE_HUMAN\napprovers: [maya]\nrules:\n  - { priority: 10, type: DAILY_CAP, action: REJECT, limit: 500 }\n",
+    )
+    .unwrap();
+    let output = leash(dir.path(), &["policy", "check"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -54,6 +54,7 @@ const HOLD_EVERYTHING: &str = r#"
 agent: "*"
 currency: EUR
 default: AUTO_APPROVE
+approvers: [maya]
 rules:
   - priority: 10
     type: AMOUNT_THRESHOLD

@@ -202,6 +202,7 @@ fn event() -> HoldEvent {
             priority: Some(20),
             text: "AMOUNT_THRESHOLD: 1,800.00 EUR >= 1,500.00 EUR".into(),
         }],
+        amount_required: false,
         approvers_needed: "maya".into(),
         expires_at: "2025-06-02T12:00:00Z".into(),
         callbacks: Callbacks::new(&base, HOLD),
@@ -221,6 +222,7 @@ fn summary() -> HoldSummary {
         rules: vec!["AMOUNT_THRESHOLD: 1,800.00 EUR >= 1,500.00 EUR".into()],
         approvers_needed: "maya".into(),
         expires_at: "2025-06-02T12:00:00Z".into(),
+        ..HoldSummary::default()
     }
 }
 

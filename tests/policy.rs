@@ -201,13 +201,15 @@ rules:
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_unreadable_requests_are_held_by_default_and_safe_ones_pass() {
     let (ca, upstream) = stripe().await;
+    // Held for someone: a hold nobody could release is refused instead.
     let policy = r#"
 agent: "*"
 currency: EUR
 default: AUTO_APPROVE
+approvers: [maya]
 rules: []
 "#;
-    let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |_| {}).await;
+    let leash = Harness::start_with_policy(upstream.addr, &ca, policy, with_maya).await;
     let client = leash.client();
 
     let unknown = client

@@ -4,7 +4,10 @@
 //!   `POST /v1/holds/{id}/approve`, `POST /v1/holds/{id}/reject`: every call
 //!   carries `Authorization: Bearer <approver token>`, and the approver is
 //!   whoever owns the token. A vote may carry a JSON body
-//!   `{"comment": "..."}`; `X-Leash-Channel: cli` marks votes sent by
+//!   `{"comment": "..."}`; an approval of a hold with no amount leash could
+//!   read must carry `"amount": "4000.00", "currency": "EUR"` (a string,
+//!   never a JSON number), checked against the REJECT rules and caps at
+//!   release; `X-Leash-Channel: cli` marks votes sent by
 //!   `leash holds` (recorded as channel `cli`, else `api`).
 //! - `POST /slack/actions`: a button click, signed by Slack; the clicking
 //!   member ID must be an approver's `slack:` id.
@@ -67,14 +70,33 @@ pub(super) async fn route(desk: &HoldDesk, request: Request<Incoming>) -> Respon
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            let comment = match comment_of(&body) {
-                Ok(comment) => comment,
+            let VoteBody {
+                comment,
+                amount,
+                currency,
+            } = match vote_body(&body) {
+                Ok(body) => body,
                 Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", message),
+            };
+            let stated = match (vote, stated_amount(amount.as_deref(), currency.as_deref())) {
+                (Vote::Reject, _) => None,
+                (Vote::Approve, Ok(stated)) => stated,
+                (Vote::Approve, Err(message)) => {
+                    return error(StatusCode::BAD_REQUEST, "bad_amount", message)
+                }
             };
             vote_answer(
                 desk,
-                desk.vote(&id, &approver, vote, channel, comment.as_deref(), Utc::now())
-                    .await,
+                desk.vote(
+                    &id,
+                    &approver,
+                    vote,
+                    channel,
+                    comment.as_deref(),
+                    stated,
+                    Utc::now(),
+                )
+                .await,
                 &approver,
                 vote,
             )
@@ -203,6 +225,11 @@ fn status_of(e: &DeskError) -> (StatusCode, &'static str) {
             HoldError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
             HoldError::Expired { .. } => (StatusCode::CONFLICT, "hold_expired"),
             HoldError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            HoldError::AmountRequired { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "amount_required")
+            }
+            HoldError::AmountNotExpected { .. } => (StatusCode::BAD_REQUEST, "amount_not_expected"),
+            HoldError::AmountMismatch { .. } => (StatusCode::CONFLICT, "amount_mismatch"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "holds_unavailable"),
         },
     }
@@ -213,7 +240,10 @@ fn hold_id_of(e: &DeskError) -> Option<&str> {
         DeskError::Hold(
             HoldError::NotEligible { id, .. }
             | HoldError::AlreadyVoted { id, .. }
-            | HoldError::Expired { id, .. },
+            | HoldError::Expired { id, .. }
+            | HoldError::AmountRequired { id }
+            | HoldError::AmountNotExpected { id }
+            | HoldError::AmountMismatch { id, .. },
         ) => Some(id),
         _ => None,
     }
@@ -270,6 +300,10 @@ pub(super) async fn slack_actions(
             vote,
             Channel::Slack,
             None,
+            // A button states no amount: an amountless hold has no Approve
+            // button, and a forged or stale click is refused
+            // (`AmountRequired`) and explained to the clicker.
+            None,
             Utc::now(),
         )
         .await;
@@ -309,20 +343,51 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, Box<Response<Pro
     }
 }
 
-/// The optional `{"comment": "..."}` of a vote; an empty body is no comment.
-fn comment_of(body: &[u8]) -> Result<Option<String>, String> {
+/// A vote's optional JSON body.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    #[serde(default)]
+    comment: Option<String>,
+    /// The amount an amountless hold moves: a decimal *string*
+    /// (`"4000.00"`), never a JSON number, which most readers take as a
+    /// float.
+    #[serde(default)]
+    amount: Option<String>,
+    /// Its ISO 4217 code.
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+/// `{"comment": "...", "amount": "4000.00", "currency": "EUR"}`, every key
+/// optional; an empty body is none of them.
+fn vote_body(body: &[u8]) -> Result<VoteBody, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(VoteBody::default());
     }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct VoteBody {
-        #[serde(default)]
-        comment: Option<String>,
+    serde_json::from_slice::<VoteBody>(body).map_err(|e| {
+        format!("the body must be JSON like {{\"comment\": \"...\", \"amount\": \"4000.00\", \"currency\": \"EUR\"}} (amount as a string): {e}")
+    })
+}
+
+/// The stated amount, read as exactly as an amount on the wire: both or
+/// neither of `amount` and `currency`.
+fn stated_amount(
+    amount: Option<&str>,
+    currency: Option<&str>,
+) -> Result<Option<crate::money::Money>, String> {
+    match (amount, currency) {
+        (None, None) => Ok(None),
+        (Some(amount), Some(currency)) => {
+            let value = crate::money::parse_decimal_amount(amount.trim()).map_err(|e| {
+                format!("`amount` must be a plain decimal string like \"4000.00\": {e}")
+            })?;
+            let currency = crate::money::Currency::parse(currency.trim())
+                .map_err(|e| format!("`currency` must be an ISO 4217 code like EUR: {e}"))?;
+            Ok(Some(crate::money::Money::new(value, currency)))
+        }
+        _ => Err("state both `amount` and `currency`".to_string()),
     }
-    serde_json::from_slice::<VoteBody>(body)
-        .map(|b| b.comment)
-        .map_err(|e| format!("the body must be JSON like {{\"comment\": \"...\"}}: {e}"))
 }
 
 #[cfg(test)]
@@ -344,6 +409,7 @@ mod tests {
 
     #[test]
     fn comments_are_optional_and_strict() {
+        let comment_of = |b: &[u8]| vote_body(b).map(|b| b.comment);
         assert_eq!(comment_of(b"").unwrap(), None);
         assert_eq!(comment_of(b"{}").unwrap(), None);
         assert_eq!(
@@ -353,5 +419,21 @@ mod tests {
         assert!(comment_of(br#"{"comment":1}"#).is_err());
         assert!(comment_of(br#"{"approver":"maya"}"#).is_err());
         assert!(comment_of(b"not json").is_err());
+    }
+
+    #[test]
+    fn stated_amounts_are_exact_strings_with_a_known_currency() {
+        // A JSON number is refused: it would be read as a float.
+        assert!(vote_body(br#"{"amount":4000.5,"currency":"EUR"}"#).is_err());
+        let body = vote_body(br#"{"amount":"4000.50","currency":"eur"}"#).unwrap();
+        let stated = stated_amount(body.amount.as_deref(), body.currency.as_deref())
+            .unwrap()
+            .unwrap();
+        assert_eq!(stated.to_string(), "4000.50 EUR");
+        assert_eq!(stated_amount(None, None).unwrap(), None);
+        assert!(stated_amount(Some("4000"), None).is_err());
+        assert!(stated_amount(Some("1e3"), Some("EUR")).is_err());
+        assert!(stated_amount(Some("-5"), Some("EUR")).is_err());
+        assert!(stated_amount(Some("5"), Some("XYZ")).is_err());
     }
 }

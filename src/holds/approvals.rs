@@ -1,7 +1,8 @@
 //! Who may approve a hold, when a need is met, and who is calling.
 //!
-//! A rule names approvers as written (`[maya]`, `[partners]`, or nothing for
-//! "any approver") with a quorum (`2`, `all`). A [`Need`] is that rule's
+//! A rule names approvers as written (`[maya]`, `[partners]`; a rule or
+//! stack default naming nobody falls back to the stack's approvers, never to
+//! everyone) with a quorum (`2`, `all`). A [`Need`] is that rule's
 //! requirement resolved once, when the hold is made, into a set of people
 //! and a number. Counting is then simple and stable: a need is met when at
 //! least `quorum` distinct people of its `eligible` set approved.
@@ -26,9 +27,9 @@ use crate::policy::model::{ApproverDirectory, Quorum};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Need {
     /// The rule's priority; `None` when the hold comes from the stack's
-    /// `default`, `unknown` or `unreadable` setting (any approver).
+    /// `default`, `unknown` or `unreadable` setting.
     pub priority: Option<u32>,
-    /// People or groups as the rule wrote them; empty means any approver.
+    /// People or groups as the rule (or stack) wrote them.
     pub approvers: Vec<String>,
     /// The people who may approve for this need, resolved at creation.
     pub eligible: BTreeSet<String>,
@@ -39,18 +40,14 @@ pub struct Need {
 impl Need {
     /// Resolves a decision's approval need against the approver directory.
     ///
-    /// An empty `approvers` list means every person in the directory;
-    /// `quorum: all` means every eligible person. A quorum is never below 1,
+    /// An empty `approvers` list means nobody (never "everyone in the
+    /// directory": a hold must name who may release it); `quorum: all` means every eligible person. A quorum is never below 1,
     /// even for `all` over nobody: a need that nobody can meet keeps the
     /// hold closed (it can still be rejected or expire), where a quorum of
     /// 0 would release it with no approval at all. The policy loader already
     /// refuses both; this is the last line.
     pub fn resolve(need: &ApprovalNeed, directory: &ApproverDirectory) -> Need {
-        let eligible = if need.approvers.is_empty() {
-            directory.people.clone()
-        } else {
-            directory.resolve(need.approvers.iter())
-        };
+        let eligible = directory.resolve(need.approvers.iter());
         Need::new(need.priority, need.approvers.clone(), eligible, need.quorum)
     }
 
@@ -245,6 +242,7 @@ mod tests {
             channel: super::super::Channel::Api,
             at: Utc::now(),
             comment: None,
+            stated: None,
         }
     }
 
@@ -260,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn needs_resolve_groups_all_and_any_approver() {
+    fn needs_resolve_groups_all_and_never_everyone() {
         let dir = directory();
         let all_partners = Need::resolve(
             &ApprovalNeed {
@@ -274,7 +272,8 @@ mod tests {
         assert_eq!(all_partners.quorum, 2);
         assert_eq!(all_partners.approvers, vec!["partners".to_string()]);
 
-        let anyone = Need::resolve(
+        // Naming nobody is nobody, not "anyone in the directory".
+        let unnamed = Need::resolve(
             &ApprovalNeed {
                 priority: None,
                 approvers: vec![],
@@ -282,8 +281,9 @@ mod tests {
             },
             &dir,
         );
-        assert_eq!(anyone.eligible, dir.people);
-        assert_eq!(anyone.label(), "the stack default");
+        assert!(unnamed.eligible.is_empty());
+        assert!(!unnamed.can_be_met());
+        assert_eq!(unnamed.label(), "the stack default");
 
         // `all` over nobody is not 0: such a need can never be met.
         let nobody = Need::new(Some(5), vec![], BTreeSet::new(), Quorum::All);

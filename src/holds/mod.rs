@@ -191,6 +191,12 @@ pub struct Approval {
     /// What the approver wrote, if anything (card numbers masked).
     #[serde(default)]
     pub comment: Option<String>,
+    /// For a hold whose request has no amount leash could read (unknown,
+    /// unreadable): the amount the approver says it moves. Every approval of
+    /// such a hold states one, they all agree, and it is what the REJECT
+    /// rules and caps see at release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stated: Option<crate::money::Money>,
 }
 
 /// A held request: who asked for what, who must approve, and what happened.
@@ -266,6 +272,26 @@ impl Hold {
             .iter()
             .filter_map(|need| need.missing(&self.approvals))
             .collect()
+    }
+
+    /// Whether approving needs an approver-stated amount: the request is not
+    /// a spend leash could read (unknown or unreadable), so no amount exists
+    /// for the REJECT rules and caps to see unless a person states one.
+    ///
+    /// The gate records a spend's intents as a list, and what it read of
+    /// any other request as one object ([`crate::gate::intent_record`]).
+    pub fn amount_required(&self) -> bool {
+        !self.intents.is_array()
+    }
+
+    /// The amount the approvers stated (they agree, see
+    /// [`HoldStore::approve_stating`](crate::holds::HoldStore)); `None` when
+    /// none did.
+    pub fn stated_amount(&self) -> Option<crate::money::Money> {
+        self.approvals
+            .iter()
+            .filter(|a| a.decision == Vote::Approve)
+            .find_map(|a| a.stated)
     }
 
     /// Every need has its quorum of distinct eligible approvers.
@@ -432,6 +458,21 @@ pub enum HoldError {
         approver: String,
         vote: Vote,
         why: String,
+    },
+    /// Approving a hold with no readable amount needs the amount the
+    /// approver says the request moves.
+    #[error("hold {id} has no amount leash could read: approve it with the amount it moves, {{\"amount\": \"4000.00\", \"currency\": \"EUR\"}} (CLI: leash holds approve {id} --amount 4000.00 --currency EUR)")]
+    AmountRequired { id: String },
+    /// An amount was stated for a hold whose amount leash read itself.
+    #[error(
+        "hold {id} has an amount leash read itself: approve it without `amount` and `currency`"
+    )]
+    AmountNotExpected { id: String },
+    /// Approvers of one hold stated different amounts.
+    #[error("hold {id}: another approver stated {agreed}; approvals must state the same amount")]
+    AmountMismatch {
+        id: String,
+        agreed: crate::money::Money,
     },
     /// An approver counts once per hold.
     #[error("{approver} already voted on hold {id} ({vote})")]

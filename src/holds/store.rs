@@ -31,6 +31,7 @@ use super::{
     NewHold, Released, Vote,
 };
 use crate::audit::{mask_card_numbers, NewEntry};
+use crate::money::Money;
 use crate::store::{Claim, Store, Write};
 
 const HOLDS: &str = "holds";
@@ -224,7 +225,25 @@ impl HoldStore {
         comment: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ApprovalOutcome, HoldError> {
-        self.vote(id, approver, Vote::Approve, channel, comment, now)
+        self.vote(id, approver, Vote::Approve, channel, comment, None, now)
+    }
+
+    /// [`HoldStore::approve`] with the amount the approver states. A hold
+    /// with no readable amount ([`Hold::amount_required`]) is approved only
+    /// with one ([`HoldError::AmountRequired`]), every approval stating the
+    /// same ([`HoldError::AmountMismatch`]); a hold whose amount leash read
+    /// refuses one ([`HoldError::AmountNotExpected`]): the amount the rules
+    /// saw is the one in the request, not what someone typed.
+    pub fn approve_stating(
+        &self,
+        id: &str,
+        approver: &str,
+        channel: Channel,
+        comment: Option<&str>,
+        stated: Option<Money>,
+        now: DateTime<Utc>,
+    ) -> Result<ApprovalOutcome, HoldError> {
+        self.vote(id, approver, Vote::Approve, channel, comment, stated, now)
     }
 
     /// Records `approver`'s rejection, which rejects the hold: one no from
@@ -242,9 +261,10 @@ impl HoldStore {
         comment: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ApprovalOutcome, HoldError> {
-        self.vote(id, approver, Vote::Reject, channel, comment, now)
+        self.vote(id, approver, Vote::Reject, channel, comment, None, now)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn vote(
         &self,
         id: &str,
@@ -252,6 +272,7 @@ impl HoldStore {
         vote: Vote,
         channel: Channel,
         comment: Option<&str>,
+        stated: Option<Money>,
         now: DateTime<Utc>,
     ) -> Result<ApprovalOutcome, HoldError> {
         let _guard = self.lock();
@@ -294,6 +315,27 @@ impl HoldStore {
             )));
         }
 
+        // A rejection never needs an amount (refusing is always safe).
+        let stated = match vote {
+            Vote::Reject => None,
+            Vote::Approve => match (hold.amount_required(), stated) {
+                (true, None) => return Err(HoldError::AmountRequired { id: id.to_string() }),
+                (false, Some(_)) => {
+                    return Err(HoldError::AmountNotExpected { id: id.to_string() })
+                }
+                (true, Some(stated)) => {
+                    if let Some(agreed) = hold.stated_amount().filter(|a| *a != stated) {
+                        return Err(HoldError::AmountMismatch {
+                            id: id.to_string(),
+                            agreed,
+                        });
+                    }
+                    Some(stated)
+                }
+                (false, None) => None,
+            },
+        };
+
         let comment = comment.map(clean_comment).filter(|c| !c.is_empty());
         hold.approvals.push(Approval {
             approver: approver.to_string(),
@@ -301,6 +343,7 @@ impl HoldStore {
             channel,
             at: now,
             comment: comment.clone(),
+            stated,
         });
         let newly_resolved = match vote {
             Vote::Reject => {
@@ -335,6 +378,8 @@ impl HoldStore {
                     .with_details(json!({
                         "comment": comment,
                         "hold_state": hold.state.as_str(),
+                        "stated_amount": stated.map(|m| m.amount_string()),
+                        "stated_currency": stated.map(|m| m.currency.to_string()),
                     })),
             ];
         if hold.state == HoldState::Rejected {
@@ -804,6 +849,13 @@ fn resolved_entry(hold: &Hold) -> NewEntry {
             "channel": channel,
             "approved_by": approved_by,
         }));
+    if let Some(stated) = hold.stated_amount() {
+        // What the rules and caps saw at release: approver-stated, not read.
+        entry = entry
+            .with_detail("stated_amount", json!(stated.amount_string()))
+            .with_detail("stated_currency", json!(stated.currency.to_string()))
+            .with_detail("amount_source", json!("approver_stated"));
+    }
     entry.approver = decider.cloned();
     entry
 }

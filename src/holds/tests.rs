@@ -352,9 +352,9 @@ fn a_non_eligible_approver_is_refused() {
 }
 
 #[test]
-fn an_empty_approver_list_means_anyone_in_the_directory() {
+fn an_empty_approver_list_means_nobody_not_everyone() {
     let env = env();
-    let anyone = Need::resolve(
+    let unnamed = Need::resolve(
         &ApprovalNeed {
             priority: None,
             approvers: vec![],
@@ -362,9 +362,12 @@ fn an_empty_approver_list_means_anyone_in_the_directory() {
         },
         &directory(),
     );
-    let hold = create(&env.holds, vec![anyone]);
-    let outcome = approve(&env.holds, &hold.id, "maya").unwrap();
-    assert_eq!(outcome.newly_resolved, Some(HoldState::Approved));
+    let hold = create(&env.holds, vec![unnamed]);
+    assert!(approve(&env.holds, &hold.id, "maya").is_err());
+    assert_eq!(
+        env.holds.get(&hold.id).unwrap().unwrap().state,
+        HoldState::Pending
+    );
 }
 
 #[test]

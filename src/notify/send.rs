@@ -230,6 +230,12 @@ pub struct HoldEvent {
     pub intents: Value,
     /// The rules that sent the request to a human.
     pub rules: Vec<TriggeredRule>,
+    /// The request has no amount leash could read (unknown, unreadable):
+    /// `intents` is what leash read of it (operation, path, the raw
+    /// amount-bearing fields, masked, and why), and an approval must state
+    /// `amount` and `currency` (`POST callbacks.approve` with
+    /// `{"amount": "4000.00", "currency": "EUR"}`).
+    pub amount_required: bool,
     /// Who must approve, in words (`2 of finance`, `maya`).
     pub approvers_needed: String,
     /// When the hold expires unless decided, RFC 3339.

@@ -396,6 +396,13 @@ pub struct HoldSummary {
     pub approvers_needed: String,
     /// When the hold expires, RFC 3339.
     pub expires_at: String,
+    /// The request has no amount leash could read (unknown, unreadable):
+    /// approving it needs an amount stated through the API or CLI, so the
+    /// message offers Reject only, and says how to approve.
+    pub amount_required: bool,
+    /// What leash read of such a request: `field = value` (masked), and
+    /// why it could not read an amount.
+    pub read: Vec<String>,
 }
 
 /// The Block Kit message announcing a new hold, for an incoming webhook:
@@ -407,6 +414,41 @@ pub struct HoldSummary {
 /// The top-level `text` is the notification and screen-reader fallback.
 pub fn hold_message(hold: &HoldSummary) -> Value {
     let mut blocks = summary_blocks("Payment held for approval", hold);
+    if hold.amount_required {
+        // A button cannot state an amount, and an amountless approval would
+        // let any amount past the caps: Reject only, and the CLI line.
+        let mut text = String::from("*No amount leash could read*");
+        for line in hold.read.iter().take(MAX_RULES_SHOWN) {
+            text.push_str("\n• ");
+            text.push_str(&inert(line));
+        }
+        text.push_str(&format!(
+            "\nApprove with: `leash holds approve {} --amount <AMOUNT> --currency <CUR>`",
+            inert(&hold.hold_id)
+        ));
+        blocks.push(json!({ "type": "section", "text": mrkdwn(&text) }));
+        blocks.push(json!({
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": REJECT_ACTION_ID,
+                    "text": plain("Reject"),
+                    "style": "danger",
+                    "value": hold.hold_id,
+                },
+            ],
+        }));
+        return json!({
+            "text": format!(
+                "Approval needed (state the amount): {} request by {} (hold {})",
+                inert(&hold.vendor),
+                inert(&hold.agent),
+                inert(&hold.hold_id),
+            ),
+            "blocks": blocks,
+        });
+    }
     blocks.push(json!({
         "type": "actions",
         "elements": [
@@ -992,6 +1034,7 @@ mod tests {
             ],
             approvers_needed: "1 of finance".into(),
             expires_at: "2026-11-26T09:30:00Z".into(),
+            ..HoldSummary::default()
         }
     }
 

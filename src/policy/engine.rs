@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use super::model::{
     Action, AmountRange, BeneficiaryRegistry, CapScope, CapWindow, Filters, FxTable, MergedStack,
-    Quorum, Rule, RuleKind, WindowWhen,
+    Rule, RuleKind, WindowWhen,
 };
 use crate::intent::Intent;
 use crate::money::{Currency, Money};
@@ -130,9 +130,10 @@ pub struct FxUse {
 /// non-shadow REQUIRE_HUMAN rule (all must be satisfied).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalNeed {
-    /// `None` for the stack default / unknown / unreadable (any approver).
+    /// `None` for the stack default / unknown / unreadable.
     pub priority: Option<u32>,
-    /// People or groups as written in the rule; empty means any approver.
+    /// People or groups as written in the rule (or the stack); empty means
+    /// nobody can approve — never "anyone".
     pub approvers: Vec<String>,
     pub quorum: super::model::Quorum,
 }
@@ -272,19 +273,35 @@ fn sorted_rules(stack: &MergedStack) -> Vec<&Rule> {
     rules
 }
 
-/// The one approval need of an action that no rule produced.
-fn any_approver() -> ApprovalNeed {
+/// The one approval need of an action that no rule produced: the approvers
+/// the merged stack names for its stack-level holds (never everyone; empty
+/// when nobody can release it, which the gate refuses).
+fn stack_approvers(stack: &MergedStack) -> ApprovalNeed {
     ApprovalNeed {
         priority: None,
-        approvers: Vec::new(),
-        quorum: Quorum::Count(1),
+        approvers: stack.level_approvers.clone(),
+        quorum: stack.level_quorum,
+    }
+}
+
+/// A REQUIRE_HUMAN rule's approval need. A rule that names nobody is
+/// released by the stack-level approvers, with its own quorum.
+fn rule_approvers(stack: &MergedStack, rule: &Rule) -> ApprovalNeed {
+    ApprovalNeed {
+        priority: Some(rule.priority),
+        approvers: if rule.approvers.is_empty() {
+            stack.level_approvers.clone()
+        } else {
+            rule.approvers.clone()
+        },
+        quorum: rule.quorum,
     }
 }
 
 /// A decision that comes from a stack-level setting, not from rules.
 fn stack_level(stack: &MergedStack, action: Action, reason: String) -> Decision {
     let approvals = if action == Action::RequireHuman {
-        vec![any_approver()]
+        vec![stack_approvers(stack)]
     } else {
         Vec::new()
     };
@@ -409,13 +426,9 @@ fn decide_with_batch(
             .iter()
             .zip(&verdicts)
             .filter(|(r, v)| v.triggered && !r.shadow && r.action == Action::RequireHuman)
-            .map(|(r, _)| ApprovalNeed {
-                priority: Some(r.priority),
-                approvers: r.approvers.clone(),
-                quorum: r.quorum,
-            })
+            .map(|(r, _)| rule_approvers(stack, r))
             .collect(),
-        (Action::RequireHuman, None) => vec![any_approver()],
+        (Action::RequireHuman, None) => vec![stack_approvers(stack)],
         _ => Vec::new(),
     };
 
@@ -1143,7 +1156,7 @@ fn fmt_days(days: &[bool; 7]) -> String {
 mod tests {
     use super::*;
     use crate::intent::Fingerprint;
-    use crate::policy::model::Beneficiary;
+    use crate::policy::model::{Beneficiary, Quorum};
     use chrono::TimeDelta;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -1325,6 +1338,8 @@ mod tests {
             default: RH,
             unknown: RH,
             unreadable: RH,
+            level_approvers: vec!["maya".to_string()],
+            level_quorum: Quorum::Count(1),
             shadow: false,
             covered: true,
         }
@@ -1834,7 +1849,7 @@ mod tests {
             dec.approvals,
             vec![ApprovalNeed {
                 priority: None,
-                approvers: vec![],
+                approvers: vec!["maya".to_string()],
                 quorum: Quorum::Count(1)
             }]
         );

@@ -111,10 +111,89 @@ pub(crate) const STACK_KEYS: &[&str] = &[
     "mode",
     "unknown",
     "unreadable",
+    "approvers",
+    "quorum",
     "registry",
     "description",
     "rules",
 ];
+
+/// Refuses an enforcing stack whose REQUIRE_HUMAN holds nobody could
+/// release (issue 8): its `default`/`unknown`/`unreadable` (REQUIRE_HUMAN
+/// when omitted) and its REQUIRE_HUMAN rules that name no approvers fall back
+/// to the stack's `approvers:`, else to the people its REQUIRE_HUMAN rules
+/// name — never to everyone. With nobody there, such a request would be
+/// refused at run time; `policy check` says so first, at the key that asks
+/// for the hold (or the file's top, for omitted keys and such rules).
+/// `written`: the action keys the file writes.
+fn check_releasable(
+    c: &mut Checker,
+    stack: &Stack,
+    directory: &ApproverDirectory,
+    written: &[&str],
+) {
+    if stack.mode == Mode::Shadow {
+        return;
+    }
+    let (names, _) = stack.level_approvers();
+    if !directory.resolve(names.iter()).is_empty() {
+        return;
+    }
+    let top = Loc::root();
+    let fix = "name who may release them with `approvers:` at the stack's top level (or on its REQUIRE_HUMAN rules), or make them REJECT";
+    // Without any approver in leash.yaml (the built-in defaults) no hold
+    // can be released at all, and naming one is an error of its own; the
+    // stack still loads so that `leash run` works out of the box, and these
+    // requests are refused at run time.
+    let nobody_at_all = directory.people.is_empty();
+    let report = |c: &mut Checker, loc: &Loc, message: String| {
+        if nobody_at_all {
+            c.warn_value(
+                loc,
+                format!("{message} (leash.yaml lists no approvers: such requests are refused)"),
+            );
+        } else {
+            c.error_value(loc, message);
+        }
+    };
+    let mut unwritten: Vec<String> = Vec::new();
+    for (key, action) in [
+        ("default", stack.default),
+        ("unknown", stack.unknown),
+        ("unreadable", stack.unreadable),
+    ] {
+        if action != Action::RequireHuman {
+            continue;
+        }
+        if written.contains(&key) {
+            report(
+                c,
+                &top.key(key),
+                format!("holds from `{key}: REQUIRE_HUMAN` could be approved by nobody: {fix}"),
+            );
+        } else {
+            unwritten.push(format!("`{key}` (REQUIRE_HUMAN when omitted)"));
+        }
+    }
+    for rule in &stack.rules {
+        if rule.action == Action::RequireHuman && !rule.shadow && rule.approvers.is_empty() {
+            unwritten.push(format!(
+                "rule {} ({}), which names no approvers",
+                rule.priority, rule.origin
+            ));
+        }
+    }
+    if !unwritten.is_empty() {
+        report(
+            c,
+            &top,
+            format!(
+                "holds from {} could be approved by nobody: {fix}",
+                unwritten.join(", ")
+            ),
+        );
+    }
+}
 
 /// Keys every rule may carry, whatever its type. `categories` and `amount`
 /// are filters here, except on the rule type whose own list they are.
@@ -564,6 +643,7 @@ impl<'c> Loader<'c> {
         name: &str,
     ) -> (Option<AgentSelector>, Option<Stack>, StackMeta) {
         let top = Loc::root();
+        let errors_before = c.errors.len();
         let mut meta = StackMeta {
             priorities: Vec::new(),
             tags: Vec::new(),
@@ -652,6 +732,25 @@ impl<'c> Loader<'c> {
             }
         }
 
+        // Who releases this stack's own default/unknown/unreadable holds.
+        let approvers: Vec<String> = match get("approvers") {
+            None => Vec::new(),
+            Some(v) => self
+                .approvers(c, v, &top.key("approvers"))
+                .unwrap_or_default(),
+        };
+        let quorum = match (get("quorum"), get("approvers")) {
+            (None, _) => Some(Quorum::default()),
+            (Some(_), None) => {
+                c.error_value(
+                    &top.key("quorum"),
+                    "`quorum` counts the stack's `approvers`: write `approvers:` too",
+                );
+                None
+            }
+            (Some(v), Some(_)) => self.quorum(c, v, &top.key("quorum"), &approvers, true),
+        };
+
         let mut rules = Vec::new();
         {
             // With a bad stack currency, timezone or mode the stack is
@@ -736,9 +835,17 @@ impl<'c> Loader<'c> {
                 unknown,
                 unreadable,
                 rules,
+                approvers,
+                quorum: quorum.unwrap_or_default(),
             }),
             _ => None,
         };
+        // With other errors in this stack (an unknown approver, a broken
+        // rule) who could approve is not known yet: those errors come first.
+        if let (Some(stack), true) = (&stack, c.errors.len() == errors_before) {
+            let written: Vec<&str> = meta.written_actions.iter().map(|(k, _)| *k).collect();
+            check_releasable(c, stack, &self.directory, &written);
+        }
         (agent, stack, meta)
     }
 

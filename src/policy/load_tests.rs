@@ -31,12 +31,29 @@ fn config() -> Config {
 }
 
 /// A policies directory with these files (paths may have subdirectories).
+///
+/// A stack that names no approvers of its own gets `approvers: [maya]`
+/// appended (after every line, so positions in it stay put): most of these
+/// tests are about something else, and a stack whose holds nobody could
+/// release is an error of its own. Tests of that error write
+/// `# no approvers` in the stack to keep it as written; broken YAML is kept
+/// as written too.
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in files {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        let is_stack = text.lines().any(|l| l.starts_with("agent:"))
+            && !name.starts_with("tests/")
+            && !text.contains("\napprovers:")
+            && !text.contains("# no approvers")
+            && serde_yaml::from_str::<serde_yaml::Value>(text).is_ok();
+        if is_stack {
+            let sep = if text.ends_with('\n') { "" } else { "\n" };
+            std::fs::write(path, format!("{text}{sep}approvers: [maya]\n")).unwrap();
+        } else {
+            std::fs::write(path, text).unwrap();
+        }
     }
     dir
 }
@@ -1245,4 +1262,65 @@ fn broken_files_still_take_part_in_cross_file_checks() {
         .contains("also used by the `*` stack"));
     assert_eq!(check.warnings.len(), 1, "{:?}", check.warnings);
     assert!(check.warnings[0].message.contains("approves exactly those"));
+}
+
+#[test]
+fn stack_approvers_and_quorum_load_and_decide_stack_level_holds() {
+    let (_dir, loaded) = loaded(&[(
+        "g.yaml",
+        "agent: growth-agent\napprovers: [partners]\nquorum: all\nrules:\n  - { priority: 1, type: DAILY_CAP, action: REJECT, limit: 5 }\n",
+    )]);
+    let merged = loaded.set.merged_for("growth-agent");
+    assert_eq!(merged.level_approvers, vec!["partners".to_string()]);
+    assert_eq!(merged.level_quorum, Quorum::All);
+}
+
+#[test]
+fn without_stack_approvers_the_rules_approvers_release_stack_level_holds() {
+    let (_dir, loaded) = loaded(&[
+        (
+            "g.yaml",
+            "agent: growth-agent\n# no approvers\nrules:\n  - { priority: 1, type: AMOUNT_THRESHOLD, action: REQUIRE_HUMAN, amount: { gt: 5 }, approvers: [partners] }\n  - { priority: 2, type: AMOUNT_THRESHOLD, action: REQUIRE_HUMAN, amount: { gt: 9 }, approvers: [maya, alex] }\n",
+        ),
+        ("all.yaml", "agent: \"*\"\napprovers: [sam]\n"),
+    ]);
+    let merged = loaded.set.merged_for("growth-agent");
+    // The agent's own stack decides its defaults, so its own rules' people
+    // release them: not `*`'s approvers, and never everyone.
+    assert_eq!(merged.level_approvers, ["partners", "maya", "alex"]);
+    assert_eq!(merged.level_quorum, Quorum::Count(1));
+    // An agent with no stack of its own gets the `*` stack's.
+    assert_eq!(loaded.set.merged_for("ops-agent").level_approvers, ["sam"]);
+}
+
+#[test]
+fn a_stack_whose_holds_nobody_could_approve_is_an_error_at_the_key() {
+    let errors = errors_of(&[(
+        "p.yaml",
+        "agent: a\n# no approvers\ndefault: AUTO_APPROVE\nunknown: REJECT\nunreadable: REQUIRE_HUMAN\nrules:\n  - { priority: 1, type: DAILY_CAP, action: REJECT, limit: 5 }\n",
+    )]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let (file, line, column, message) = &errors[0];
+    assert_eq!((file.as_str(), *line, *column), ("p.yaml", 5, 13));
+    assert!(message.contains("could be approved by nobody"), "{message}");
+
+    // Omitted keys are REQUIRE_HUMAN: reported once, at the file's top,
+    // with the rule that names nobody.
+    let (l, c, m) = one_error(
+        "agent: a\n# no approvers\nrules:\n  - { priority: 1, type: AMOUNT_THRESHOLD, action: REQUIRE_HUMAN, amount: { gt: 5 } }\n",
+    );
+    assert_eq!((l, c), (1, 1));
+    assert!(m.contains("`default` (REQUIRE_HUMAN when omitted)"), "{m}");
+    assert!(
+        m.contains("`unreadable` (REQUIRE_HUMAN when omitted)"),
+        "{m}"
+    );
+    assert!(m.contains("rule 1 ("), "{m}");
+
+    // A quorum without approvers counts nobody.
+    let (l, c, m) = one_error(
+        "agent: a\n# no approvers\ndefault: REJECT\nunknown: REJECT\nunreadable: REJECT\nquorum: 2\n",
+    );
+    assert_eq!((l, c), (6, 9));
+    assert!(m.contains("write `approvers:` too"), "{m}");
 }

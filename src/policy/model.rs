@@ -89,6 +89,46 @@ pub struct Stack {
     pub unreadable: Action,
     /// Sorted by priority.
     pub rules: Vec<Arc<Rule>>,
+    /// Who releases a hold that comes from this stack's `default`,
+    /// `unknown` or `unreadable` (people or groups). Empty: the people named
+    /// by this stack's REQUIRE_HUMAN rules — never everyone in the directory.
+    pub approvers: Vec<String>,
+    /// The quorum for those holds (1 when `approvers` is not written).
+    pub quorum: Quorum,
+}
+
+impl Stack {
+    /// The approvers of a hold this stack's own `default`, `unknown` or
+    /// `unreadable` decided: its `approvers:` if written, else the union of
+    /// the approvers its non-shadow REQUIRE_HUMAN rules name (quorum 1).
+    ///
+    /// Those rule approvers are the people the stack's owners already trust
+    /// with this agent's money; anyone else in the directory is not.
+    pub fn level_approvers(&self) -> (Vec<String>, Quorum) {
+        if !self.approvers.is_empty() {
+            return (self.approvers.clone(), self.quorum);
+        }
+        (union_of_rule_approvers([self]), Quorum::Count(1))
+    }
+}
+
+/// The approvers named by the non-shadow REQUIRE_HUMAN rules of `stacks`, in
+/// order of first mention.
+fn union_of_rule_approvers<'a>(stacks: impl IntoIterator<Item = &'a Stack>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for stack in stacks {
+        let live = stack.mode == Mode::Enforce;
+        for rule in &stack.rules {
+            if rule.action == Action::RequireHuman && !(rule.shadow && live) {
+                for name in &rule.approvers {
+                    if !out.contains(name) {
+                        out.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One rule, with the context of the stack it was written in.
@@ -105,7 +145,8 @@ pub struct Rule {
     pub filters: Filters,
     pub kind: RuleKind,
     /// People or groups whose approval releases this rule (REQUIRE_HUMAN).
-    /// Empty: any listed approver may.
+    /// Empty: the approvers of the stack-level holds of the agent's merged
+    /// stack ([`MergedStack::level_approvers`]); never everyone.
     pub approvers: Vec<String>,
     pub quorum: Quorum,
     /// The stack's currency: `limit`, `max_amount` and `amount` bounds are in it
@@ -311,6 +352,13 @@ pub struct MergedStack {
     pub default: Action,
     pub unknown: Action,
     pub unreadable: Action,
+    /// Who releases a hold decided by `default`, `unknown` or `unreadable`
+    /// (people or groups as written): the deciding stack's `approvers:`,
+    /// else the people its REQUIRE_HUMAN rules name (plus the agent's own
+    /// stack's when the `*` stack decided). Empty: nobody can — such a
+    /// hold is refused rather than opened.
+    pub level_approvers: Vec<String>,
+    pub level_quorum: Quorum,
     /// True when every stack that applies is `mode: shadow` (or none applies
     /// and the set is empty of enforcing stacks): decide, record, forward.
     pub shadow: bool,
@@ -356,12 +404,25 @@ impl PolicySet {
             .flat_map(|s| s.rules.iter().cloned())
             .collect();
         rules.sort_by_key(|r| r.priority);
+        let (level_approvers, level_quorum) = match own {
+            None => (Vec::new(), Quorum::Count(1)),
+            Some(s) if !s.approvers.is_empty() => (s.approvers.clone(), s.quorum),
+            // The `*` stack decided: the agent's own (shadow) stack's
+            // approvers are people trusted with this agent too.
+            Some(s) if s.agent == AgentSelector::All => (
+                union_of_rule_approvers(applying.iter().copied()),
+                Quorum::Count(1),
+            ),
+            Some(s) => s.level_approvers(),
+        };
         MergedStack {
             agent: agent.to_string(),
             rules,
             default: setting(|s| s.default),
             unknown: setting(|s| s.unknown),
             unreadable: setting(|s| s.unreadable),
+            level_approvers,
+            level_quorum,
             shadow: !applying.is_empty() && all_shadow,
             covered: !applying.is_empty(),
         }

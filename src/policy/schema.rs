@@ -209,6 +209,15 @@ fn stack_key(key: &str) -> Value {
             "enum": ["REQUIRE_HUMAN", "REJECT"],
             "default": "REQUIRE_HUMAN"
         }),
+        "approvers" => json!({
+            "description": "People or groups (from leash.yaml approvers) who can release holds from this stack's default, unknown and unreadable (and its REQUIRE_HUMAN rules that name nobody). Omitted: the approvers its REQUIRE_HUMAN rules name; never everyone.",
+            "$ref": "#/$defs/names"
+        }),
+        "quorum" => json!({
+            "description": "How many of the stack's `approvers` must approve its stack-level holds, or all of them.",
+            "anyOf": [ { "type": "integer", "minimum": 1 }, { "const": "all" } ],
+            "default": 1
+        }),
         "registry" => json!({
             "description": "Beneficiary registry, relative to the policies directory: YAML { beneficiaries: { ID: { tags: [...] } } } or CSV id,tags.",
             "type": "string",
@@ -246,7 +255,7 @@ fn common_rule_key(key: &str) -> Value {
             "default": false
         }),
         "approvers" => json!({
-            "description": "People or groups (from leash.yaml approvers) who can release this rule's hold. Empty: any approver.",
+            "description": "People or groups (from leash.yaml approvers) who can release this rule's hold. Omitted: the stack's approvers; never everyone.",
             "$ref": "#/$defs/names"
         }),
         "quorum" => json!({

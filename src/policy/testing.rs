@@ -693,6 +693,7 @@ mod tests {
 
     const STACK: &str = r#"agent: growth-agent
 currency: EUR
+approvers: [maya]
 rules:
   - priority: 10
     type: CATEGORY_BLOCKLIST
@@ -712,7 +713,7 @@ rules:
     fn config() -> Config {
         Config::parse(
             Path::new("leash.yaml"),
-            "fx: { base: EUR, rates: { USD: \"0.92\" } }\n",
+            "fx: { base: EUR, rates: { USD: \"0.92\" } }\napprovers: { people: { maya: { slack: U1 } } }\n",
         )
         .unwrap()
     }

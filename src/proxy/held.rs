@@ -19,9 +19,9 @@ use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::NewEntry;
 use crate::desk::rfc3339;
-use crate::gate::{PlannedHold, Recheck};
+use crate::gate::{stated_intent, PlannedHold, Recheck};
 use crate::holds::{Hold, HoldError, HoldState, NewHold, StoredRequest};
-use crate::intent::Fingerprint;
+use crate::intent::{Classification, Fingerprint};
 
 /// What the proxy knows about a request it is about to hold.
 pub(super) struct HeldRequest {
@@ -63,10 +63,13 @@ impl Proxy {
                 .collect(),
             body: request.raw,
         };
+        // An amountless request's record shows the approvers what leash read.
+        let intents =
+            crate::gate::with_read_fields(request.intents, request.parts.uri.path(), &stored.body);
         let new = NewHold {
             agent: tunnel.agent.clone(),
             vendor: tunnel.vendor.to_string(),
-            intents: request.intents,
+            intents,
             needs: plan.needs,
             fingerprint: request.fingerprint.to_hex(),
             idempotency_key: request.idempotency_key,
@@ -234,7 +237,26 @@ impl Proxy {
                 "this hold's request does not match what was approved",
             ));
         }
-        let intents = intents_of(&classification, &hold.agent, fingerprint, now);
+        let mut intents = intents_of(&classification, &hold.agent, fingerprint, now);
+        if !matches!(classification, Classification::Spend(_)) {
+            // No amount leash could read: the rules and caps see the amount
+            // the approvers stated, and it is what is reserved. An approved
+            // amountless hold always has one; if not, nothing is forwarded.
+            let Some(stated) = hold.stated_amount() else {
+                tracing::error!(hold = %hold.id, "an amountless hold was approved without a stated amount; not forwarded");
+                return refuse(unavailable(
+                    "this hold was approved without the amount it moves",
+                ));
+            };
+            intents = vec![stated_intent(
+                &hold.vendor,
+                classification.operation(),
+                &hold.agent,
+                stated,
+                fingerprint,
+                now,
+            )];
+        }
 
         let reservation = match self.gate.recheck_and_reserve(&hold.agent, &intents, now) {
             Ok(Recheck::Reserved(reservation)) => reservation,

@@ -21,8 +21,10 @@ pub struct ChildLeash {
 impl ChildLeash {
     /// Writes `dir/leash.yaml` (proxy and admin on ephemeral ports, Stripe
     /// sent to `stripe`, trusting `upstream_ca`, held requests answered
-    /// after 300 ms) and `dir/policies/policy.yaml`, then starts `leash run`
-    /// there, logging at debug.
+    /// after 300 ms, one approver `maya`, without a token: holds stay
+    /// pending unless a test adds one) and `dir/policies/policy.yaml`, then
+    /// starts `leash run` there, logging at debug. A stack whose holds
+    /// nobody could release does not load: the fixtures name `maya`.
     pub fn start(
         dir: &std::path::Path,
         stripe: SocketAddr,
@@ -59,7 +61,7 @@ impl ChildLeash {
                  upstream:\n  overrides:\n    api.stripe.com: {stripe}\n  extra_ca: upstream-ca.pem\n\
                  audit:\n  checkpoint_every: 50\n  checkpoint_interval: 1s\n\
                  holds: {holds}\n\
-                 approvers:\n  auditors:\n    test-auditor: {{ token_sha256: \"{auditor}\" }}\n",
+                 approvers:\n  people:\n    maya: {{}}\n  auditors:\n    test-auditor: {{ token_sha256: \"{auditor}\" }}\n",
                 auditor = crate::common::AUDITOR_TOKEN_SHA256
             ),
         )
