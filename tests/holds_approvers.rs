@@ -177,6 +177,7 @@ impl Admin {
         let response = self
             .http
             .get(format!("{}/v1/audit?limit=1000", self.base))
+            .bearer_auth(common::AUDITOR_TOKEN)
             .send()
             .await
             .unwrap();

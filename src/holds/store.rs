@@ -136,7 +136,16 @@ impl HoldStore {
         let retry_key = new.retry_key();
         let _guard = self.lock();
 
-        if let Some(existing) = self.hold_for_retry(&retry_key)? {
+        let by_key = self.hold_for_retry(&retry_key)?;
+        let by_fingerprint = match by_key {
+            Some(_) => None,
+            None => {
+                let key = super::retry_key(&new.agent, &new.vendor, None, &new.fingerprint);
+                self.hold_for_retry(&key)?
+                    .filter(|h| h.state_at(now).is_open())
+            }
+        };
+        if let Some(existing) = by_key.or(by_fingerprint) {
             if existing.answers_retries_at(now, self.ttl) {
                 if existing.state.is_open() && existing.state_at(now) == HoldState::Expired {
                     let changed = self.expire(existing, now)?;
@@ -199,6 +208,28 @@ impl HoldStore {
         Ok(self
             .hold_for_retry(retry_key)?
             .filter(|hold| hold.answers_retries_at(now, self.ttl)))
+    }
+
+    /// The pending or approved (not yet released) hold of `agent` for a
+    /// request with this `fingerprint`, whatever idempotency key either
+    /// carried (SPEC §6: official SDKs send a fresh key on every call, so a
+    /// re-call after `leash_held` must not open a second hold). Closed holds
+    /// are not matched this way: once a request was forwarded or refused,
+    /// the same request under a new key is a new request.
+    pub fn find_open_by_fingerprint(
+        &self,
+        agent: &str,
+        vendor: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Hold>, HoldError> {
+        let key = super::retry_key(agent, vendor, None, fingerprint);
+        Ok(self.hold_for_retry(&key)?.filter(|hold| {
+            hold.agent == agent
+                && hold.vendor == vendor
+                && hold.fingerprint == fingerprint
+                && hold.state_at(now).is_open()
+        }))
     }
 
     /// Counts `approver`'s approval (see [`HoldStore::reject`] for the
@@ -732,13 +763,22 @@ impl HoldStore {
             RequestWrite::Keep => {}
         }
         if index_retry {
-            writes.push((
-                &self.retry,
-                vec![Write::Put {
-                    key: hold.retry_key.as_bytes().to_vec(),
+            let mut index = vec![Write::Put {
+                key: hold.retry_key.as_bytes().to_vec(),
+                value: id.clone(),
+            }];
+            // Also under the fingerprint alone: SDKs send a fresh
+            // idempotency key on every call, so a re-call of a held request
+            // is found by what it asks for ([`HoldStore::find_open_by_fingerprint`]).
+            let by_fingerprint =
+                super::retry_key(&hold.agent, &hold.vendor, None, &hold.fingerprint);
+            if by_fingerprint != hold.retry_key {
+                index.push(Write::Put {
+                    key: by_fingerprint.into_bytes(),
                     value: id,
-                }],
-            ));
+                });
+            }
+            writes.push((&self.retry, index));
         }
         self.store.write_atomically(&writes)?;
         self.store.flush()?;

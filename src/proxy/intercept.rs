@@ -174,7 +174,20 @@ impl Proxy {
                 idempotency_key.as_deref(),
                 &fingerprint.to_hex(),
             );
-            match self.desk.store.find_retry(&key, now) {
+            let found = self
+                .desk
+                .store
+                .find_retry(&key, now)
+                .and_then(|hold| match hold {
+                    Some(hold) => Ok(Some(hold)),
+                    None => self.desk.store.find_open_by_fingerprint(
+                        &tunnel.agent,
+                        tunnel.vendor,
+                        &fingerprint.to_hex(),
+                        now,
+                    ),
+                });
+            match found {
                 Ok(Some(hold)) => return self.answer_retry(tunnel, hold, &fingerprint).await,
                 Ok(None) => {}
                 Err(error) => {

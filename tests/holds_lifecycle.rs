@@ -1,0 +1,127 @@
+//! The life of a hold (issue 8 item 7): a re-call of a held request is its
+//! retry, whatever idempotency key the SDK generated for it this time.
+
+mod common;
+
+use common::{Harness, TestCa, Upstream};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const POLICY: &str = r#"
+agent: growth-agent
+currency: EUR
+default: AUTO_APPROVE
+unknown: REJECT
+unreadable: REJECT
+rules:
+  - priority: 20
+    type: AMOUNT_THRESHOLD
+    action: REQUIRE_HUMAN
+    amount: { gte: 50 }
+    approvers: [maya]
+"#;
+
+const MAYA: &str = "maya-token-0123456789";
+
+fn with_maya(config: &mut leash::config::Config) {
+    config.approvers.people.insert(
+        "maya".into(),
+        leash::config::Person {
+            token_sha256: Some(Sha256::digest(MAYA.as_bytes()).into()),
+            slack: None,
+        },
+    );
+}
+
+/// What stripe-python sends for the same call made twice: the same body,
+/// a new `Idempotency-Key` (a uuid4) each time.
+async fn charge(client: &reqwest::Client, key: &str) -> reqwest::Response {
+    client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("idempotency-key", key)
+        .body("amount=6000&currency=eur&customer=cus_1")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_call_with_a_fresh_idempotency_key_is_the_same_hold() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start_with_policy(upstream.addr, &ca, POLICY, with_maya).await;
+    let client = leash.client();
+
+    let first = charge(&client, "5f0c6e0e-0000-4000-8000-000000000001").await;
+    assert_eq!(first.status(), 403);
+    let hold_id = first.headers()["x-leash-hold-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    // The agent calls again; its SDK made up a new key.
+    let again = charge(&client, "5f0c6e0e-0000-4000-8000-000000000002").await;
+    assert_eq!(again.status(), 403);
+    assert_eq!(
+        again.headers()["x-leash-hold-id"],
+        hold_id.as_str(),
+        "the same hold"
+    );
+
+    let admin = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://{}", leash.running.admin_addr);
+    let holds: Value = admin
+        .get(format!("{base}/v1/holds"))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(holds["holds"].as_array().unwrap().len(), 1, "{holds}");
+
+    let audit: Value = admin
+        .get(format!("{base}/v1/audit?limit=1000"))
+        .bearer_auth(common::AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "hold_created")
+        .count();
+    assert_eq!(created, 1, "one hold, one notification");
+
+    // Approved, not yet released: a third call, a third key, is the retry
+    // that releases it, exactly once.
+    let vote = admin
+        .post(format!("{base}/v1/holds/{hold_id}/approve"))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vote.status(), 200);
+    let released = charge(&client, "5f0c6e0e-0000-4000-8000-000000000003").await;
+    assert_eq!(released.status(), 200);
+    assert_eq!(upstream.seen().len(), 1);
+
+    // The same key with another body is still a conflict.
+    let conflict = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("idempotency-key", "5f0c6e0e-0000-4000-8000-000000000001")
+        .body("amount=9000&currency=eur&customer=cus_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(upstream.seen().len(), 1);
+}
