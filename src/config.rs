@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -440,6 +441,14 @@ pub struct Limits {
     /// sends nothing is closed then, so idle sockets cannot pile up.
     #[serde(deserialize_with = "nonzero_duration")]
     pub header_read_timeout: Duration,
+    /// An admin connection with no bytes either way for this long is
+    /// closed (keep-alive included).
+    #[serde(deserialize_with = "nonzero_duration")]
+    pub idle_timeout: Duration,
+    /// At most this many admin connections at once; more are closed on
+    /// accept, so the admin port can never use up the descriptors agent
+    /// traffic needs.
+    pub max_admin_connections: NonZeroUsize,
 }
 
 impl Default for Limits {
@@ -447,6 +456,8 @@ impl Default for Limits {
         Limits {
             max_body: 1024 * 1024,
             header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_admin_connections: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -1739,6 +1750,16 @@ custom_vendors: []                   # see §4.4
         );
         let (l, c, _) = fails("passthrough: block\n");
         assert_eq!((l, c), (1, 14));
+    }
+
+    #[test]
+    fn admin_connection_limits() {
+        let c = parse("limits: { idle_timeout: 90s, max_admin_connections: 8 }\n").unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.max_admin_connections.get(), 8);
+        let (l, _, m) = fails("limits:\n  max_admin_connections: 0\n");
+        assert_eq!(l, 2, "{m}");
+        assert_eq!(Config::default().limits.max_admin_connections.get(), 256);
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod explain;
 pub mod gate;
 pub mod holds;
 pub mod identity;
+pub mod idle;
 pub mod intent;
 pub mod keyfile;
 pub mod metrics;

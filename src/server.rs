@@ -221,6 +221,11 @@ pub async fn start_with_env(
         store: Some(store.clone()),
         metrics,
         audit_readers: crate::admin::AuditReaders::from_config(&config.approvers),
+        limits: crate::admin::ConnectionLimits {
+            header_read_timeout: config.limits.header_read_timeout,
+            idle_timeout: config.limits.idle_timeout,
+            max_connections: config.limits.max_admin_connections.get(),
+        },
     });
     let expiry = {
         let desk = Arc::clone(&desk);

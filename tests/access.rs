@@ -220,3 +220,71 @@ async fn the_audit_api_needs_an_approvers_or_auditors_token() {
     assert!(with_file.status.success());
     assert_eq!(with_file.stdout, with_env.stdout);
 }
+
+/// Reads until the peer closes; `true` if it did within `guard` (which only
+/// keeps a broken build from hanging the suite).
+async fn closed_within(stream: &mut TcpStream, guard: std::time::Duration) -> bool {
+    let mut sink = Vec::new();
+    tokio::time::timeout(guard, stream.read_to_end(&mut sink))
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_has_the_proxys_limits() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let stripe = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start(stripe.addr, &ca, |c| {
+        c.limits.header_read_timeout = std::time::Duration::from_secs(1);
+        c.limits.idle_timeout = std::time::Duration::from_secs(1);
+        c.limits.max_admin_connections = std::num::NonZeroUsize::new(2).unwrap();
+    })
+    .await;
+    let admin = leash.running.admin_addr;
+    let guard = std::time::Duration::from_secs(30);
+
+    // A silent connection is closed after the header read timeout.
+    let mut silent = TcpStream::connect(admin).await.unwrap();
+    assert!(
+        closed_within(&mut silent, guard).await,
+        "silent admin connection kept"
+    );
+
+    // A keep-alive connection that goes quiet after one request is closed.
+    let mut kept = TcpStream::connect(admin).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut kept, guard).await,
+        "idle keep-alive kept"
+    );
+
+    // Over the cap: the extra connection is closed at once, while the two
+    // holding their slots are still open, and agent traffic goes on.
+    let mut first = TcpStream::connect(admin).await.unwrap();
+    let mut second = TcpStream::connect(admin).await.unwrap();
+    // Give the listener time to hand both their slots.
+    first.write_all(b"GET /hea").await.unwrap();
+    second.write_all(b"GET /hea").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(admin).await.unwrap();
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(guard, third.read(&mut byte))
+        .await
+        .expect("the third connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let response = leash
+        .client()
+        .get("https://api.stripe.com/v1/balance")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the proxy is unaffected");
+    drop((first, second));
+}

@@ -10,7 +10,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -70,6 +70,28 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Who may read `GET /v1/audit`: approvers and auditors.
     pub audit_readers: AuditReaders,
+    /// `limits.header_read_timeout`, `limits.idle_timeout` and
+    /// `limits.max_admin_connections`.
+    pub limits: ConnectionLimits,
+}
+
+/// What bounds one admin connection, and how many there may be.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        let limits = crate::config::Limits::default();
+        Self {
+            header_read_timeout: limits.header_read_timeout,
+            idle_timeout: limits.idle_timeout,
+            max_connections: limits.max_admin_connections.get(),
+        }
+    }
 }
 
 /// The bearer tokens that may read the audit API (SPEC §9): every approver
@@ -120,9 +142,15 @@ impl AuditReaders {
 
 impl Admin {
     /// Serves the admin API until the task is dropped.
+    ///
+    /// Each connection has the proxy's limits: a request head within
+    /// `header_read_timeout`, closed after `idle_timeout` with nothing moving,
+    /// and beyond `max_connections` open at once a new one is closed on
+    /// accept.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed on the admin listener");
@@ -130,15 +158,34 @@ impl Admin {
                     continue;
                 }
             };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                tracing::warn!(%peer, max = self.limits.max_connections, "admin connection refused: limits.max_admin_connections reached");
+                drop(stream);
+                continue;
+            };
             let admin = Arc::clone(&self);
             tokio::spawn(async move {
+                let _slot = slot;
+                let limits = admin.limits.clone();
                 let service = service_fn(move |request| {
                     let admin = Arc::clone(&admin);
                     async move { Ok::<_, Infallible>(admin.route(request).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let (stream, activity) = crate::idle::Watched::new(stream);
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout);
+                builder.http2().timer(TokioTimer::new());
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if activity
+                    .until_idle(connection, limits.idle_timeout)
+                    .await
+                    .is_none()
+                {
+                    tracing::debug!(%peer, "admin connection closed: idle for limits.idle_timeout");
+                }
             });
         }
     }

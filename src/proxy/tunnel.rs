@@ -177,97 +177,14 @@ where
     if !prefix.is_empty() {
         server.write_all(prefix).await?;
     }
-    let activity = Activity::new();
-    let mut agent = Watched {
-        inner: agent,
-        activity: activity.clone(),
-    };
+    let (mut agent, activity) = crate::idle::Watched::new(agent);
     let copy = tokio::io::copy_bidirectional(&mut agent, &mut server);
-    tokio::pin!(copy);
-    let check = (idle / 4).max(std::time::Duration::from_millis(50));
-    loop {
-        tokio::select! {
-            result = &mut copy => return result.map(|_| ()),
-            _ = tokio::time::sleep(check) => {
-                if activity.idle_for() >= idle {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle for passthrough.idle_timeout"));
-                }
-            }
-        }
-    }
-}
-
-/// When bytes last moved through a tunnel, shared between the copying
-/// stream and the idle check.
-#[derive(Clone)]
-struct Activity {
-    started: std::time::Instant,
-    /// Milliseconds since `started` of the last read or write.
-    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: std::time::Instant::now(),
-            last: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        }
-    }
-
-    fn touch(&self) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> std::time::Duration {
-        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
-        self.started
-            .elapsed()
-            .saturating_sub(std::time::Duration::from_millis(last))
-    }
-}
-
-/// The agent's side of a tunnel, noting every byte that moves through it
-/// (both directions pass here: reads go upstream, writes come back).
-struct Watched<S> {
-    inner: S,
-    activity: Activity,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        poll
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    match activity.until_idle(copy, idle).await {
+        Some(result) => result.map(|_| ()),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "tunnel idle for passthrough.idle_timeout",
+        )),
     }
 }
 
