@@ -495,6 +495,14 @@ pub struct Holds {
     /// How long a hold stays open before it expires.
     #[serde(deserialize_with = "nonzero_duration")]
     pub ttl: Duration,
+    /// At most this many open (pending or approved) holds per agent; a
+    /// request that would open one more is refused 429
+    /// `leash_too_many_holds`. One agent must not be able to fill
+    /// `data_dir` and stop audit writes for everyone.
+    pub max_open_per_agent: u64,
+    /// At most this many bytes of sealed held requests per agent.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_bytes_per_agent: u64,
 }
 
 impl Default for Holds {
@@ -502,6 +510,8 @@ impl Default for Holds {
         Holds {
             wait: Duration::from_secs(25),
             ttl: Duration::from_secs(24 * 60 * 60),
+            max_open_per_agent: 100,
+            max_bytes_per_agent: 64 * 1024 * 1024,
         }
     }
 }
@@ -1710,7 +1720,7 @@ custom_vendors: []                   # see §4.4
         assert_eq!((l, c), (3, 3));
         assert_eq!(
             m,
-            "holds: unknown field `timeout`, expected `wait` or `ttl`"
+            "holds: unknown field `timeout`, expected one of `wait`, `ttl`, `max_open_per_agent`, `max_bytes_per_agent`"
         );
         let (l, c, m) = fails("limits: { max_body: 1MiB, max_header: 1 }\n");
         assert_eq!((l, c), (1, 27));
@@ -1750,6 +1760,20 @@ custom_vendors: []                   # see §4.4
         );
         let (l, c, _) = fails("passthrough: block\n");
         assert_eq!((l, c), (1, 14));
+    }
+
+    #[test]
+    fn hold_quotas() {
+        let c = parse("holds: { max_open_per_agent: 5, max_bytes_per_agent: 2MiB }\n").unwrap();
+        assert_eq!(c.holds.max_open_per_agent, 5);
+        assert_eq!(c.holds.max_bytes_per_agent, 2 * 1024 * 1024);
+        let d = Config::default().holds;
+        assert_eq!(
+            (d.max_open_per_agent, d.max_bytes_per_agent),
+            (100, 64 << 20)
+        );
+        let (l, _, m) = fails("holds:\n  max_bytes_per_agent: lots\n");
+        assert_eq!(l, 2, "{m}");
     }
 
     #[test]

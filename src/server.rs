@@ -293,7 +293,11 @@ fn open_desk(
     let key = HoldKey::load_or_create(&hold_key_path(&config.ca.key))
         .map_err(|e| StartError::Holds(e.to_string()))?;
     let holds = HoldStore::open(store, key, config.holds.ttl)
-        .map_err(|e| StartError::Holds(e.to_string()))?;
+        .map_err(|e| StartError::Holds(e.to_string()))?
+        .with_quota(crate::holds::store::Quota {
+            max_open: config.holds.max_open_per_agent,
+            max_bytes: config.holds.max_bytes_per_agent,
+        });
     let notifier = Notifier::new(&config.notify, env, RetryPolicy::default())
         .map_err(|e| StartError::Notify(e.to_string()))?;
     let admin_url =

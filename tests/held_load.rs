@@ -47,7 +47,7 @@ const SETUP_CONCURRENCY: usize = 200;
 /// build on 2 busy cores), not the handshakes; 75 s leaves a margin of
 /// four for a slower CI machine, since the test fails (by design) if any
 /// answer comes before every request is held.
-const HOLDS: &str = "{ wait: 75s, ttl: 1h }";
+const HOLDS: &str = "{ wait: 75s, ttl: 1h, max_open_per_agent: 100000, max_bytes_per_agent: 4GiB }";
 
 /// Every charge of at least €1 waits for a human.
 const HOLD_EVERYTHING: &str = r#"

@@ -125,3 +125,135 @@ async fn a_re_call_with_a_fresh_idempotency_key_is_the_same_hold() {
     assert_eq!(conflict.status(), 409);
     assert_eq!(upstream.seen().len(), 1);
 }
+
+/// The same stack for every agent.
+const EVERYONE: &str = r#"
+agent: "*"
+currency: EUR
+default: AUTO_APPROVE
+unknown: REJECT
+unreadable: REJECT
+rules:
+  - priority: 20
+    type: AMOUNT_THRESHOLD
+    action: REQUIRE_HUMAN
+    amount: { gte: 50 }
+    approvers: [maya]
+"#;
+
+async fn charge_of(client: &reqwest::Client, minor: u64) -> reqwest::Response {
+    client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start_with_policy(upstream.addr, &ca, EVERYONE, |c| {
+        with_maya(c);
+        c.holds.max_open_per_agent = 2;
+    })
+    .await;
+    let growth = leash.client();
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        for minor in [6000, 6100] {
+            let held = charge_of(&growth, minor).await;
+            assert_eq!(held.status(), 403);
+            ids.push(
+                held.headers()["x-leash-hold-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        ids
+    };
+    let over = charge_of(&growth, 6200).await;
+    assert_eq!(over.status(), 429);
+    assert_eq!(over.headers()["stripe-should-retry"], "false");
+    assert!(
+        over.headers().contains_key("x-leash-audit-seq"),
+        "the decision is on the chain"
+    );
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "leash_too_many_holds");
+
+    let admin = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://{}", leash.running.admin_addr);
+    let holds: Value = admin
+        .get(format!("{base}/v1/holds"))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        holds["holds"].as_array().unwrap().len(),
+        2,
+        "nothing stored for the third"
+    );
+
+    // Another agent has its own quota.
+    let other = leash.client_as("payout-agent", "x");
+    assert_eq!(charge_of(&other, 7000).await.status(), 403);
+
+    // Once a hold of the agent closes, it may be held again.
+    let rejected = admin
+        .post(format!("{base}/v1/holds/{}/reject", ids[0]))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 200);
+    assert_eq!(charge_of(&growth, 6300).await.status(), 403);
+    assert!(upstream.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sealed_bytes_per_agent_are_bounded_too() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let leash = Harness::start_with_policy(upstream.addr, &ca, EVERYONE, |c| {
+        with_maya(c);
+        c.holds.max_bytes_per_agent = 10 * 1024;
+    })
+    .await;
+    let client = leash.client();
+    let big = |minor: u64| {
+        format!(
+            "amount={minor}&currency=eur&customer=cus_1&description={}",
+            "x".repeat(3000)
+        )
+    };
+    let mut statuses = Vec::new();
+    for minor in [6000u64, 6100, 6200, 6300] {
+        let response = client
+            .post("https://api.stripe.com/v1/payment_intents")
+            .body(big(minor))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // Each sealed request is a little over 3 KiB: the first fits, and
+    // before the fourth the agent is over 10 KiB.
+    assert_eq!(statuses[0], 403, "{statuses:?}");
+    assert_eq!(statuses[3], 429, "{statuses:?}");
+    let first_refused = statuses.iter().position(|s| *s == 429).unwrap();
+    assert!(
+        statuses[first_refused..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+    assert!(upstream.seen().is_empty());
+}

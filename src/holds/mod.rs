@@ -245,6 +245,10 @@ pub struct Hold {
     /// Why it ended, in words (who rejected, which rule at release, …).
     #[serde(default)]
     pub resolution: Option<String>,
+    /// Size of the sealed request, counted against
+    /// `holds.max_bytes_per_agent` while the hold is open.
+    #[serde(default)]
+    pub sealed_bytes: u64,
 }
 
 impl Hold {
@@ -450,6 +454,17 @@ pub struct Released {
 pub enum HoldError {
     #[error("no hold {0}")]
     NotFound(String),
+    /// The agent already has as many open holds, or sealed bytes, as
+    /// `holds.max_open_per_agent` / `max_bytes_per_agent` allow.
+    #[error(
+        "agent {agent} has {open} open holds ({bytes} bytes sealed); holds.{limit} allows no more"
+    )]
+    TooManyHolds {
+        agent: String,
+        open: u64,
+        bytes: u64,
+        limit: &'static str,
+    },
     /// The person is not among the people any need of this hold resolved
     /// to, or every need they could approve for is already met.
     #[error("{approver} cannot {vote} hold {id}: {why}")]

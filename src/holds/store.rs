@@ -38,6 +38,28 @@ const HOLDS: &str = "holds";
 const REQUESTS: &str = "hold_requests";
 const RETRY: &str = "hold_retry";
 const OPEN: &str = "holds_open";
+/// Per agent: how many holds are open and how many sealed bytes they keep
+/// (16 bytes: two big-endian u64), updated in the same transaction as the
+/// holds themselves.
+const QUOTA: &str = "holds_quota";
+
+/// Per-agent bounds on open holds (`holds.max_open_per_agent`,
+/// `holds.max_bytes_per_agent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max_open: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        let holds = crate::config::Holds::default();
+        Self {
+            max_open: holds.max_open_per_agent,
+            max_bytes: holds.max_bytes_per_agent,
+        }
+    }
+}
 
 /// Prefix of every hold id.
 pub const HOLD_ID_PREFIX: &str = "hold_";
@@ -54,6 +76,8 @@ pub struct HoldStore {
     requests: sled::Tree,
     retry: sled::Tree,
     open: sled::Tree,
+    quota_tree: sled::Tree,
+    quota: Quota,
     key: HoldKey,
     ttl: chrono::Duration,
     rng: SystemRandom,
@@ -93,11 +117,27 @@ impl HoldStore {
             requests: store.tree(REQUESTS)?,
             retry: store.tree(RETRY)?,
             open: store.tree(OPEN)?,
+            quota_tree: store.tree(QUOTA)?,
+            quota: Quota::default(),
             key,
             ttl,
             rng: SystemRandom::new(),
             lock: Mutex::new(()),
             _claim: claim,
+        })
+    }
+
+    /// The same store with per-agent bounds on open holds.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// How many holds `agent` has open, and their sealed bytes.
+    pub fn usage(&self, agent: &str) -> Result<(u64, u64), HoldError> {
+        Ok(match self.quota_tree.get(agent.as_bytes())? {
+            Some(value) => decode_usage(&value),
+            None => (0, 0),
         })
     }
 
@@ -186,8 +226,30 @@ impl HoldStore {
             release_by: None,
             closed_at: None,
             resolution: None,
+            sealed_bytes: 0,
         };
         let sealed = self.key.seal(&id, &request)?;
+        let (open, bytes) = self.usage(&hold.agent)?;
+        let size = u64::try_from(sealed.len()).unwrap_or(u64::MAX);
+        let limit = if open >= self.quota.max_open {
+            Some("max_open_per_agent")
+        } else if bytes.saturating_add(size) > self.quota.max_bytes {
+            Some("max_bytes_per_agent")
+        } else {
+            None
+        };
+        if let Some(limit) = limit {
+            return Err(HoldError::TooManyHolds {
+                agent: hold.agent,
+                open,
+                bytes,
+                limit,
+            });
+        }
+        let hold = Hold {
+            sealed_bytes: size,
+            ..hold
+        };
         self.persist(&hold, RequestWrite::Put(sealed), true)?;
         let entries = vec![created_entry(&hold)];
         Ok(Created {
@@ -729,6 +791,36 @@ impl HoldStore {
             reason: e.to_string(),
         })?;
         let id = hold.id.as_bytes().to_vec();
+        // Open → closed (or new and open) moves the agent's usage; callers
+        // hold the store lock, so reading it here and writing it in the same
+        // transaction below cannot race another hold of the agent.
+        let was_open = match self.holds.get(&id)? {
+            Some(old) => decode(&id, &old)?.state.is_open(),
+            None => false,
+        };
+        let quota_write = match (was_open, hold.state.is_open()) {
+            (false, true) | (true, false) => {
+                let (open, bytes) = self.usage(&hold.agent)?;
+                let (open, bytes) = if hold.state.is_open() {
+                    (
+                        open.saturating_add(1),
+                        bytes.saturating_add(hold.sealed_bytes),
+                    )
+                } else {
+                    (
+                        open.saturating_sub(1),
+                        bytes.saturating_sub(hold.sealed_bytes),
+                    )
+                };
+                let mut value = open.to_be_bytes().to_vec();
+                value.extend_from_slice(&bytes.to_be_bytes());
+                Some(Write::Put {
+                    key: hold.agent.as_bytes().to_vec(),
+                    value,
+                })
+            }
+            _ => None,
+        };
         let mut writes: Vec<(&sled::Tree, Vec<Write>)> = vec![
             (
                 &self.holds,
@@ -780,6 +872,9 @@ impl HoldStore {
             }
             writes.push((&self.retry, index));
         }
+        if let Some(write) = quota_write {
+            writes.push((&self.quota_tree, vec![write]));
+        }
         self.store.write_atomically(&writes)?;
         self.store.flush()?;
         Ok(())
@@ -803,6 +898,19 @@ impl HoldStore {
             "could not find an unused hold id (is the random generator broken?)".into(),
         ))
     }
+}
+
+/// (open holds, sealed bytes) from a `holds_quota` value; anything shorter
+/// than 16 bytes reads as zero (the counters are rebuilt by new writes).
+fn decode_usage(value: &[u8]) -> (u64, u64) {
+    let word = |range: std::ops::Range<usize>| {
+        value
+            .get(range)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    (word(0..8), word(8..16))
 }
 
 fn decode(key: &[u8], value: &[u8]) -> Result<Hold, HoldError> {

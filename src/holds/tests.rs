@@ -313,6 +313,9 @@ fn a_rejection_counts_from_anyone_eligible_even_once_their_need_is_met() {
 fn create_other(holds: &HoldStore, idem: &str) -> Hold {
     let mut new = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
     new.idempotency_key = Some(idem.into());
+    // Another request: another body too (the same body under another key
+    // is a re-call of the open hold, SPEC §6).
+    new.fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(idem.as_bytes()));
     let created = holds.create(new, request(), t0()).unwrap();
     assert!(created.created);
     created.hold
@@ -484,6 +487,7 @@ fn eight_concurrent_approvals_resolve_a_two_of_n_hold_exactly_once() {
             Quorum::Count(2),
         )]);
         new.idempotency_key = Some(format!("round-{round}"));
+        new.fingerprint = format!("{round:064}");
         let id = holds.create(new, request(), t0()).unwrap().hold.id;
         let barrier = Arc::new(Barrier::new(8));
         let results: Vec<_> = (0..8)
@@ -728,23 +732,37 @@ fn a_retry_finds_the_existing_hold() {
     // Without an idempotency key, the fingerprint is the identity.
     let mut bare = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
     bare.idempotency_key = None;
+    bare.fingerprint = "cd".repeat(32);
     let a = env.holds.create(bare.clone(), request(), t0()).unwrap();
     let b = env.holds.create(bare.clone(), request(), t0()).unwrap();
     assert!(a.created && !b.created);
     assert_eq!(a.hold.id, b.hold.id);
     assert_ne!(a.hold.id, first.hold.id);
 
-    // Another agent, vendor or key is another request.
-    let changes: [fn(&mut NewHold); 3] = [
+    // Another agent or vendor is another request.
+    let changes: [fn(&mut NewHold); 2] = [
         |n| n.agent = "other-agent".into(),
         |n| n.vendor = "wise".into(),
-        |n| n.idempotency_key = Some("idem-2".into()),
     ];
     for change in changes {
         let mut other = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
         change(&mut other);
         assert!(env.holds.create(other, request(), t0()).unwrap().created);
     }
+    // Another key with the same body, while the hold is open, is a re-call
+    // (SDKs make up a new key per call): the same hold.
+    let mut recall = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
+    recall.idempotency_key = Some("idem-2".into());
+    let recalled = env.holds.create(recall.clone(), request(), t0()).unwrap();
+    assert!(!recalled.created);
+    assert_eq!(recalled.hold.id, first.hold.id);
+    assert_eq!(
+        env.holds
+            .find_open_by_fingerprint("growth-agent", "stripe", &"ab".repeat(32), t0())
+            .unwrap()
+            .map(|h| h.id),
+        Some(first.hold.id.clone())
+    );
 
     // A rejected hold answers its retries for a ttl, then the request is
     // new again.

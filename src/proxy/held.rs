@@ -82,6 +82,20 @@ impl Proxy {
             .await;
         let created = match created {
             Ok(created) => created,
+            Err(error @ crate::holds::HoldError::TooManyHolds { .. }) => {
+                tracing::warn!(agent = %tunnel.agent, %error, "request refused: too many open holds");
+                return Answer::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "leash_too_many_holds",
+                    "error",
+                    format!(
+                        "this request needs a human, but {error}; it was not held and not forwarded. Ask an approver to decide the open holds (leash holds list), then send it again"
+                    ),
+                )
+                .with_rule(plan.rule)
+                .with_audit_seq(Some(request.decision_seq))
+                .render(vendor);
+            }
             Err(error) => {
                 tracing::error!(agent = %tunnel.agent, %error, "could not open a hold; request not forwarded");
                 return unavailable("leash cannot store a hold right now")
