@@ -44,10 +44,24 @@ pub enum UpstreamSetupError {
 /// Why a forwarded request got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// No answer in time. Bytes may have been sent (the time covers the
+    /// connect too, so this is never taken to mean "nothing left").
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    /// Connecting failed (DNS, TCP or TLS) before a byte of the request
+    /// was written: the vendor cannot have acted on it.
+    #[error("{0}")]
+    NotSent(String),
+    /// The request may have been (partly) sent: the money may have moved.
     #[error("{0}")]
     Failed(String),
+}
+
+impl UpstreamError {
+    /// Whether it is certain that no byte of the request reached the vendor.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, UpstreamError::NotSent(_))
+    }
 }
 
 /// The pooled TLS client used for every intercepted request.
@@ -88,6 +102,10 @@ impl UpstreamClient {
     ) -> Result<Response<Incoming>, UpstreamError> {
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+            // hyper-util marks errors of the connector (which here includes
+            // leash's TLS handshake) as connect errors: the request was
+            // never written. A pooled connection that fails later is not.
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::NotSent(describe_client_error(&e))),
             Ok(Err(e)) => Err(UpstreamError::Failed(describe_client_error(&e))),
             Ok(Ok(response)) => Ok(response),
         }

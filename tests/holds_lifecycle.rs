@@ -257,3 +257,120 @@ async fn sealed_bytes_per_agent_are_bounded_too() {
     );
     assert!(upstream.seen().is_empty());
 }
+
+/// An address where nothing listens yet: connecting is refused, so nothing
+/// of a request can reach it.
+async fn vacant_address() -> std::net::SocketAddr {
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    addr
+}
+
+const CAPPED: &str = r#"
+agent: growth-agent
+currency: EUR
+default: AUTO_APPROVE
+unknown: REJECT
+unreadable: REJECT
+rules:
+  - priority: 10
+    type: DAILY_CAP
+    action: REJECT
+    limit: 100
+  - priority: 20
+    type: AMOUNT_THRESHOLD
+    action: REQUIRE_HUMAN
+    amount: { gte: 90 }
+    approvers: [maya]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_that_never_left_leash_releases_its_cap_and_its_hold_stays_releasable() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let vendor_addr = vacant_address().await;
+    let leash = Harness::start_with_policy(vendor_addr, &ca, CAPPED, with_maya).await;
+    let client = leash.client();
+
+    // The vendor is down: a €80 charge fails to connect, so nothing was
+    // sent and its €80 must not stay counted against the €100 cap.
+    let failed = charge_of(&client, 8000).await;
+    assert_eq!(failed.status(), 502);
+
+    // A €95 charge is held; approved while the vendor is still down, its
+    // release sends nothing and the hold stays approved.
+    let held = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("idempotency-key", "idem-held-95")
+        .body("amount=9500&currency=eur&customer=cus_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 403);
+    let hold_id = held.headers()["x-leash-hold-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let admin = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("http://{}", leash.running.admin_addr);
+    let vote = admin
+        .post(format!("{base}/v1/holds/{hold_id}/approve"))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vote.status(), 200);
+    let retry = || {
+        client
+            .post("https://api.stripe.com/v1/payment_intents")
+            .header("idempotency-key", "idem-held-95")
+            .body("amount=9500&currency=eur&customer=cus_1")
+            .send()
+    };
+    let unsent = retry().await.unwrap();
+    assert_eq!(unsent.status(), 502, "nothing reached the vendor");
+    let hold: Value = admin
+        .get(format!("{base}/v1/holds/{hold_id}"))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hold["hold"]["state"], "approved", "{hold}");
+
+    // The vendor comes up: the retry is forwarded, exactly once. The €95
+    // fits the €100 cap only because the unsent €80 was released.
+    let vendor = Upstream::start_at(
+        vendor_addr,
+        Some(ca.server_config(&["api.stripe.com"])),
+        200,
+    )
+    .await;
+    let released = retry().await.unwrap();
+    assert_eq!(released.status(), 200);
+    assert_eq!(vendor.seen().len(), 1);
+    let again = retry().await.unwrap();
+    assert_eq!(again.status(), 409, "already forwarded, now that it was");
+    assert_eq!(vendor.seen().len(), 1);
+
+    // The chain says what happened.
+    let audit: Value = admin
+        .get(format!("{base}/v1/audit?limit=1000"))
+        .bearer_auth(common::AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e["kind"] == "hold_resolved" && e["details"]["release_failed"] == true));
+    assert!(entries.iter().any(|e| e["kind"] == "outcome"
+        && e["details"]["not_sent"] == true
+        && e["details"]["reservation"] == "released"));
+}

@@ -524,6 +524,32 @@ impl HoldStore {
         })
     }
 
+    /// Undoes [`Self::mark_released`] for a release that sent nothing (the
+    /// connection or TLS to the vendor failed before any byte was written):
+    /// the hold is `approved` again with `request` sealed again, so the
+    /// agent's next retry releases it. `reason` says what happened.
+    pub fn unrelease(
+        &self,
+        id: &str,
+        request: &StoredRequest,
+        reason: &str,
+    ) -> Result<Changed, HoldError> {
+        let _guard = self.lock();
+        let mut hold = self
+            .load(id)?
+            .ok_or_else(|| HoldError::NotFound(id.into()))?;
+        if hold.state != HoldState::Released {
+            return Err(HoldError::NotPending(hold.state));
+        }
+        let sealed = self.key.seal(id, request)?;
+        hold.state = HoldState::Approved;
+        hold.closed_at = None;
+        hold.resolution = Some(reason.to_string());
+        self.persist(&hold, RequestWrite::Put(sealed), false)?;
+        let entries = vec![resolved_entry(&hold).with_detail("release_failed", json!(true))];
+        Ok(Changed { hold, entries })
+    }
+
     /// Rejects an approved hold at release: a REJECT rule (a cap that filled
     /// while it waited) forbids it now, and a human approval never
     /// overrides a REJECT (SPEC §5.3.4). `reason` says which rule and why.

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 
-use super::intercept::{intents_of, Tunnel};
+use super::intercept::{intents_of, Forwarded, Tunnel};
 use super::Proxy;
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::NewEntry;
@@ -322,15 +322,45 @@ impl Proxy {
         // `parts` and `body` were rebuilt from the sealed record that
         // `mark_released` has just handed over and deleted: an approved
         // hold's record is never rewritten, so they are the same bytes.
-        drop(released.request);
-        let (response, status) = self.forward(&target, parts, body).await;
-        let spend = self.gate.upstream_answered(&reservation, status);
-        self.record_outcome(
-            NewEntry::outcome(hold.agent.clone(), status.map(|s| s.as_u16()))
+        let (response, forwarded) = self.forward(&target, parts, body).await;
+        let spend = self.settle(&reservation, forwarded);
+        let mut outcome =
+            NewEntry::outcome(hold.agent.clone(), forwarded.status().map(|s| s.as_u16()))
                 .with_detail("hold_id", hold.id.clone().into())
-                .with_detail("reservation", spend.into()),
-            hold.decision_seq,
-        );
+                .with_detail("reservation", spend.into());
+        if forwarded == Forwarded::NotSent {
+            // Nothing reached the vendor: the release did not happen. The
+            // hold goes back to `approved`, its request sealed again, so the
+            // agent's next retry releases it (never "already forwarded" for
+            // what was never sent).
+            outcome = outcome.with_detail("not_sent", true.into());
+            let id = hold.id.clone();
+            let request = released.request;
+            let back = self
+                .desk
+                .off_runtime(move |store| {
+                    store.unrelease(
+                        &id,
+                        &request,
+                        "the release failed before any byte reached the vendor; approved again, the next retry releases it",
+                    )
+                })
+                .await;
+            match back {
+                Ok(changed) => {
+                    if let Err(error) = self.desk.record(&changed.entries).await {
+                        tracing::error!(hold = %hold.id, %error, "could not record a failed release");
+                    }
+                    self.desk.wake(&changed.hold);
+                }
+                Err(error) => {
+                    tracing::error!(hold = %hold.id, %error, "a release that sent nothing could not be undone; the hold stays released");
+                }
+            }
+        } else {
+            drop(released.request);
+        }
+        self.record_outcome(outcome, hold.decision_seq);
         response
     }
 

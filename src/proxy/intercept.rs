@@ -28,6 +28,7 @@ use crate::audit::{mask_card_numbers, NewEntry};
 use crate::body::decode_for_reading;
 use crate::gate::Outcome;
 use crate::intent::{Classification, Fingerprint, Intent, RequestView};
+use crate::spend::Reservation;
 
 /// One intercepted tunnel: who is speaking, and to which vendor host.
 #[derive(Debug, Clone)]
@@ -66,6 +67,27 @@ impl Tunnel {
 }
 
 /// Why a request body could not be read.
+/// What became of a forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarded {
+    /// The vendor answered with this status.
+    Answered(StatusCode),
+    /// Nothing left leash: connecting (DNS, TCP, TLS) failed, or the
+    /// request could not be built.
+    NotSent,
+    /// The request may have been sent, and no answer came.
+    NoAnswer,
+}
+
+impl Forwarded {
+    pub fn status(self) -> Option<StatusCode> {
+        match self {
+            Forwarded::Answered(status) => Some(status),
+            Forwarded::NotSent | Forwarded::NoAnswer => None,
+        }
+    }
+}
+
 enum BodyReadError {
     TooLarge,
     Broken(String),
@@ -243,14 +265,18 @@ impl Proxy {
 
         match gated.outcome {
             Outcome::Forward { reservation } => {
-                let (response, status) = self.forward(tunnel, parts, raw).await;
-                let spend = self.gate.upstream_answered(&reservation, status);
+                let (response, forwarded) = self.forward(tunnel, parts, raw).await;
+                let spend = self.settle(&reservation, forwarded);
                 if let Some(decision_seq) = audit_seq {
-                    self.record_outcome(
-                        NewEntry::outcome(tunnel.agent.clone(), status.map(|s| s.as_u16()))
-                            .with_detail("reservation", spend.into()),
-                        decision_seq,
-                    );
+                    let mut entry = NewEntry::outcome(
+                        tunnel.agent.clone(),
+                        forwarded.status().map(|s| s.as_u16()),
+                    )
+                    .with_detail("reservation", spend.into());
+                    if forwarded == Forwarded::NotSent {
+                        entry = entry.with_detail("not_sent", true.into());
+                    }
+                    self.record_outcome(entry, decision_seq);
                 }
                 response
             }
@@ -278,6 +304,24 @@ impl Proxy {
                 };
                 self.hold(tunnel, plan, request).await
             }
+        }
+    }
+
+    /// Settles, releases or keeps `reservation` by what became of the
+    /// request: a 2xx is spend, a 4xx/5xx is not, a request that never left
+    /// leash (connect, DNS or TLS failed) is not, and one that left but got
+    /// no answer keeps its reservation (the money may have moved).
+    pub(super) fn settle(&self, reservation: &Reservation, forwarded: Forwarded) -> &'static str {
+        match forwarded {
+            Forwarded::NotSent => {
+                self.gate.cancel(reservation);
+                if reservation.is_empty() {
+                    "none"
+                } else {
+                    "released"
+                }
+            }
+            other => self.gate.upstream_answered(reservation, other.status()),
         }
     }
 
@@ -339,7 +383,7 @@ impl Proxy {
         tunnel: &Tunnel,
         mut parts: Parts,
         raw: Bytes,
-    ) -> (Response<ProxyBody>, Option<StatusCode>) {
+    ) -> (Response<ProxyBody>, Forwarded) {
         let vendor = Some(tunnel.vendor);
         let path_and_query = parts
             .uri
@@ -356,7 +400,7 @@ impl Proxy {
                     format!("request target cannot be forwarded: {error}"),
                 );
                 // Nothing was sent: releasing is right.
-                return (answer.render(vendor), Some(StatusCode::BAD_REQUEST));
+                return (answer.render(vendor), Forwarded::NotSent);
             }
         };
         strip_hop_by_hop(&mut parts.headers);
@@ -378,7 +422,10 @@ impl Proxy {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let status = parts.status;
-                (Response::from_parts(parts, body.boxed()), Some(status))
+                (
+                    Response::from_parts(parts, body.boxed()),
+                    Forwarded::Answered(status),
+                )
             }
             Err(error) => {
                 self.metrics.upstream_failed(tunnel.vendor);
@@ -389,7 +436,12 @@ impl Proxy {
                     "error",
                     format!("{} could not be reached: {error}", tunnel.host),
                 );
-                (answer.render(vendor), None)
+                let forwarded = if error.nothing_sent() {
+                    Forwarded::NotSent
+                } else {
+                    Forwarded::NoAnswer
+                };
+                (answer.render(vendor), forwarded)
             }
         }
     }

@@ -129,7 +129,18 @@ impl Upstream {
     /// Starts on `ip` (another loopback address, such as 127.0.0.2, plays a
     /// vendor reached by its address).
     pub async fn start_on(ip: &str, tls: Option<rustls::ServerConfig>, status: u16) -> Self {
-        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr: std::net::IpAddr = ip.parse().unwrap();
+        Self::start_at(SocketAddr::new(addr, 0), tls, status).await
+    }
+
+    /// Starts on exactly `addr` (a vendor that comes up late on the
+    /// address leash was told).
+    pub async fn start_at(
+        addr: SocketAddr,
+        tls: Option<rustls::ServerConfig>,
+        status: u16,
+    ) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
