@@ -73,10 +73,14 @@ pub enum Kind {
     HoldResolved,
     /// A signed checkpoint of the chain head; written only by the log itself.
     Checkpoint,
+    /// The log writes again after a write failure (a full disk, an I/O
+    /// error): when it failed, why, and how many entries it refused in the
+    /// gap. Written only by the log itself.
+    Recovered,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Started,
         Kind::PolicyLoaded,
         Kind::Decision,
@@ -85,6 +89,7 @@ impl Kind {
         Kind::Approval,
         Kind::HoldResolved,
         Kind::Checkpoint,
+        Kind::Recovered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +102,7 @@ impl Kind {
             Kind::Approval => "approval",
             Kind::HoldResolved => "hold_resolved",
             Kind::Checkpoint => "checkpoint",
+            Kind::Recovered => "recovered",
         }
     }
 }

@@ -121,16 +121,48 @@ struct Shared {
     latest: Mutex<Option<Checkpoint>>,
     /// The number of entries in the chain (the next sequence number).
     entries: AtomicU64,
+    /// Since the failure: when it happened, and how many appends were
+    /// refused (what the `recovered` entry reports).
+    failed_at: Mutex<Option<String>>,
+    refused: AtomicU64,
     #[cfg(test)]
     fail_writes: AtomicBool,
+    #[cfg(test)]
+    probe_every_ms: AtomicU64,
 }
+
+/// How often a failed log tries to write again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn fail(&self, reason: String) {
-        tracing::error!(%reason, "the audit log failed; it refuses every entry until leash restarts");
+        if self.failed.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(%reason, "the audit log failed; it refuses every entry (nothing is forwarded) and tries to write again every few seconds");
         let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         failure.get_or_insert(reason);
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(format_at(Utc::now()));
         self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Healthy again: the `recovered` entry is durable.
+    fn recover(&self) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.refused.store(0, Ordering::SeqCst);
+        self.failed.store(false, Ordering::SeqCst);
+    }
+
+    fn probe_every(&self) -> Duration {
+        #[cfg(test)]
+        {
+            let ms = self.probe_every_ms.load(Ordering::SeqCst);
+            if ms > 0 {
+                return Duration::from_millis(ms);
+            }
+        }
+        PROBE_EVERY
     }
 
     fn failure(&self) -> Option<String> {
@@ -328,6 +360,7 @@ impl AuditLog {
         if self.is_healthy() {
             Ok(())
         } else {
+            self.inner.shared.refused.fetch_add(1, Ordering::SeqCst);
             Err(self.inner.shared.failed_error())
         }
     }
@@ -356,6 +389,15 @@ impl AuditLog {
     #[cfg(test)]
     pub(crate) fn inject_write_failure(&self) {
         self.inner.shared.fail_writes.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets writes succeed again (the disk has room again), and probes
+    /// every `every` instead of every 5 s.
+    #[cfg(test)]
+    pub(crate) fn heal_writes(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.shared.probe_every_ms.store(ms, Ordering::SeqCst);
+        self.inner.shared.fail_writes.store(false, Ordering::SeqCst);
     }
 }
 
@@ -535,11 +577,20 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let _guard = PanicGuard(Arc::clone(&self.shared));
         loop {
-            let first = match self.time_to_checkpoint() {
+            let wait = if self.shared.failed.load(Ordering::SeqCst) {
+                Some(self.shared.probe_every())
+            } else {
+                self.time_to_checkpoint()
+            };
+            let first = match wait {
                 Some(wait) => match rx.recv_timeout(wait) {
                     Ok(msg) => msg,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.scheduled_checkpoint();
+                        if self.shared.failed.load(Ordering::SeqCst) {
+                            self.probe();
+                        } else {
+                            self.scheduled_checkpoint();
+                        }
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -576,6 +627,46 @@ impl Writer {
         Some(self.policy.every.saturating_sub(since.elapsed()))
     }
 
+    /// A failed log tries one write: a `recovered` entry recording the gap.
+    /// Once it is durable the log is healthy again (so `/healthz` is 200 and
+    /// requests are decided and forwarded again), without a restart.
+    fn probe(&mut self) {
+        let failed_at = self
+            .shared
+            .failed_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let reason = self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let entry = NewEntry::new(Kind::Recovered).with_details(serde_json::json!({
+            "failed_at": failed_at,
+            "reason": reason,
+            "refused_entries": self.shared.refused.load(Ordering::SeqCst),
+        }));
+        let prepared = match Prepared::new(entry) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::error!(%error, "cannot build the audit recovery entry");
+                return;
+            }
+        };
+        match self.try_commit(&[prepared], false) {
+            Ok(_) => {
+                tracing::info!(
+                    ?failed_at,
+                    "the audit log writes again; leash decides and forwards again"
+                );
+                self.shared.recover();
+            }
+            Err(reason) => tracing::debug!(%reason, "the audit log still cannot write"),
+        }
+    }
+
     fn scheduled_checkpoint(&mut self) {
         if self.uncovered > 0 && !self.shared.failed.load(Ordering::SeqCst) {
             // A failure is recorded in `Shared`; nobody waits for this one.
@@ -597,6 +688,8 @@ impl Writer {
             }
         }
         if self.shared.failed.load(Ordering::SeqCst) {
+            let refused = u64::try_from(entry_replies.len()).unwrap_or(u64::MAX);
+            self.shared.refused.fetch_add(refused, Ordering::SeqCst);
             for reply in entry_replies {
                 reply.send(Err(self.shared.failed_error()));
             }
@@ -622,6 +715,9 @@ impl Writer {
                 }
             }
             Err(reason) => {
+                // Lost in the failure too: the gap counts them.
+                let lost = u64::try_from(entry_replies.len()).unwrap_or(u64::MAX);
+                self.shared.refused.fetch_add(lost, Ordering::SeqCst);
                 for reply in entry_replies {
                     reply.send(Err(AuditError::Failed(reason.clone())));
                 }
@@ -776,6 +872,40 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("injected disk failure"), "{err}");
         assert_eq!(log.entries(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_log_recovers_once_writes_succeed_and_records_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, log) = open(dir.path(), CheckpointPolicy::default());
+        log.append(NewEntry::started(json!({}))).await.unwrap();
+        log.inject_write_failure();
+        assert!(log.append(NewEntry::outcome("a", Some(200))).await.is_err());
+        assert!(log.append(NewEntry::outcome("b", Some(200))).await.is_err());
+        assert!(!log.is_healthy());
+
+        // The disk has room again: the probe writes, and the log is healthy.
+        log.heal_writes(Duration::from_millis(20));
+        let mut healthy = false;
+        for _ in 0..500 {
+            if log.is_healthy() {
+                healthy = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(healthy, "the log did not recover");
+        let appended = log.append(NewEntry::outcome("c", Some(200))).await.unwrap();
+        assert_eq!(appended.seq, 2, "started, recovered, then this");
+        let entries = crate::audit::read_entries(&store, None, 10).unwrap();
+        let recovered = &entries[1];
+        assert_eq!(recovered["kind"], "recovered");
+        assert!(recovered["details"]["refused_entries"].as_u64().unwrap() >= 2);
+        assert!(recovered["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("injected disk failure"));
+        assert!(recovered["details"]["failed_at"].is_string());
     }
 
     #[test]
