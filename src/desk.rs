@@ -55,6 +55,23 @@ pub struct HoldDesk {
     blocking: tokio::sync::Semaphore,
     /// Hold transitions are counted here, where they all pass.
     metrics: Arc<Metrics>,
+    /// Per agent: the notifications sent in the current minute.
+    announced: std::sync::Mutex<std::collections::HashMap<String, AnnounceWindow>>,
+}
+
+/// At most this many new-hold notifications per agent per minute go to the
+/// targets; beyond that holds are still opened, audited and listed
+/// (`leash holds list`), but not announced, so one runaway agent cannot
+/// flood the approvers' channel (or the notifier's queue).
+pub const ANNOUNCE_PER_MINUTE: u32 = 10;
+
+/// One agent's notification count in a one-minute window.
+#[derive(Debug)]
+struct AnnounceWindow {
+    started: std::time::Instant,
+    sent: u32,
+    /// Holds not announced in this window.
+    suppressed: u32,
 }
 
 /// How many hold-store calls run on blocking threads at once. Each flushes
@@ -97,6 +114,36 @@ impl HoldDesk {
             slack_secrets: parts.slack_secrets,
             blocking: tokio::sync::Semaphore::new(BLOCKING_CALLS),
             metrics: parts.metrics,
+            announced: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Whether a new hold of `agent` may be announced now
+    /// ([`ANNOUNCE_PER_MINUTE`]).
+    fn may_announce(&self, agent: &str) -> bool {
+        let mut windows = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        let window = windows.entry(agent.to_string()).or_insert(AnnounceWindow {
+            started: now,
+            sent: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(window.started) >= Duration::from_secs(60) {
+            if window.suppressed > 0 {
+                tracing::warn!(%agent, suppressed = window.suppressed, "holds of this agent were opened but not announced (more than {ANNOUNCE_PER_MINUTE} a minute); see leash holds list");
+            }
+            *window = AnnounceWindow {
+                started: now,
+                sent: 0,
+                suppressed: 0,
+            };
+        }
+        if window.sent < ANNOUNCE_PER_MINUTE {
+            window.sent += 1;
+            true
+        } else {
+            window.suppressed += 1;
+            false
         }
     }
 
@@ -248,6 +295,10 @@ impl HoldDesk {
     /// Tells every `notify` target about a new hold; returns at once.
     pub fn announce(&self, hold: &Hold, operation: &str, rules: Vec<TriggeredRule>) {
         if self.notifier.is_empty() {
+            return;
+        }
+        if !self.may_announce(&hold.agent) {
+            tracing::info!(hold = %hold.id, agent = %hold.agent, "hold not announced: this agent is over {ANNOUNCE_PER_MINUTE} notifications a minute");
             return;
         }
         let summary = summary(hold, &rules);

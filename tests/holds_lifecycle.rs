@@ -374,3 +374,62 @@ async fn a_send_that_never_left_leash_releases_its_cap_and_its_hold_stays_releas
         && e["details"]["not_sent"] == true
         && e["details"]["reservation"] == "released"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_are_rate_limited_per_agent() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let receiver = Upstream::start(None).await;
+    let leash = Harness::start_with_policy(upstream.addr, &ca, EVERYONE, |c| {
+        with_maya(c);
+        c.notify.push(leash::config::NotifyTarget::Webhook {
+            url: format!("http://{}/events", receiver.addr),
+            secret_env: None,
+        });
+    })
+    .await;
+    let growth = leash.client();
+    let limit = leash::desk::ANNOUNCE_PER_MINUTE as u64;
+    for i in 0..limit + 3 {
+        assert_eq!(charge_of(&growth, 6000 + i).await.status(), 403);
+    }
+    let other = leash.client_as("payout-agent", "x");
+    assert_eq!(charge_of(&other, 7000).await.status(), 403);
+
+    let expected = usize::try_from(limit + 1).unwrap();
+    for _ in 0..200 {
+        if receiver.seen().len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    // A moment more: nothing beyond the limit may follow.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let events = receiver.seen();
+    assert_eq!(
+        events.len(),
+        expected,
+        "{limit} for growth-agent, 1 for payout-agent"
+    );
+    let from_other = events
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.body).contains("payout-agent"))
+        .count();
+    assert_eq!(from_other, 1, "another agent is announced regardless");
+
+    // Every hold was still opened and listed.
+    let holds: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/v1/holds", leash.running.admin_addr))
+        .bearer_auth(MAYA)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(holds["holds"].as_array().unwrap().len(), expected + 3);
+}
