@@ -277,7 +277,11 @@ async fn charge(mut sender: SendRequest<Full<Bytes>>, i: usize) -> Result<Outcom
         .header("host", "api.stripe.com")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("idempotency-key", format!("held-load-{i}"))
-        .body(Full::new(Bytes::from_static(b"amount=5000&currency=eur")))
+        // Each a different charge: the same body under a fresh key would be
+        // a re-call of the first hold (SPEC §6), not a new one.
+        .body(Full::new(Bytes::from(format!(
+            "amount=5000&currency=eur&metadata[order]={i}"
+        ))))
         .unwrap();
     sender.ready().await.map_err(failed)?;
     let response = sender.send_request(request).await.map_err(failed)?;
