@@ -176,8 +176,11 @@ async fn metrics_count_decisions_holds_upstream_latency_and_the_audit_chain() {
             );
             let text = response.text().await.unwrap();
             let after = chain_length().await;
-            if before == after {
-                return (Scrape::parse(text), after);
+            // The counter moves once a write is flushed; the chain can be
+            // read a moment earlier. Settled means both agree.
+            let scraped = Scrape::parse(text);
+            if before == after && scraped.value("leash_audit_entries", &[]) == after {
+                return (scraped, after);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
