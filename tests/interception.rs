@@ -262,6 +262,8 @@ async fn a_20_kib_hello_naming_the_vendor_is_read_and_decided_not_tunnelled() {
         "the €600 refund never reached the vendor"
     );
 
+    // The refusal left the connection open: wait until it takes the next.
+    sender.ready().await.unwrap();
     let approved = sender
         .send_request(refund("charge=ch_1&amount=500&currency=eur"))
         .await
@@ -480,4 +482,37 @@ async fn an_idle_blind_tunnel_is_closed_after_passthrough_idle_timeout() {
         (1, hello.len()),
         "it was a real tunnel"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_resolves_to_the_vendors_address_is_never_tunnelled_blind() {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    // api.stripe.com is reached at 127.0.0.1:<port>; "localhost" resolves
+    // there too: an alias of the vendor, with an SNI of its own.
+    let vendor = Recorder::start("127.0.0.1").await;
+    let leash = Harness::start(vendor.addr, &ca, |config| {
+        config.passthrough.deny_networks = DeniedNetworks::none();
+    })
+    .await;
+    let target = format!("localhost:{}", vendor.addr.port());
+    let (status, _) = raw_connect(leash.running.proxy_addr, &target, None).await;
+    assert_eq!(status, 403);
+    let target = format!("127.0.0.1:{}", vendor.addr.port());
+    let (status, mut stream) = raw_connect(leash.running.proxy_addr, &target, None).await;
+    assert_eq!(
+        status, 200,
+        "an IP of the vendor may still be read by its SNI"
+    );
+    let hello = client_hello(
+        ServerName::try_from("localhost").unwrap(),
+        vec![b"http/1.1".to_vec()],
+    );
+    stream.write_all(&hello).await.unwrap();
+    let got = read_until_closed(&mut stream, GUARD).await.unwrap();
+    assert_eq!(
+        got, ACCESS_DENIED,
+        "but never tunnelled blind under another name"
+    );
+    assert_eq!(vendor.reached(), (0, 0));
 }

@@ -234,7 +234,7 @@ impl Proxy {
             Some(ip) => self.is_vendor_address(ip).await,
             None => false,
         };
-        let dial: Vec<SocketAddr> = if deny {
+        let mut dial: Vec<SocketAddr> = if deny {
             Vec::new()
         } else {
             resolved
@@ -242,6 +242,21 @@ impl Proxy {
                 .filter(|addr| !self.passthrough.deny_networks.denies(addr.ip()))
                 .collect()
         };
+        // A blind tunnel never leads to a vendor's own address: a name
+        // that resolves there (a CNAME the agent controls, with an SNI of
+        // its own and a client that does not verify) would reach the
+        // vendor unread.
+        if self.dials_a_vendor(&dial).await {
+            if ip_literal.is_none() {
+                tracing::warn!(%agent, %host, port, "CONNECT refused: the name resolves to a vendor's address");
+                return Err(Box::new(refuse(
+                    StatusCode::FORBIDDEN,
+                    "leash_vendor_by_other_name",
+                    format!("{host} resolves to the address of a host leash inspects; CONNECT to that host by its name"),
+                )));
+            }
+            dial.clear();
+        }
         if dial.is_empty() && !vendor_ip {
             let why = if deny {
                 format!(
@@ -367,6 +382,25 @@ impl Proxy {
             None => (host, port),
         };
         Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+
+    /// Whether any of `dial` is where a host an adapter claims is reached
+    /// (address and port: overrides give both; DNS answers are on 443).
+    async fn dials_a_vendor(&self, dial: &[SocketAddr]) -> bool {
+        if dial.is_empty() {
+            return false;
+        }
+        for host in self.vendors.hosts() {
+            if let Ok(addrs) = self.resolve(&host, 443).await {
+                let same = |a: &SocketAddr, b: &SocketAddr| {
+                    a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port()
+                };
+                if addrs.iter().any(|v| dial.iter().any(|d| same(v, d))) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Whether `ip` is an address of some host an adapter claims.
