@@ -518,7 +518,7 @@ fn log_decision(
         agent,
         vendor,
         class = classification.kind(),
-        operation = classification.operation(),
+        operation = %crate::audit::mask_card_numbers(classification.operation()),
         amounts = %amounts.join(", "),
         decision = %decision.action,
         rule = decision.deciding_rule.map(i64::from).unwrap_or(-1),

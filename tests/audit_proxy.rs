@@ -236,6 +236,25 @@ async fn a_card_number_never_reaches_the_database_or_the_logs() {
         body.as_bytes(),
         "forwarded as sent"
     );
+    // And in the path: a read (safe) and a write leash does not know
+    // (unknown, so its operation names the path).
+    let read = client
+        .get("https://api.stripe.com/v1/customers/4242424242424242")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let unknown = client
+        .post("https://api.stripe.com/v1/widgets/4242424242424242/frob")
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        403,
+        "unknown: held or refused, not forwarded"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(client);
     let logs = leash.logs();

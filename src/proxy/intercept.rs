@@ -522,9 +522,11 @@ fn log_classification(
         agent = %tunnel.agent,
         vendor = tunnel.vendor,
         method = %parts.method,
-        path = parts.uri.path(),
+        // Paths carry ids an agent chose; a card number among them is
+        // masked like anywhere else in the logs.
+        path = %mask_card_numbers(parts.uri.path()),
         class = classification.kind(),
-        operation,
+        operation = %mask_card_numbers(operation),
         reason = %mask_card_numbers(reason),
         intents = intents.len(),
         fingerprint = %fingerprint,
