@@ -120,6 +120,9 @@ impl Gate {
             Classification::Unreadable { operation, reason } => {
                 vec![Subject::Unreadable { operation, reason }]
             }
+            Classification::Ambiguous { reason, .. } => {
+                return self.refuse_ambiguous(agent, vendor, classification, reason)
+            }
         };
         if subjects.is_empty() {
             // A spend classification always carries intents; if it ever did
@@ -244,6 +247,58 @@ impl Gate {
                     .collect(),
             }),
         })
+    }
+
+    /// An ambiguous request (SPEC §4.2): a REJECT decision of leash's own,
+    /// no rule, recorded like any decision. The policy is not asked — no
+    /// action it could name (an approval, a hold, shadow mode's forward) is
+    /// right for a request leash cannot even say it read correctly — and
+    /// nothing is reserved, so nothing can be released or approved later.
+    fn refuse_ambiguous(
+        &self,
+        agent: &str,
+        vendor: &str,
+        classification: &Classification,
+        reason: &str,
+    ) -> Gated {
+        let set = self.policies.current();
+        let action = Action::Reject;
+        tracing::info!(
+            target: "leash::decision",
+            agent,
+            vendor,
+            class = classification.kind(),
+            operation = %crate::audit::mask_card_numbers(classification.operation()),
+            decision = %action,
+            rule = -1,
+            reason = %crate::audit::mask_card_numbers(reason),
+            shadow = false,
+            policy_hash = %set.hash,
+            "decided"
+        );
+        let record = NewEntry::decision(
+            agent,
+            intent_record(classification, vendor, &[]),
+            action.as_str(),
+            None,
+            Value::Array(Vec::new()),
+            set.hash.as_str(),
+        )
+        .with_detail("class", json!(classification.kind()))
+        .with_detail("vendor", json!(vendor))
+        .with_detail("operation", json!(classification.operation()))
+        .with_detail("reason", json!(reason))
+        .with_detail("shadow", json!(false))
+        .with_detail("reservation", json!([]));
+        Gated {
+            outcome: Outcome::Refuse(ambiguous_answer(reason)),
+            record: Some(record),
+            decided: Some(Decided {
+                action,
+                rule: None,
+                shadow: false,
+            }),
+        }
     }
 
     /// At the release of an approved hold: asks the REJECT rules again, with
@@ -436,6 +491,20 @@ pub fn with_read_fields(record: Value, path: &str, body: &[u8]) -> Value {
     Value::Object(map)
 }
 
+/// `403 leash_ambiguous`: what was read two ways, and that no approval
+/// will change the answer.
+fn ambiguous_answer(reason: &str) -> Answer {
+    Answer::new(
+        StatusCode::FORBIDDEN,
+        "leash_ambiguous",
+        "rejected",
+        format!(
+            "leash refused this request because it can be read in more than one way ({reason}); \
+             it was not forwarded and cannot be approved: send it with one reading only"
+        ),
+    )
+}
+
 /// What the audit chain (and a hold) records as a request's intent: the
 /// intents of a spend, or what was read of a request that is not one.
 pub fn intent_record(classification: &Classification, vendor: &str, intents: &[Intent]) -> Value {
@@ -445,6 +514,12 @@ pub fn intent_record(classification: &Classification, vendor: &str, intents: &[I
         | Classification::Unreadable { operation, reason } => json!({
             "vendor": vendor,
             "operation": operation,
+            "reason": reason,
+        }),
+        Classification::Ambiguous { operation, reason } => json!({
+            "vendor": vendor,
+            "operation": operation,
+            "classification": "ambiguous",
             "reason": reason,
         }),
         Classification::Safe { operation } => json!({ "vendor": vendor, "operation": operation }),

@@ -197,6 +197,20 @@ pub enum Classification {
         /// What could not be read, naming the field.
         reason: String,
     },
+    /// A request leash can read in more than one way (SPEC §4.2): duplicate
+    /// form keys, a field in both query and body, two copies of a header an
+    /// adapter reads, a `Connection` header naming one, a method override.
+    ///
+    /// Unlike `Unreadable` (information is missing, a human may supply it),
+    /// here leash cannot say *which* request the vendor will execute, so no
+    /// one can approve it: it is refused (`REJECT`), never held, whatever
+    /// the policy or stack mode says.
+    Ambiguous {
+        /// The operation as leash read it (best effort, for the record).
+        operation: String,
+        /// What was read two ways, naming the field or header.
+        reason: String,
+    },
 }
 
 impl Classification {
@@ -213,14 +227,15 @@ impl Classification {
         }
     }
 
-    /// `"safe"`, `"spend"`, `"unknown"` or `"unreadable"` (for metrics and
-    /// the audit log).
+    /// `"safe"`, `"spend"`, `"unknown"`, `"unreadable"` or `"ambiguous"`
+    /// (for metrics and the audit log).
     pub fn kind(&self) -> &'static str {
         match self {
             Classification::Safe { .. } => "safe",
             Classification::Spend(_) => "spend",
             Classification::Unknown { .. } => "unknown",
             Classification::Unreadable { .. } => "unreadable",
+            Classification::Ambiguous { .. } => "ambiguous",
         }
     }
 
@@ -229,7 +244,8 @@ impl Classification {
         match self {
             Classification::Safe { operation }
             | Classification::Unknown { operation, .. }
-            | Classification::Unreadable { operation, .. } => operation,
+            | Classification::Unreadable { operation, .. }
+            | Classification::Ambiguous { operation, .. } => operation,
             Classification::Spend(drafts) => drafts
                 .first()
                 .map(|d| d.operation.as_str())
@@ -416,5 +432,11 @@ mod tests {
         let empty = Classification::spend("x.create", vec![]);
         assert_eq!(empty.kind(), "unreadable");
         assert_eq!(empty.operation(), "x.create");
+        let ambiguous = Classification::Ambiguous {
+            operation: "refund.create".into(),
+            reason: "two Content-Type headers".into(),
+        };
+        assert_eq!(ambiguous.kind(), "ambiguous");
+        assert_eq!(ambiguous.operation(), "refund.create");
     }
 }

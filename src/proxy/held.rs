@@ -244,7 +244,20 @@ impl Proxy {
         );
         // Read again, as it will be sent: the amounts reserved are the
         // amounts forwarded.
-        let (classification, fingerprint) = self.classify(&target, &parts, &body);
+        let reads = self
+            .vendors
+            .for_host(&target.host)
+            .map_or(&[][..], |adapter| adapter.read_headers());
+        let (parts, ambiguity) = super::intercept::prepare_head(parts, reads);
+        if ambiguity.is_some() {
+            // Never held in the first place; a stored head that reads two
+            // ways is not forwarded, approval or not.
+            tracing::error!(hold = %hold.id, "a held request is ambiguous; not forwarded");
+            return refuse(unavailable(
+                "this hold's request can be read in more than one way",
+            ));
+        }
+        let (classification, fingerprint) = self.classify(&target, &parts, &body, None);
         if fingerprint.to_hex() != hold.fingerprint {
             tracing::error!(hold = %hold.id, "a held request does not match its fingerprint; not forwarded");
             return refuse(unavailable(

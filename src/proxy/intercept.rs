@@ -176,7 +176,15 @@ impl Proxy {
             }
         };
 
-        let (classification, fingerprint) = self.classify(tunnel, &parts, &raw);
+        // Strip first, then read: what is classified is the head that is
+        // forwarded, byte for byte (SPEC §4.2). A hop-by-hop trick that would
+        // make the two differ is caught here as ambiguous.
+        let reads = self
+            .vendors
+            .for_host(&tunnel.host)
+            .map_or(&[][..], |adapter| adapter.read_headers());
+        let (parts, head_ambiguity) = prepare_head(parts, reads);
+        let (classification, fingerprint) = self.classify(tunnel, &parts, &raw, head_ambiguity);
         self.metrics.request(tunnel.vendor, classification.kind());
         let now = chrono::Utc::now();
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
@@ -189,7 +197,12 @@ impl Proxy {
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        if !matches!(classification, Classification::Safe { .. }) {
+        // An ambiguous request is refused before this: its idempotency key
+        // itself may be one of two.
+        if !matches!(
+            classification,
+            Classification::Safe { .. } | Classification::Ambiguous { .. }
+        ) {
             let key = crate::holds::retry_key(
                 &tunnel.agent,
                 tunnel.vendor,
@@ -339,29 +352,22 @@ impl Proxy {
     }
 
     /// Reads the request as the vendor adapter sees it, and fingerprints it.
+    /// `parts` is the head as it will be forwarded ([`prepare_head`]), and
+    /// `ambiguity` what [`prepare_head`] found read two ways in it.
     /// A body leash cannot decode is unreadable — never safe.
     pub(super) fn classify(
         &self,
         tunnel: &Tunnel,
         parts: &Parts,
         raw: &Bytes,
+        ambiguity: Option<String>,
     ) -> (Classification, Fingerprint) {
-        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let idempotency_key = HeaderName::from_static("idempotency-key");
-        let decoded = decode_for_reading(header(&CONTENT_ENCODING), raw, self.max_body);
-        let view = RequestView {
-            method: parts.method.as_str(),
-            host: &tunnel.host,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            content_type: header(&CONTENT_TYPE),
-            idempotency_key: header(&idempotency_key),
-            account: header(&HeaderName::from_static("stripe-account")),
-            body: decoded.as_deref().unwrap_or(raw),
-        };
+        let head = HeadView::of(parts);
+        let decoded = decode_for_reading(head.content_encoding, raw, self.max_body);
+        let view = head.request_view(&tunnel.host, decoded.as_deref().unwrap_or(raw));
         let fingerprint = view.fingerprint();
         let operation = format!("{} {}", parts.method, parts.uri.path());
-        let classification = match (&decoded, self.vendors.for_host(&tunnel.host)) {
+        let read = match (&decoded, self.vendors.for_host(&tunnel.host)) {
             (Err(error), _) => Classification::Unreadable {
                 operation,
                 reason: error.to_string(),
@@ -372,26 +378,33 @@ impl Proxy {
             },
             (Ok(_), Some(adapter)) => adapter.classify(&view),
         };
+        let classification = match ambiguity {
+            // Whatever the adapter would have called it, even `Safe`: a
+            // method override or a second Content-Type can make a read a
+            // write to the vendor.
+            Some(reason) => Classification::Ambiguous {
+                operation: read.operation().to_owned(),
+                reason,
+            },
+            None => read,
+        };
         (classification, fingerprint)
     }
 
     /// Sends the request, exactly as read, to the vendor and streams its
-    /// answer back unchanged (minus hop-by-hop headers). The status is
-    /// `None` when the vendor gave no answer.
+    /// answer back unchanged (minus hop-by-hop headers). `parts` is the head
+    /// that was classified, already stripped by [`prepare_head`]; it is not
+    /// stripped again. [`Forwarded`] says whether the vendor answered, nothing
+    /// was sent, or the request may have been sent without an answer.
     pub(super) async fn forward(
         &self,
         tunnel: &Tunnel,
-        mut parts: Parts,
+        parts: Parts,
         raw: Bytes,
     ) -> (Response<ProxyBody>, Forwarded) {
         let vendor = Some(tunnel.vendor);
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let uri: Uri = match format!("https://{}{}", tunnel.authority(), path_and_query).parse() {
-            Ok(uri) => uri,
+        let outgoing = match outgoing_request(tunnel, parts, raw) {
+            Ok(outgoing) => outgoing,
             Err(error) => {
                 let answer = Answer::new(
                     StatusCode::BAD_REQUEST,
@@ -403,16 +416,6 @@ impl Proxy {
                 return (answer.render(vendor), Forwarded::NotSent);
             }
         };
-        strip_hop_by_hop(&mut parts.headers);
-        // The upstream client writes Host (HTTP/1.1) or :authority (HTTP/2)
-        // from the URI: requests go to the tunnel's host, whatever the agent
-        // wrote, so what leash read is what the vendor receives.
-        parts.headers.remove(HOST);
-        let mut outgoing = Request::new(Full::new(raw));
-        *outgoing.method_mut() = parts.method;
-        *outgoing.uri_mut() = uri;
-        *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.headers_mut() = parts.headers;
 
         let started = std::time::Instant::now();
         match self.upstream.send(outgoing).await {
@@ -429,6 +432,10 @@ impl Proxy {
             }
             Err(error) => {
                 self.metrics.upstream_failed(tunnel.vendor);
+                let nothing_sent = error.nothing_sent();
+                // The error may quote the request target; a card number in
+                // a path is masked like everywhere else.
+                let error = mask_card_numbers(&error.to_string()).into_owned();
                 tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, %error, "upstream failed");
                 let answer = Answer::new(
                     StatusCode::BAD_GATEWAY,
@@ -436,7 +443,7 @@ impl Proxy {
                     "error",
                     format!("{} could not be reached: {error}", tunnel.host),
                 );
-                let forwarded = if error.nothing_sent() {
+                let forwarded = if nothing_sent {
                     Forwarded::NotSent
                 } else {
                     Forwarded::NoAnswer
@@ -445,6 +452,150 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The request to send upstream: the prepared head as it was classified,
+/// with the tunnel's host as the target. Pure, so the property "the bytes
+/// forwarded are the bytes classified" can be tested on it.
+pub(crate) fn outgoing_request(
+    tunnel: &Tunnel,
+    mut parts: Parts,
+    raw: Bytes,
+) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let uri: Uri = format!("https://{}{}", tunnel.authority(), path_and_query).parse()?;
+    // The upstream client writes Host (HTTP/1.1) or :authority (HTTP/2)
+    // from the URI: requests go to the tunnel's host, whatever the agent
+    // wrote, so what leash read is what the vendor receives.
+    parts.headers.remove(HOST);
+    let mut outgoing = Request::new(Full::new(raw));
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.version_mut() = Version::HTTP_11;
+    *outgoing.headers_mut() = parts.headers;
+    Ok(outgoing)
+}
+
+/// The parts of a request head that classification reads, borrowed from
+/// it. Built the same way from the classified head and (in tests) from the
+/// outgoing one, which must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadView<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+impl<'a> HeadView<'a> {
+    pub fn of(parts: &'a Parts) -> Self {
+        Self::read(&parts.method, &parts.uri, &parts.headers)
+    }
+
+    fn read(method: &'a http::Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query(),
+            content_type: header(CONTENT_TYPE.as_str()),
+            content_encoding: header(CONTENT_ENCODING.as_str()),
+            idempotency_key: header("idempotency-key"),
+            account: header("stripe-account"),
+        }
+    }
+
+    fn request_view(&self, host: &'a str, body: &'a [u8]) -> RequestView<'a> {
+        RequestView {
+            method: self.method,
+            host,
+            path: self.path,
+            query: self.query,
+            content_type: self.content_type,
+            idempotency_key: self.idempotency_key,
+            account: self.account,
+            body,
+        }
+    }
+}
+
+/// Headers that ask the vendor to execute another method than the request
+/// line's (Rails, Express and many gateways honour one of them): on an
+/// intercepted host always ambiguous, whatever their value.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers leash reads for every vendor: how the body is framed.
+const ALWAYS_READ: &[&str] = &["content-type", "content-encoding"];
+
+/// Makes a request head ready to be classified and forwarded: removes the
+/// hop-by-hop headers (and every header `Connection` names), and says what
+/// in the head can be read in more than one way.
+///
+/// `reads` are the headers the vendor adapter reads besides
+/// [`ALWAYS_READ`]. The head is ambiguous when it carries a method
+/// override; two copies of a read header (leash would read the first, the
+/// vendor may read another); a read header that is not text (leash would
+/// read none, the vendor one); or a `Connection` header naming a read
+/// header (leash would read it, then strip it: the vendor would never see
+/// what was decided on). Other names in `Connection` are stripped quietly,
+/// as RFC 9110 §7.6.1 asks: they name nothing leash reads.
+pub(crate) fn prepare_head(mut parts: Parts, reads: &[&str]) -> (Parts, Option<String>) {
+    let ambiguity = head_ambiguity(&parts.headers, reads);
+    strip_hop_by_hop(&mut parts.headers);
+    (parts, ambiguity)
+}
+
+fn head_ambiguity(headers: &HeaderMap, reads: &[&str]) -> Option<String> {
+    if let Some(name) = METHOD_OVERRIDES.iter().find(|h| headers.contains_key(**h)) {
+        return Some(format!(
+            "the request carries {name}, so the vendor may execute another method than the request line's"
+        ));
+    }
+    let read = |name: &str| {
+        ALWAYS_READ
+            .iter()
+            .chain(reads)
+            .any(|r| r.eq_ignore_ascii_case(name))
+    };
+    for name in ALWAYS_READ.iter().chain(reads) {
+        let mut values = headers.get_all(*name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Some(format!(
+                "the request carries {name} more than once; leash would read one copy, the vendor may read another"
+            ));
+        }
+        if first.is_some_and(|v| v.to_str().is_err()) {
+            return Some(format!(
+                "the {name} header is not plain text; leash would read it as absent, the vendor may not"
+            ));
+        }
+    }
+    for value in headers.get_all(CONNECTION) {
+        let Ok(value) = value.to_str() else {
+            // Leash cannot tell which headers it names, so which would be
+            // stripped on the way: not what was read.
+            return Some("the Connection header is not plain text".to_owned());
+        };
+        if let Some(name) = value.split(',').map(str::trim).find(|n| read(n)) {
+            return Some(format!(
+                "the Connection header names {}, a header leash reads, so it would be removed after leash read it",
+                name.to_ascii_lowercase()
+            ));
+        }
+    }
+    None
 }
 
 /// Reads the whole body, refusing beyond `max` bytes (early, from
@@ -503,6 +654,8 @@ pub(super) fn intents_of(
 
 /// One structured log line per request and per intent. Bodies, query strings
 /// and headers are never logged: they may hold card numbers and secrets.
+/// The path is logged masked: an agent may put a card number in it
+/// (`/v1/customers/4242…`), and so may an operation or reason quoting it.
 fn log_classification(
     tunnel: &Tunnel,
     parts: &Parts,
@@ -512,9 +665,9 @@ fn log_classification(
 ) {
     let operation = classification.operation();
     let reason = match classification {
-        Classification::Unknown { reason, .. } | Classification::Unreadable { reason, .. } => {
-            reason.as_str()
-        }
+        Classification::Unknown { reason, .. }
+        | Classification::Unreadable { reason, .. }
+        | Classification::Ambiguous { reason, .. } => reason.as_str(),
         Classification::Safe { .. } | Classification::Spend(_) => "",
     };
     tracing::info!(
@@ -537,7 +690,7 @@ fn log_classification(
             target: "leash::intent",
             agent = %intent.agent,
             vendor = %intent.vendor,
-            operation = %intent.operation,
+            operation = %mask_card_numbers(&intent.operation),
             amount = %intent.amount.as_ref().map(|m| m.amount.to_string()).unwrap_or_default(),
             currency = %intent.amount.as_ref().map(|m| m.currency.to_string()).unwrap_or_default(),
             beneficiary = %mask_card_numbers(intent.beneficiary.as_deref().unwrap_or("")),

@@ -27,6 +27,14 @@ pub trait VendorAdapter: Send + Sync {
     fn hosts(&self) -> Vec<String>;
     /// Reads one request.
     fn classify(&self, req: &RequestView<'_>) -> Classification;
+    /// The request headers (lowercase) this adapter reads besides
+    /// `Content-Type` and `Content-Encoding`, which leash reads for every
+    /// vendor. Two copies of one of them, or a `Connection` header naming
+    /// one, make a request ambiguous: leash reads one value, the vendor may
+    /// read another (or none).
+    fn read_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// The set of adapters the proxy consults for each intercepted host.
@@ -120,6 +128,25 @@ pub enum FormError {
     /// (`amount=1&amount[x]=2`): no reading of that is obviously right.
     #[error("form field {0:?} is given both as a value and as nested fields")]
     ShapeConflict(String),
+}
+
+impl FormError {
+    /// Whether the form can be read in more than one way (the vendor may
+    /// take another value than leash would), as opposed to not read at all.
+    ///
+    /// Ambiguous forms are refused outright (SPEC §4.2); unreadable ones go
+    /// to the policy's `unreadable` action like any missing information. A
+    /// field name that is not canonical (`amount%20`) counts as ambiguous:
+    /// the grammar exists because some parser may read it as `amount`.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            FormError::Semicolon
+            | FormError::Duplicate(_)
+            | FormError::ShapeConflict(_)
+            | FormError::OddName(_) => true,
+            FormError::BadPercent(_) | FormError::NotUtf8 => false,
+        }
+    }
 }
 
 /// Longest field name echoed in an error.

@@ -306,7 +306,17 @@ impl VendorAdapter for StripeAdapter {
     fn classify(&self, req: &RequestView<'_>) -> Classification {
         classify(req)
     }
+
+    fn read_headers(&self) -> &'static [&'static str] {
+        READ_HEADERS
+    }
 }
+
+/// Headers Stripe acts on that leash reads (or must not see two of):
+/// the idempotency key (retry identity), and the account the request acts
+/// as (`Stripe-Account`, and `Stripe-Context`, its successor for
+/// organisation keys), which decides whose money moves.
+const READ_HEADERS: &[&str] = &["idempotency-key", "stripe-account", "stripe-context"];
 
 fn safe(operation: &str) -> Classification {
     Classification::Safe {
@@ -351,10 +361,39 @@ fn canonical_segments(path: &str) -> Option<Vec<&str>> {
 }
 
 /// Reads one request. Total: every input yields a classification.
+///
+/// A write whose parameters can be read in more than one way is
+/// `Ambiguous`, whichever endpoint it targets: even a write leash knows to
+/// be harmless may be read by Stripe as another one.
 pub fn classify(req: &RequestView<'_>) -> Classification {
     if matches!(req.method, "GET" | "HEAD" | "OPTIONS") {
         return safe("read");
     }
+    let read = classify_write(req);
+    match form_ambiguity(req) {
+        Some(reason) => Classification::Ambiguous {
+            operation: read.operation().to_owned(),
+            reason,
+        },
+        None => read,
+    }
+}
+
+/// Why the request's form parameters (query and body) can be read in more
+/// than one way, if they can. Only bodies Stripe would read as a form are
+/// looked at; a malformed escape is unreadable, not ambiguous, and left to
+/// the operation's own reading.
+fn form_ambiguity(req: &RequestView<'_>) -> Option<String> {
+    if read_form_media(req).is_err() {
+        return None;
+    }
+    match Form::parse_parts(req.query, req.body) {
+        Err(e) if e.is_ambiguous() => Some(format!("the form parameters are ambiguous: {e}")),
+        _ => None,
+    }
+}
+
+fn classify_write(req: &RequestView<'_>) -> Classification {
     let Some(segs) = canonical_segments(req.path) else {
         return unknown(
             "unknown",
@@ -503,6 +542,12 @@ fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
 /// The request's parameters (query and body), refused unless the body is
 /// form-encoded and unambiguous.
 fn read_form(req: &RequestView<'_>) -> Result<Form, String> {
+    read_form_media(req)?;
+    Form::parse_parts(req.query, req.body).map_err(|e| format!("the form body is unreadable: {e}"))
+}
+
+/// Refuses a body that is not declared (or shaped) as a form.
+fn read_form_media(req: &RequestView<'_>) -> Result<(), String> {
     if let Some(ct) = req.content_type {
         let media = ct
             .split(';')
@@ -521,7 +566,7 @@ fn read_form(req: &RequestView<'_>) -> Result<Form, String> {
     if matches!(first, Some(b'{') | Some(b'[')) {
         return Err("the body looks like JSON; Stripe's v1 API reads form fields".to_owned());
     }
-    Form::parse_parts(req.query, req.body).map_err(|e| format!("the form body is ambiguous: {e}"))
+    Ok(())
 }
 
 /// A scalar field, refusing one that is only given nested (`amount[x]=1`).
@@ -1133,11 +1178,20 @@ mod tests {
 
     fn reason(c: &Classification) -> &str {
         match c {
-            Classification::Unreadable { reason, .. } | Classification::Unknown { reason, .. } => {
-                reason
-            }
-            other => panic!("expected unreadable/unknown, got {other:?}"),
+            Classification::Unreadable { reason, .. }
+            | Classification::Unknown { reason, .. }
+            | Classification::Ambiguous { reason, .. } => reason,
+            other => panic!("expected unreadable/unknown/ambiguous, got {other:?}"),
         }
+    }
+
+    fn assert_ambiguous(c: &Classification, needle: &str) {
+        assert_eq!(c.kind(), "ambiguous", "{c:?}");
+        assert!(
+            reason(c).contains(needle),
+            "{needle:?} not in {:?}",
+            reason(c)
+        );
     }
 
     fn assert_unreadable(c: &Classification, needle: &str) {
@@ -1338,23 +1392,33 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_unreadable() {
+    fn duplicates_are_ambiguous() {
         let c = post("/v1/payment_intents", "amount=1&amount=99999&currency=usd");
-        assert_unreadable(&c, "more than once");
+        assert_ambiguous(&c, "more than once");
+        assert_eq!(c.operation(), "payment_intent.create");
         let c = post("/v1/payment_intents", "amount=1&currency=usd&currency=jpy");
-        assert_unreadable(&c, "more than once");
+        assert_ambiguous(&c, "more than once");
         let c = post(
             "/v1/transfers",
             "amount=1&currency=usd&destination=acct_1&destination=acct_2",
         );
-        assert_unreadable(&c, "more than once");
+        assert_ambiguous(&c, "more than once");
         let c = classify(&view(
             "POST",
             "/v1/payment_intents",
             Some("amount=99999"),
             b"amount=1&currency=usd",
         ));
-        assert_unreadable(&c, "more than once");
+        assert_ambiguous(&c, "more than once");
+        // Even on a write leash knows to be harmless: Stripe may read it as
+        // another one.
+        let c = post("/v1/products", "name=a&name=b");
+        assert_ambiguous(&c, "more than once");
+        assert_eq!(c.operation(), "product.create");
+        // A body Stripe does not read as a form is not looked at as one.
+        let mut v = view("POST", "/v1/products", None, b"name=a&name=b");
+        v.content_type = Some("application/json");
+        assert_eq!(classify(&v).kind(), "safe");
         // Query parameters alone are read too.
         let c = classify(&view(
             "POST",
@@ -1366,17 +1430,18 @@ mod tests {
     }
 
     #[test]
-    fn spelling_tricks_are_unreadable() {
+    fn spelling_tricks_are_ambiguous_and_bad_escapes_unreadable() {
         for body in [
             "amount=1&currency=usd&[amount]=99999",
             "amount=1&currency=usd&amount]=99999",
             "amount=1&currency=usd;amount=99999",
             "amount=1&currency=usd&amount[]=99999",
-            "amount=1&currency=usd&a=%ZZ",
         ] {
             let c = post("/v1/payment_intents", body);
-            assert_eq!(c.kind(), "unreadable", "{body}");
+            assert_eq!(c.kind(), "ambiguous", "{body}");
         }
+        let c = post("/v1/payment_intents", "amount=1&currency=usd&a=%ZZ");
+        assert_unreadable(&c, "percent-escape");
         let c = classify(&view(
             "POST",
             "/v1/payment_intents",
@@ -1431,7 +1496,7 @@ mod tests {
         );
         // A raw ';' in the query cannot smuggle an amount past the allowlist.
         let c = classify(&view("POST", p, Some("metadata[a]=1;amount=99999"), b""));
-        assert_unreadable(&c, "';'");
+        assert_ambiguous(&c, "';'");
     }
 
     #[test]
@@ -1620,12 +1685,16 @@ mod tests {
             (format!("mode=payment{}", item(0, "zzz", "1", "1")), "ISO 4217"),
             (format!("mode=payment&line_items[00][quantity]=1{}", item(0, "usd", "1", "1").replace("[quantity]", "[x]")), "not a plain number"),
             (format!("mode=payment{ok}&currency=eur"), "differs"),
-            (format!("mode=payment{ok}&line_items=x"), "value"),
+            (format!("mode=payment{ok}&line_items=x"), "both as a value"),
             (format!("mode=payment{ok}{ok}"), "more than once"),
         ];
         for (body, needle) in cases {
             let c = post(CHECKOUT, &body);
-            assert_unreadable(&c, needle);
+            if needle == "both as a value" || needle == "more than once" {
+                assert_ambiguous(&c, needle);
+            } else {
+                assert_unreadable(&c, needle);
+            }
             assert_eq!(c.operation(), "checkout_session.create", "{body}");
         }
         // adjustable_quantity explicitly disabled is fine.
@@ -1677,7 +1746,7 @@ mod tests {
         let c = post("/v1/customers", "email=a%40b.example&balance=-50000");
         assert_eq!(c.kind(), "unknown");
         assert!(reason(&c).contains("balance"));
-        assert_eq!(post("/v1/customers", "a=1&a=2").kind(), "unknown");
+        assert_eq!(post("/v1/customers", "a=1&a=2").kind(), "ambiguous");
     }
 
     #[test]
@@ -1908,7 +1977,7 @@ mod tests {
             // fields only is safe by design; arbitrary bytes almost never
             // form one, but the property is stated for what can happen.
             let pi_update_safe = path == "/v1/payment_intents/pi_1" && c.kind() == "safe";
-            let spend_or_unreadable = matches!(c.kind(), "spend" | "unreadable");
+            let spend_or_unreadable = matches!(c.kind(), "spend" | "unreadable" | "ambiguous");
             prop_assert!(spend_or_unreadable || pi_update_safe, "{path}: {c:?}");
         }
 
@@ -1948,7 +2017,8 @@ mod tests {
                     prop_assert_eq!(m.amount.scale(), model_exponent(&cur).unwrap());
                     prop_assert_eq!(m.currency.code(), cur.to_ascii_uppercase());
                 }
-                (Classification::Unreadable { .. }, None) => {}
+                (Classification::Ambiguous { .. }, None) if duplicate_amount.is_some() => {}
+                (Classification::Unreadable { .. }, None) if duplicate_amount.is_none() => {}
                 (other, want) => prop_assert!(false, "{path} {body}: got {other:?}, model {want:?}"),
             }
         }
