@@ -51,6 +51,15 @@ async fn send_raw(
         .unwrap()
 }
 
+/// What is tried, method, path, headers, body.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static [u8],
+);
+
 async fn decision(leash: &Harness, seq: u64) -> Value {
     let url = format!(
         "http://{}/v1/audit?after={}&limit=1",
@@ -69,7 +78,7 @@ async fn requests_read_two_ways_are_refused_recorded_and_never_sent() {
     let leash = Harness::start_with_policy(upstream.addr, &ca, ALLOW, |_| {}).await;
     let form = ("content-type", "application/x-www-form-urlencoded");
 
-    let cases: Vec<(&str, &str, &str, Vec<(&str, &str)>, &'static [u8])> = vec![
+    let cases: Vec<Case> = vec![
         // Item 3: classified with a header the hop-by-hop strip removes.
         (
             "connection names content-encoding",
