@@ -230,10 +230,12 @@ impl Proxy {
         }
         // An IP may be a vendor's address reached without its name: then
         // the ClientHello can still make it an intercepted tunnel.
-        let vendor_ip = match ip_literal {
-            Some(ip) => self.is_vendor_address(ip).await,
-            None => false,
-        };
+        let vendor_addrs = self.vendor_addresses().await;
+        let vendor_ip = ip_literal.is_some_and(|ip| {
+            vendor_addrs
+                .iter()
+                .any(|v| v.ip().to_canonical() == ip.to_canonical())
+        });
         let mut dial: Vec<SocketAddr> = if deny {
             Vec::new()
         } else {
@@ -246,7 +248,12 @@ impl Proxy {
         // that resolves there (a CNAME the agent controls, with an SNI of
         // its own and a client that does not verify) would reach the
         // vendor unread.
-        if self.dials_a_vendor(&dial).await {
+        let dials_a_vendor = dial.iter().any(|d| {
+            vendor_addrs
+                .iter()
+                .any(|v| v.ip().to_canonical() == d.ip().to_canonical() && v.port() == d.port())
+        });
+        if dials_a_vendor {
             if ip_literal.is_none() {
                 tracing::warn!(%agent, %host, port, "CONNECT refused: the name resolves to a vendor's address");
                 return Err(Box::new(refuse(
@@ -384,38 +391,17 @@ impl Proxy {
         Ok(tokio::net::lookup_host((host, port)).await?.collect())
     }
 
-    /// Whether any of `dial` is where a host an adapter claims is reached
-    /// (address and port: overrides give both; DNS answers are on 443).
-    async fn dials_a_vendor(&self, dial: &[SocketAddr]) -> bool {
-        if dial.is_empty() {
-            return false;
-        }
+    /// Where the hosts adapters claim are reached: their override
+    /// addresses, else their DNS answers on 443. Resolved once per CONNECT
+    /// that needs it, for both checks below.
+    async fn vendor_addresses(&self) -> Vec<SocketAddr> {
+        let mut all = Vec::new();
         for host in self.vendors.hosts() {
             if let Ok(addrs) = self.resolve(&host, 443).await {
-                let same = |a: &SocketAddr, b: &SocketAddr| {
-                    a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port()
-                };
-                if addrs.iter().any(|v| dial.iter().any(|d| same(v, d))) {
-                    return true;
-                }
+                all.extend(addrs);
             }
         }
-        false
-    }
-
-    /// Whether `ip` is an address of some host an adapter claims.
-    async fn is_vendor_address(&self, ip: IpAddr) -> bool {
-        for host in self.vendors.hosts() {
-            if let Ok(addrs) = self.resolve(&host, 443).await {
-                if addrs
-                    .iter()
-                    .any(|a| a.ip().to_canonical() == ip.to_canonical())
-                {
-                    return true;
-                }
-            }
-        }
-        false
+        all
     }
 
     /// A blind byte-for-byte tunnel to exactly the addresses checked.
