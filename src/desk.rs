@@ -272,6 +272,23 @@ impl HoldDesk {
         }
     }
 
+    /// Turns every hold found `releasing` at start into `outcome_unknown`
+    /// ([`HoldStore::interrupted_releases`]) and records each; how many.
+    /// Run once, before the proxy serves.
+    pub async fn settle_interrupted_releases(&self, now: DateTime<Utc>) -> Result<usize, String> {
+        let interrupted = self
+            .store
+            .interrupted_releases(now)
+            .map_err(|e| e.to_string())?;
+        for changed in &interrupted {
+            tracing::warn!(target: "leash::hold", hold = %changed.hold.id, agent = %changed.hold.agent, "leash stopped while forwarding this hold's request; its outcome is unknown");
+            self.record(&changed.entries)
+                .await
+                .map_err(|e| format!("audit chain: {e}"))?;
+        }
+        Ok(interrupted.len())
+    }
+
     /// Expires every hold past its deadline, records it and wakes whoever
     /// waits on it; how many expired.
     pub async fn expire_due(&self, now: DateTime<Utc>) -> usize {
@@ -374,15 +391,19 @@ impl HoldDesk {
 pub type Desk = Arc<HoldDesk>;
 
 /// The hold transition an audit entry records, if it records one:
-/// `hold_created`, and `hold_resolved` (released, rejected, expired).
+/// `hold_created`, and `hold_resolved` (released, outcome unknown,
+/// rejected, expired).
 fn hold_event(entry: &NewEntry) -> Option<metrics::HoldEvent> {
     match entry.kind {
         Kind::HoldCreated => Some(metrics::HoldEvent::Created),
         Kind::HoldResolved => match entry.decision.as_deref()?.parse::<HoldState>().ok()? {
             HoldState::Released => Some(metrics::HoldEvent::Released),
+            HoldState::OutcomeUnknown => Some(metrics::HoldEvent::OutcomeUnknown),
             HoldState::Rejected => Some(metrics::HoldEvent::Rejected),
             HoldState::Expired => Some(metrics::HoldEvent::Expired),
-            HoldState::Pending | HoldState::Approved => None,
+            // `releasing` is the write-ahead of a send whose `released`
+            // (or `approved` again, when nothing was sent) follows.
+            HoldState::Pending | HoldState::Approved | HoldState::Releasing => None,
         },
         _ => None,
     }

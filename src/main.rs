@@ -90,7 +90,7 @@ enum Command {
 enum HoldsCommand {
     /// List holds, oldest pending first (all states with --state all).
     List {
-        /// pending, approved, rejected, expired, released, or all.
+        /// pending, approved, rejected, expired, releasing, released, outcome_unknown, or all.
         #[arg(long, default_value = "pending")]
         state: String,
         #[command(flatten)]

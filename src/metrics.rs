@@ -60,6 +60,8 @@ pub enum HoldEvent {
     Rejected,
     Expired,
     Released,
+    /// leash stopped while forwarding a released hold (SPEC §6).
+    OutcomeUnknown,
 }
 
 impl HoldEvent {
@@ -70,6 +72,7 @@ impl HoldEvent {
             HoldEvent::Rejected => "rejected",
             HoldEvent::Expired => "expired",
             HoldEvent::Released => "released",
+            HoldEvent::OutcomeUnknown => "outcome_unknown",
         }
     }
 }

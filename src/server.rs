@@ -190,8 +190,12 @@ pub async fn start_with_env(
         Arc::clone(&metrics),
     )?);
     {
+        let interrupted = desk
+            .settle_interrupted_releases(chrono::Utc::now())
+            .await
+            .map_err(|e| StartError::Holds(format!("settling interrupted releases: {e}")))?;
         let pending = desk.store.pending().map(|p| p.len()).unwrap_or(0);
-        tracing::info!(pending, "holds ready");
+        tracing::info!(pending, interrupted, "holds ready");
     }
 
     let health = Arc::new(Health::default());

@@ -287,6 +287,7 @@ async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "api"),
+            ("hold_resolved", "releasing", "maya", "api"),
             ("hold_resolved", "released", "maya", "api"),
         ])
     );
@@ -438,6 +439,7 @@ async fn quorum_two_of_three_needs_two_different_approvers() {
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "alex", "api"),
             ("approval", "approve", "sam", "api"),
+            ("hold_resolved", "releasing", "sam", "api"),
             ("hold_resolved", "released", "sam", "api"),
         ])
     );
@@ -753,6 +755,7 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "slack"),
+            ("hold_resolved", "releasing", "maya", "slack"),
             ("hold_resolved", "released", "maya", "slack"),
         ])
     );
@@ -833,6 +836,7 @@ async fn the_holds_cli_lists_approves_and_reports_refusals() {
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "cli"),
+            ("hold_resolved", "releasing", "maya", "cli"),
             ("hold_resolved", "released", "maya", "cli"),
         ])
     );

@@ -17,10 +17,17 @@
 //!   is one sled transaction across the hold, its sealed request and its
 //!   indexes, flushed before the call returns. A release that a crash could
 //!   undo would let the request be forwarded a second time after a restart.
-//! - **Release hands over the request.** [`HoldStore::mark_released`] moves
-//!   the hold from `approved` to `released` and returns the sealed request in
+//! - **Release hands over the request.** [`HoldStore::mark_releasing`] moves
+//!   the hold from `approved` to `releasing` and returns the sealed request in
 //!   the same step, deleting it from disk: whoever wins the release is the
 //!   only one who ever holds the request again.
+//! - **Releases are never lost.** `releasing` becomes `released` only once
+//!   request bytes were written to the vendor ([`HoldStore::mark_released`]);
+//!   a send that failed before any byte left puts the hold back to
+//!   `approved` ([`HoldStore::unrelease`]); a hold still `releasing` when
+//!   leash starts was interrupted and becomes `outcome_unknown`
+//!   ([`HoldStore::interrupted_releases`]), said as such to approvers and to
+//!   the agent's retry.
 //! - **Eligibility is frozen at creation.** Each [`Need`] records the people
 //!   its rule's approvers resolved to when the hold was made, so the audit
 //!   shows who could approve, and a later edit of a group cannot widen it.
@@ -28,8 +35,10 @@
 //! The state machine:
 //!
 //! ```text
-//!            approve (quorum met on every need)          mark_released
-//! pending ─────────────────────────────────────▶ approved ───────────▶ released
+//!            approve (quorum met on every need)       mark_releasing           bytes sent
+//! pending ─────────────────────────────────────▶ approved ─────────▶ releasing ─────────▶ released
+//!   │  │                                           │  │   ◀─────────────┘  │ leash stopped
+//!   │  │                                           │  │   nothing sent     └──────▶ outcome_unknown
 //!   │  │                                           │  │
 //!   │  │ reject (one eligible approver)            │  │ mark_rejected_on_release
 //!   │  └──────────────────────▶ rejected ◀─────────┘  │ (a REJECT rule, e.g. a cap,
@@ -38,7 +47,7 @@
 //!   └──────────────────────▶ expired ◀────────────────┘ (approved, never collected)
 //! ```
 //!
-//! `released`, `rejected` and `expired` are final; the sealed request is
+//! `released`, `outcome_unknown`, `rejected` and `expired` are final; the sealed request is
 //! deleted when a hold reaches any of them. Every transition returns the
 //! audit entries ([`NewEntry`]) that record it; the caller appends them to the
 //! chain before acting on the transition (before forwarding, above all).
@@ -82,8 +91,19 @@ pub enum HoldState {
     /// Nobody decided within `holds.ttl` (or an approved hold was never
     /// collected). Its own state: nobody said no.
     Expired,
-    /// Forwarded (handed to the caller to forward). Final.
+    /// Handed to the send: the request is on its way to the vendor and
+    /// has left the store. Becomes `released` once bytes were written,
+    /// `approved` again when nothing was sent, and `outcome_unknown` when
+    /// leash stopped in between.
+    Releasing,
+    /// Forwarded: request bytes reached the vendor. Final.
     Released,
+    /// leash stopped (crashed, was killed) while the hold was `releasing`:
+    /// whether the vendor received the request is not known, so it is never
+    /// sent again by leash and never called "already forwarded" either; a
+    /// person checks with the vendor. Final.
+    #[serde(rename = "outcome_unknown")]
+    OutcomeUnknown,
 }
 
 impl HoldState {
@@ -93,13 +113,23 @@ impl HoldState {
             HoldState::Approved => "approved",
             HoldState::Rejected => "rejected",
             HoldState::Expired => "expired",
+            HoldState::Releasing => "releasing",
             HoldState::Released => "released",
+            HoldState::OutcomeUnknown => "outcome_unknown",
         }
     }
 
     /// `pending` and `approved` holds can still be forwarded.
     pub fn is_open(self) -> bool {
         matches!(self, HoldState::Pending | HoldState::Approved)
+    }
+
+    /// Holds a re-call with a fresh idempotency key (same fingerprint) is
+    /// the retry of: the open ones, and those whose send is under way or
+    /// was interrupted — a re-call of those must hear that, not open a
+    /// second hold for money that may already have moved.
+    pub fn catches_recalls(self) -> bool {
+        self.is_open() || matches!(self, HoldState::Releasing | HoldState::OutcomeUnknown)
     }
 }
 
@@ -118,12 +148,16 @@ impl std::str::FromStr for HoldState {
             HoldState::Approved,
             HoldState::Rejected,
             HoldState::Expired,
+            HoldState::Releasing,
             HoldState::Released,
+            HoldState::OutcomeUnknown,
         ]
         .into_iter()
         .find(|state| state.as_str() == s)
         .ok_or_else(|| {
-            format!("unknown hold state {s:?} (pending, approved, rejected, expired, released)")
+            format!(
+                "unknown hold state {s:?} (pending, approved, rejected, expired, releasing, released, outcome_unknown)"
+            )
         })
     }
 }
@@ -438,13 +472,13 @@ pub struct Changed {
     pub entries: Vec<NewEntry>,
 }
 
-/// [`HoldStore::mark_released`]'s answer: the hold, now `released`, and the
+/// [`HoldStore::mark_releasing`]'s answer: the hold, now `releasing`, and the
 /// request to forward, which no longer exists anywhere else.
 #[derive(Debug)]
-pub struct Released {
+pub struct Releasing {
     pub hold: Hold,
     pub request: StoredRequest,
-    /// `hold_resolved` (`released`): append it before forwarding.
+    /// `hold_resolved` (`releasing`): append it before forwarding.
     pub entries: Vec<NewEntry>,
 }
 

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use super::sealed::{HoldKey, SealedRequestInput, StoredRequest};
 use super::{
     mask_strings, Approval, ApprovalOutcome, Changed, Channel, Created, Hold, HoldError, HoldState,
-    NewHold, Released, Vote,
+    NewHold, Releasing, Vote,
 };
 use crate::audit::{mask_card_numbers, NewEntry};
 use crate::money::Money;
@@ -181,8 +181,9 @@ impl HoldStore {
             Some(_) => None,
             None => {
                 let key = super::retry_key(&new.agent, &new.vendor, None, &new.fingerprint);
-                self.hold_for_retry(&key)?
-                    .filter(|h| h.state_at(now).is_open())
+                self.hold_for_retry(&key)?.filter(|h| {
+                    h.state_at(now).catches_recalls() && h.answers_retries_at(now, self.ttl)
+                })
             }
         };
         if let Some(existing) = by_key.or(by_fingerprint) {
@@ -275,9 +276,11 @@ impl HoldStore {
     /// The pending or approved (not yet released) hold of `agent` for a
     /// request with this `fingerprint`, whatever idempotency key either
     /// carried (SPEC §6: official SDKs send a fresh key on every call, so a
-    /// re-call after `leash_held` must not open a second hold). Closed holds
-    /// are not matched this way: once a request was forwarded or refused,
-    /// the same request under a new key is a new request.
+    /// re-call after `leash_held` must not open a second hold) — or one
+    /// being forwarded, or whose forwarding was interrupted
+    /// ([`HoldState::catches_recalls`]). Holds closed otherwise are not
+    /// matched this way: once a request was forwarded or refused, the same
+    /// request under a new key is a new request.
     pub fn find_open_by_fingerprint(
         &self,
         agent: &str,
@@ -290,7 +293,8 @@ impl HoldStore {
             hold.agent == agent
                 && hold.vendor == vendor
                 && hold.fingerprint == fingerprint
-                && hold.state_at(now).is_open()
+                && hold.state_at(now).catches_recalls()
+                && hold.answers_retries_at(now, self.ttl)
         }))
     }
 
@@ -487,22 +491,28 @@ impl HoldStore {
         })
     }
 
-    /// Moves an approved hold to `released` and hands over its request,
+    /// Moves an approved hold to `releasing` and hands over its request,
     /// which is deleted from disk in the same step. Succeeds once per hold:
-    /// every later call gets `NotPending(Released)`, so a retry racing the
-    /// waiting connection cannot forward the request a second time.
+    /// every later call gets `NotPending(Releasing)` (or whatever came
+    /// after), so a retry racing the waiting connection cannot forward the
+    /// request a second time.
     ///
     /// The state change is durable before this returns; append the
-    /// returned entry, then forward. If the sealed request cannot be opened
-    /// (wrong key, damaged record), nothing changes and the error says so;
-    /// the hold can then only be rejected ([`Self::mark_rejected_on_release`])
-    /// or expire. An approved hold past its `release_by` is expired instead
-    /// ([`HoldError::Expired`]).
+    /// returned entry, then forward, then say what the send did:
+    /// [`Self::mark_released`] once request bytes were written,
+    /// [`Self::unrelease`] when nothing was. If leash stops in between, the
+    /// hold is found `releasing` at the next start and becomes
+    /// `outcome_unknown` ([`Self::interrupted_releases`]).
+    ///
+    /// If the sealed request cannot be opened (wrong key, damaged record),
+    /// nothing changes and the error says so; the hold can then only be
+    /// rejected ([`Self::mark_rejected_on_release`]) or expire. An approved
+    /// hold past its `release_by` is expired instead ([`HoldError::Expired`]).
     ///
     /// Call it after the REJECT rules have been re-checked and the amount
     /// reserved: a caller that loses the race (`NotPending`) must give its
     /// reservation back.
-    pub fn mark_released(&self, id: &str, now: DateTime<Utc>) -> Result<Released, HoldError> {
+    pub fn mark_releasing(&self, id: &str, now: DateTime<Utc>) -> Result<Releasing, HoldError> {
         let _guard = self.lock();
         let mut hold = self
             .load(id)?
@@ -512,19 +522,42 @@ impl HoldStore {
             return Err(HoldError::NotPending(hold.state));
         }
         let request = self.open_sealed(id)?;
-        hold.state = HoldState::Released;
+        hold.state = HoldState::Releasing;
         hold.closed_at = Some(now);
-        hold.resolution = Some(format!("released after approval by {}", approvers(&hold)));
+        hold.resolution = Some(format!(
+            "being forwarded after approval by {}",
+            approvers(&hold)
+        ));
         self.persist(&hold, RequestWrite::Keep, false)?;
         let entries = vec![resolved_entry(&hold)];
-        Ok(Released {
+        Ok(Releasing {
             hold,
             request,
             entries,
         })
     }
 
-    /// Undoes [`Self::mark_released`] for a release that sent nothing (the
+    /// `releasing` → `released`: request bytes were written to the vendor
+    /// (whether or not an answer came back). Its `hold_resolved`
+    /// (`released`) entry is the one auditors read as "the money was sent";
+    /// the `outcome` entry after it says what the vendor answered.
+    pub fn mark_released(&self, id: &str, now: DateTime<Utc>) -> Result<Changed, HoldError> {
+        let _guard = self.lock();
+        let mut hold = self
+            .load(id)?
+            .ok_or_else(|| HoldError::NotFound(id.into()))?;
+        if hold.state != HoldState::Releasing {
+            return Err(HoldError::NotPending(hold.state));
+        }
+        hold.state = HoldState::Released;
+        hold.closed_at = Some(now);
+        hold.resolution = Some(format!("released after approval by {}", approvers(&hold)));
+        self.persist(&hold, RequestWrite::Keep, false)?;
+        let entries = vec![resolved_entry(&hold)];
+        Ok(Changed { hold, entries })
+    }
+
+    /// Undoes [`Self::mark_releasing`] for a release that sent nothing (the
     /// connection or TLS to the vendor failed before any byte was written):
     /// the hold is `approved` again with `request` sealed again, so the
     /// agent's next retry releases it. `reason` says what happened.
@@ -538,7 +571,7 @@ impl HoldStore {
         let mut hold = self
             .load(id)?
             .ok_or_else(|| HoldError::NotFound(id.into()))?;
-        if hold.state != HoldState::Released {
+        if hold.state != HoldState::Releasing {
             return Err(HoldError::NotPending(hold.state));
         }
         let sealed = self.key.seal(id, request)?;
@@ -548,6 +581,41 @@ impl HoldStore {
         self.persist(&hold, RequestWrite::Put(sealed), false)?;
         let entries = vec![resolved_entry(&hold).with_detail("release_failed", json!(true))];
         Ok(Changed { hold, entries })
+    }
+
+    /// Every hold still `releasing`, made `outcome_unknown`. Call it once
+    /// at start, before the proxy serves: a hold is `releasing` only while
+    /// a send is under way in a running leash, so one found at start was
+    /// interrupted (leash crashed or was killed) between handing the
+    /// request over and learning whether any byte reached the vendor. Its
+    /// request is gone from disk, so it can never be sent twice by leash;
+    /// the agent's retry and the approvers are told the outcome is unknown.
+    pub fn interrupted_releases(&self, now: DateTime<Utc>) -> Result<Vec<Changed>, HoldError> {
+        let _guard = self.lock();
+        let mut interrupted = Vec::new();
+        for item in self.holds.iter() {
+            let (key, value) = item?;
+            let hold = decode(&key, &value)?;
+            if hold.state == HoldState::Releasing {
+                interrupted.push(hold);
+            }
+        }
+        let mut changed = Vec::new();
+        for mut hold in interrupted {
+            // `closed_at` stays the moment the send began: that is when the
+            // money may have moved.
+            hold.state = HoldState::OutcomeUnknown;
+            hold.closed_at = hold.closed_at.or(Some(now));
+            hold.resolution = Some(
+                "leash stopped while forwarding this approved request; whether the vendor \
+                 received it is unknown. Check with the vendor before making it again"
+                    .into(),
+            );
+            self.persist(&hold, RequestWrite::Keep, false)?;
+            let entries = vec![resolved_entry(&hold)];
+            changed.push(Changed { hold, entries });
+        }
+        Ok(changed)
     }
 
     /// Rejects an approved hold at release: a REJECT rule (a cap that filled

@@ -272,7 +272,7 @@ fn one_rejection_rejects_and_drops_the_request() {
         Err(HoldError::NotPending(HoldState::Rejected))
     ));
     assert!(matches!(
-        env.holds.mark_released(&hold.id, t0() + mins(6)),
+        env.holds.mark_releasing(&hold.id, t0() + mins(6)),
         Err(HoldError::NotPending(HoldState::Rejected))
     ));
 }
@@ -468,7 +468,7 @@ fn expire_due_expires_pending_and_uncollected_approved_holds_only() {
         .unwrap()
         .contains("not released within"));
     assert!(matches!(
-        env.holds.mark_released(&approved.id, release_by),
+        env.holds.mark_releasing(&approved.id, release_by),
         Err(HoldError::Expired { .. })
     ));
 }
@@ -523,7 +523,7 @@ fn eight_concurrent_approvals_resolve_a_two_of_n_hold_exactly_once() {
 }
 
 #[test]
-fn mark_released_succeeds_once_under_eight_concurrent_callers() {
+fn mark_releasing_succeeds_once_under_eight_concurrent_callers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let holds = Arc::new(HoldStore::open(&store, key(), TTL).unwrap());
@@ -538,23 +538,26 @@ fn mark_released_succeeds_once_under_eight_concurrent_callers() {
             let id = id.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                holds.mark_released(&id, t0() + mins(2))
+                holds.mark_releasing(&id, t0() + mins(2))
             })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|h| h.join().unwrap())
         .collect();
-    let released: Vec<&Released> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let released: Vec<&Releasing> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(released.len(), 1, "{results:?}");
     assert_eq!(released[0].request, request());
-    assert_eq!(released[0].hold.state, HoldState::Released);
-    assert_eq!(released[0].entries[0].decision.as_deref(), Some("released"));
+    assert_eq!(released[0].hold.state, HoldState::Releasing);
+    assert_eq!(
+        released[0].entries[0].decision.as_deref(),
+        Some("releasing")
+    );
     assert_eq!(released[0].entries[0].approver.as_deref(), Some("maya"));
     for result in &results {
         if let Err(e) = result {
             assert!(
-                matches!(e, HoldError::NotPending(HoldState::Released)),
+                matches!(e, HoldError::NotPending(HoldState::Releasing)),
                 "{e:?}"
             );
         }
@@ -565,7 +568,19 @@ fn mark_released_succeeds_once_under_eight_concurrent_callers() {
         Err(HoldError::RequestGone(_))
     ));
     assert!(matches!(
-        holds.mark_released(&id, t0() + mins(3)),
+        holds.mark_releasing(&id, t0() + mins(3)),
+        Err(HoldError::NotPending(HoldState::Releasing))
+    ));
+    // Bytes were sent: released, and still never handed over again.
+    let done = holds.mark_released(&id, t0() + mins(3)).unwrap();
+    assert_eq!(done.hold.state, HoldState::Released);
+    assert_eq!(done.entries[0].decision.as_deref(), Some("released"));
+    assert!(matches!(
+        holds.mark_releasing(&id, t0() + mins(4)),
+        Err(HoldError::NotPending(HoldState::Released))
+    ));
+    assert!(matches!(
+        holds.mark_released(&id, t0() + mins(4)),
         Err(HoldError::NotPending(HoldState::Released))
     ));
 }
@@ -593,7 +608,7 @@ fn a_release_can_be_refused_by_a_reject_rule() {
     assert_eq!(changed.entries[0].approver, None, "leash decided, not maya");
     assert!(changed.hold.resolution.unwrap().contains("rule 10"));
     assert!(matches!(
-        env.holds.mark_released(&hold.id, t0() + mins(3)),
+        env.holds.mark_releasing(&hold.id, t0() + mins(3)),
         Err(HoldError::NotPending(HoldState::Rejected))
     ));
     assert!(matches!(
@@ -643,8 +658,9 @@ fn holds_and_sealed_requests_survive_reopening() {
         approve(&holds, &pending_id, "sam").unwrap().newly_resolved,
         Some(HoldState::Approved)
     );
-    let released = holds.mark_released(&approved_id, t0() + mins(5)).unwrap();
+    let released = holds.mark_releasing(&approved_id, t0() + mins(5)).unwrap();
     assert_eq!(released.request, request());
+    holds.mark_released(&approved_id, t0() + mins(5)).unwrap();
     assert_eq!(holds.list(None).unwrap().len(), 2);
     assert_eq!(holds.list(Some(HoldState::Released)).unwrap().len(), 1);
 
@@ -675,7 +691,7 @@ fn a_tampered_sealed_record_fails_to_open_and_blocks_release() {
     ));
     approve(&env.holds, &hold.id, "maya").unwrap();
     assert!(matches!(
-        env.holds.mark_released(&hold.id, t0() + mins(2)),
+        env.holds.mark_releasing(&hold.id, t0() + mins(2)),
         Err(HoldError::Seal(_))
     ));
     assert_eq!(
@@ -941,6 +957,7 @@ fn every_entry_is_accepted_by_the_audit_chain() {
     for who in ["maya", "alex", "kim", "sam"] {
         entries.extend(approve(&holds, &a.hold.id, who).unwrap().entries);
     }
+    entries.extend(holds.mark_releasing(&a.hold.id, t0()).unwrap().entries);
     entries.extend(holds.mark_released(&a.hold.id, t0()).unwrap().entries);
     let b = create_other(&holds, "b");
     entries.extend(
@@ -953,8 +970,126 @@ fn every_entry_is_accepted_by_the_audit_chain() {
     for changed in holds.expire_due(c.expires_at).unwrap() {
         entries.extend(changed.entries);
     }
-    assert_eq!(entries.len(), 1 + 4 + 1 + 2 + 1);
+    assert_eq!(entries.len(), 1 + 4 + 2 + 2 + 1);
     for entry in entries {
         log.append_blocking(entry).unwrap();
     }
+}
+
+#[test]
+fn a_release_that_sent_nothing_is_approved_again_with_its_request() {
+    let env = env();
+    let hold = create(&env.holds, vec![need(20, &["maya"], Quorum::Count(1))]);
+    approve(&env.holds, &hold.id, "maya").unwrap();
+    assert_eq!(env.holds.usage(&hold.agent).unwrap().0, 1);
+    let releasing = env.holds.mark_releasing(&hold.id, t0() + mins(2)).unwrap();
+    // On its way: no longer open, no longer sealed on disk.
+    assert_eq!(env.holds.usage(&hold.agent).unwrap().0, 0);
+    assert!(matches!(
+        env.holds.open_request(&hold.id),
+        Err(HoldError::RequestGone(_))
+    ));
+    let back = env
+        .holds
+        .unrelease(&hold.id, &releasing.request, "connect refused")
+        .unwrap();
+    assert_eq!(back.hold.state, HoldState::Approved);
+    assert_eq!(back.entries[0].decision.as_deref(), Some("approved"));
+    assert_eq!(back.entries[0].details["release_failed"], json!(true));
+    assert_eq!(env.holds.usage(&hold.agent).unwrap().0, 1);
+    assert_eq!(env.holds.open_request(&hold.id).unwrap(), request());
+    // Only a releasing hold can be put back or marked sent.
+    assert!(matches!(
+        env.holds.unrelease(&hold.id, &releasing.request, "again"),
+        Err(HoldError::NotPending(HoldState::Approved))
+    ));
+    assert!(matches!(
+        env.holds.mark_released(&hold.id, t0() + mins(3)),
+        Err(HoldError::NotPending(HoldState::Approved))
+    ));
+    // And the next retry releases it.
+    let again = env.holds.mark_releasing(&hold.id, t0() + mins(3)).unwrap();
+    assert_eq!(again.request, request());
+}
+
+#[test]
+fn a_release_interrupted_by_a_stop_reads_outcome_unknown_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (hold, approved_id);
+    {
+        let store = Store::open(&data).unwrap();
+        let holds = HoldStore::open(&store, key(), TTL).unwrap();
+        hold = create(&holds, vec![need(20, &["maya"], Quorum::Count(1))]);
+        approve(&holds, &hold.id, "maya").unwrap();
+        approved_id = create_other(&holds, "idem-2").id;
+        approve(&holds, &approved_id, "maya").unwrap();
+        holds.mark_releasing(&hold.id, t0() + mins(2)).unwrap();
+        // leash stops here: no mark_released, no unrelease.
+    }
+    let store = Store::open(&data).unwrap();
+    let holds = HoldStore::open(&store, key(), TTL).unwrap();
+    assert_eq!(
+        holds.get(&hold.id).unwrap().unwrap().state,
+        HoldState::Releasing
+    );
+    let settled = holds.interrupted_releases(t0() + mins(10)).unwrap();
+    assert_eq!(settled.len(), 1, "only the hold that was being sent");
+    let unknown = &settled[0].hold;
+    assert_eq!(unknown.id, hold.id);
+    assert_eq!(unknown.state, HoldState::OutcomeUnknown);
+    assert_eq!(
+        unknown.closed_at,
+        Some(t0() + mins(2)),
+        "when the send began"
+    );
+    assert!(unknown.resolution.as_deref().unwrap().contains("unknown"));
+    assert_eq!(
+        settled[0].entries[0].decision.as_deref(),
+        Some("outcome_unknown")
+    );
+    // Never handed over again, never back to approved.
+    assert!(matches!(
+        holds.mark_releasing(&hold.id, t0() + mins(11)),
+        Err(HoldError::NotPending(HoldState::OutcomeUnknown))
+    ));
+    assert!(matches!(
+        holds.open_request(&hold.id),
+        Err(HoldError::RequestGone(_))
+    ));
+    // A re-call with a fresh idempotency key is its retry, not a new hold.
+    let mut recall = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
+    recall.idempotency_key = Some("fresh-key".into());
+    let again = holds.create(recall, request(), t0() + mins(12)).unwrap();
+    assert!(!again.created);
+    assert_eq!(again.hold.id, hold.id);
+    assert_eq!(
+        holds
+            .find_open_by_fingerprint(
+                &hold.agent,
+                &hold.vendor,
+                &hold.fingerprint,
+                t0() + mins(12)
+            )
+            .unwrap()
+            .map(|h| h.state),
+        Some(HoldState::OutcomeUnknown)
+    );
+    // The other approved hold was untouched, and a second start finds nothing.
+    assert_eq!(
+        holds.get(&approved_id).unwrap().unwrap().state,
+        HoldState::Approved
+    );
+    assert!(holds
+        .interrupted_releases(t0() + mins(13))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        "outcome_unknown".parse::<HoldState>().unwrap(),
+        HoldState::OutcomeUnknown
+    );
+    assert_eq!(
+        serde_json::to_value(HoldState::OutcomeUnknown).unwrap(),
+        json!("outcome_unknown")
+    );
 }

@@ -5,9 +5,13 @@
 //! the same steps whether the approval arrives while the agent's connection
 //! waits or before a retry: the REJECT rules are asked again with the spend
 //! of now and the amounts reserved in the same step; the hold becomes
-//! `released` (durably, exactly once, handing over the sealed request); the
+//! `releasing` (durably, exactly once, handing over the sealed request); its
 //! `hold_resolved` entry is written; only then is the request sent — the
-//! request as it was approved, not whatever a retry carries.
+//! request as it was approved, not whatever a retry carries. Once bytes
+//! were written the hold is `released`; when nothing left leash (DNS,
+//! connect, TLS failed) it is `approved` again and the reservation given
+//! back; a leash that stops in between finds it `releasing` at start and
+//! calls it `outcome_unknown`.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -200,6 +204,8 @@ impl Proxy {
             HoldState::Approved => self.release(tunnel, hold).await,
             HoldState::Rejected | HoldState::Expired => closed_answer(&hold).render(vendor),
             HoldState::Released => already_forwarded(&hold).render(vendor),
+            HoldState::Releasing => being_forwarded(&hold).render(vendor),
+            HoldState::OutcomeUnknown => outcome_unknown(&hold).render(vendor),
         }
     }
 
@@ -301,7 +307,7 @@ impl Proxy {
         let id = hold.id.clone();
         let released = self
             .desk
-            .off_runtime(move |store| store.mark_released(&id, now))
+            .off_runtime(move |store| store.mark_releasing(&id, now))
             .await;
         let released = match released {
             Ok(released) => released,
@@ -333,7 +339,7 @@ impl Proxy {
         tracing::info!(target: "leash::hold", hold = %hold.id, agent = %hold.agent, "held request released");
 
         // `parts` and `body` were rebuilt from the sealed record that
-        // `mark_released` has just handed over and deleted: an approved
+        // `mark_releasing` has just handed over and deleted: an approved
         // hold's record is never rewritten, so they are the same bytes.
         let (response, forwarded) = self.forward(&target, parts, body).await;
         let spend = self.settle(&reservation, forwarded);
@@ -367,11 +373,30 @@ impl Proxy {
                     self.desk.wake(&changed.hold);
                 }
                 Err(error) => {
-                    tracing::error!(hold = %hold.id, %error, "a release that sent nothing could not be undone; the hold stays released");
+                    tracing::error!(hold = %hold.id, %error, "a release that sent nothing could not be undone; the hold stays releasing and reads outcome_unknown after the next start");
                 }
             }
         } else {
+            // Bytes left leash: `released`, whatever the vendor answered.
             drop(released.request);
+            let id = hold.id.clone();
+            let done = self
+                .desk
+                .off_runtime(move |store| store.mark_released(&id, Utc::now()))
+                .await;
+            match done {
+                Ok(changed) => {
+                    if let Err(error) = self.desk.record(&changed.entries).await {
+                        tracing::error!(hold = %hold.id, %error, "could not record a release");
+                    }
+                    self.desk.wake(&changed.hold);
+                }
+                // Stays `releasing` on disk, which the next start turns
+                // into `outcome_unknown`: never "not sent", never re-sent.
+                Err(error) => {
+                    tracing::error!(hold = %hold.id, %error, "could not mark a sent release as released")
+                }
+            }
         }
         self.record_outcome(outcome, hold.decision_seq);
         response
@@ -487,6 +512,46 @@ fn already_forwarded(hold: &Hold) -> Answer {
             hold.closed_at
                 .map(|at| format!(" at {}", rfc3339(at)))
                 .unwrap_or_default()
+        ),
+    )
+    .with_audit_seq(Some(hold.decision_seq));
+    answer.hold_id = Some(hold.id.clone());
+    answer
+}
+
+/// 409 for a retry that arrives while the hold's request is being sent:
+/// its answer goes to the connection that released it.
+fn being_forwarded(hold: &Hold) -> Answer {
+    let mut answer = Answer::new(
+        StatusCode::CONFLICT,
+        "leash_release_in_progress",
+        "rejected",
+        format!(
+            "hold {} was approved and its request is being forwarded right now; leash does not send it twice",
+            hold.id
+        ),
+    )
+    .with_audit_seq(Some(hold.decision_seq));
+    answer.hold_id = Some(hold.id.clone());
+    answer
+}
+
+/// 409 for a retry of a hold whose send was interrupted (leash stopped
+/// between handing the request over and learning whether any byte reached
+/// the vendor): never "already forwarded" for what may not have been, and
+/// never sent again by leash — a person has to look at the vendor's side.
+fn outcome_unknown(hold: &Hold) -> Answer {
+    let mut answer = Answer::new(
+        StatusCode::CONFLICT,
+        "leash_outcome_unknown",
+        "rejected",
+        format!(
+            "hold {} was approved, but leash stopped while forwarding it{}: whether {} received it is unknown. leash does not send it again; check with the vendor (and the approvers) before making this request anew",
+            hold.id,
+            hold.closed_at
+                .map(|at| format!(" (at {})", rfc3339(at)))
+                .unwrap_or_default(),
+            hold.vendor,
         ),
     )
     .with_audit_seq(Some(hold.decision_seq));
