@@ -52,7 +52,7 @@ impl Tunnel {
     }
 
     /// `host` or `host:port` when the port is not 443.
-    fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -499,7 +499,7 @@ impl<'a> HeadView<'a> {
         Self::read(&parts.method, &parts.uri, &parts.headers)
     }
 
-    fn read(method: &'a http::Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
+    pub fn read(method: &'a http::Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         Self {
             method: method.as_str(),

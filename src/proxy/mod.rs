@@ -15,6 +15,8 @@
 //! The agent's identity is fixed at CONNECT time and holds for every request
 //! inside the tunnel.
 
+#[cfg(test)]
+mod forwarded_is_classified;
 mod held;
 pub mod intercept;
 pub mod tunnel;
