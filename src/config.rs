@@ -141,6 +141,13 @@ pub struct AuditConfig {
     pub checkpoint_every: u64,
     #[serde(deserialize_with = "nonzero_duration")]
     pub checkpoint_interval: Duration,
+    /// The audit log stops writing (and leash forwarding) while less than
+    /// this is free on `data_dir`'s file system, and writes again once
+    /// there is: sled cannot recover from a disk that filled up under it
+    /// without a restart (its next write hangs), so leash never lets it
+    /// get there. `0` turns the floor off.
+    #[serde(deserialize_with = "byte_size_or_off")]
+    pub min_free_space: u64,
 }
 
 impl Default for AuditConfig {
@@ -148,6 +155,7 @@ impl Default for AuditConfig {
         AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),
+            min_free_space: 128 * 1024 * 1024,
         }
     }
 }
@@ -1409,6 +1417,14 @@ fn nonzero_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Erro
 
 fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     required(d, "a size like 1MiB", parse_byte_size)
+}
+
+/// A size, or `0` for "no limit".
+fn byte_size_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    required(d, "a size like 128MiB, or 0 for none", |s: &str| match s {
+        "0" => Ok(0),
+        s => parse_byte_size(s),
+    })
 }
 
 fn base_currency<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -128,6 +128,7 @@ pub async fn start_with_env(
         },
         config.data_dir.join("checkpoint"),
     )?;
+    audit.set_min_free_space(config.audit.min_free_space);
     audit
         .append(NewEntry::started(json!({
             "version": env!("CARGO_PKG_VERSION"),

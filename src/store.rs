@@ -45,6 +45,7 @@ fn is_lock_contention(error: &sled::Error) -> bool {
 pub struct Store {
     db: sled::Db,
     claims: Arc<Mutex<HashSet<&'static str>>>,
+    dir: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,7 +87,20 @@ impl Store {
         Ok(Self {
             db,
             claims: Arc::default(),
+            dir: data_dir.to_path_buf(),
         })
+    }
+
+    /// Bytes an unprivileged writer can still use on the file system that
+    /// holds the database (`statvfs`: available blocks × fragment size).
+    pub fn available_space(&self) -> std::io::Result<u64> {
+        let stat = rustix::fs::statvfs(&self.dir)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Where the database lives.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// A named tree (created on first use).

@@ -125,6 +125,8 @@ struct Shared {
     /// refused (what the `recovered` entry reports).
     failed_at: Mutex<Option<String>>,
     refused: AtomicU64,
+    /// Writes are refused while less than this is free (0: no floor).
+    min_free_space: AtomicU64,
     #[cfg(test)]
     fail_writes: AtomicBool,
     #[cfg(test)]
@@ -354,6 +356,17 @@ impl AuditLog {
     /// The key checkpoints are signed with.
     pub fn public_key(&self) -> PublicKey {
         self.inner.public_key
+    }
+
+    /// Refuse writes while less than `bytes` is free on the database's
+    /// file system (`audit.min_free_space`; 0 turns it off). A write
+    /// refused this way fails the log like any write error, and the probe
+    /// brings it back once there is room again.
+    pub fn set_min_free_space(&self, bytes: u64) {
+        self.inner
+            .shared
+            .min_free_space
+            .store(bytes, Ordering::SeqCst);
     }
 
     fn check_healthy(&self) -> Result<(), AuditError> {
@@ -818,12 +831,42 @@ impl Writer {
         if self.shared.fail_writes.load(Ordering::SeqCst) {
             return Err("audit write failed: injected disk failure".to_string());
         }
+        self.check_free_space()?;
         self.store
             .insert_batch(&self.tree, items)
             .map_err(|e| format!("audit write failed: {e}"))?;
         self.store
             .flush()
             .map_err(|e| format!("audit flush failed: {e}"))
+    }
+}
+
+impl Writer {
+    /// Refuses the write while the data directory's file system has less
+    /// free than the floor. sled 0.34 does not survive running out of
+    /// space: after one `ENOSPC` its next write blocks forever, even once
+    /// space is back, and only a restart helps. Stopping short of the
+    /// floor turns a full disk into a failure the probe recovers from.
+    fn check_free_space(&self) -> Result<(), String> {
+        let floor = self.shared.min_free_space.load(Ordering::SeqCst);
+        if floor == 0 {
+            return Ok(());
+        }
+        let free = self.store.available_space().map_err(|e| {
+            format!(
+                "audit write refused: cannot read the free space of {}: {e}",
+                self.store.dir().display()
+            )
+        })?;
+        if free < floor {
+            return Err(format!(
+                "audit write refused: {} has {} MiB free, below audit.min_free_space ({} MiB)",
+                self.store.dir().display(),
+                free / (1024 * 1024),
+                floor / (1024 * 1024)
+            ));
+        }
+        Ok(())
     }
 }
 
