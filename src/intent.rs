@@ -60,7 +60,7 @@ impl Fingerprint {
         account: Option<&str>,
         body: &[u8],
     ) -> Fingerprint {
-        let host = crate::vendor::normalize_host(host);
+        let host = crate::adapters::normalize_host(host);
         let mut h = Sha256::new();
         h.update(FINGERPRINT_DOMAIN);
         let mut frame = |part: &[u8]| {

@@ -5,7 +5,7 @@
 //! 1. [`proxy`] accepts the agent's connection, identifies the agent
 //!    ([`identity`]), and terminates TLS for vendor hosts with leash's own CA
 //!    ([`ca`]);
-//! 2. [`vendor`] adapters read each request into [`intent`]s with exact
+//! 2. [`adapters`] read each request into [`intent`]s with exact
 //!    [`money`] amounts (after [`body`] decoding);
 //! 3. the gate in [`proxy::intercept`] decides (the policy engine plugs in there);
 //! 4. [`upstream`] forwards what was allowed, and [`answer`] shapes what leash
@@ -23,6 +23,7 @@
 //! the Slack messages that tell approvers about holds, and verifies Slack's
 //! button clicks.
 
+pub mod adapters;
 pub mod admin;
 pub mod answer;
 pub mod audit;
@@ -48,7 +49,6 @@ pub mod server;
 pub mod spend;
 pub mod store;
 pub mod upstream;
-pub mod vendor;
 pub mod yaml;
 
 /// Installs ring as the process-wide rustls crypto provider.

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use serde_json::json;
 
+use crate::adapters::Registry;
 use crate::admin::{Admin, Health};
 use crate::audit::{AuditError, AuditLog, CheckpointPolicy, Kind, NewEntry};
 use crate::ca::{CaError, CertificateAuthority};
@@ -27,7 +28,6 @@ use crate::proxy::Proxy;
 use crate::spend::SpendLedger;
 use crate::store::Store;
 use crate::upstream::{UpstreamClient, UpstreamSetupError};
-use crate::vendor::Vendors;
 
 /// How often due holds are expired. Every hold operation also expires the
 /// hold it touches when due, so this bounds only how long an overdue hold is
@@ -203,7 +203,7 @@ pub async fn start_with_env(
     let proxy = Arc::new(Proxy {
         identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
         ca: Arc::new(ca),
-        vendors: Vendors::builtin(),
+        vendors: Registry::builtin(),
         upstream,
         audit: audit.clone(),
         gate: Gate {

@@ -14,7 +14,7 @@
 use std::sync::OnceLock;
 
 use leash::intent::{Classification, RequestView};
-use leash::vendor::Vendors;
+use leash::adapters::Registry;
 use libfuzzer_sys::fuzz_target;
 
 const METHODS: &[&str] = &[
@@ -46,9 +46,9 @@ const KNOWN_PATHS: &[&str] = &[
     "/v1/charges/ch_1",
 ];
 
-fn vendors() -> &'static Vendors {
-    static VENDORS: OnceLock<Vendors> = OnceLock::new();
-    VENDORS.get_or_init(Vendors::builtin)
+fn vendors() -> &'static Registry {
+    static VENDORS: OnceLock<Registry> = OnceLock::new();
+    VENDORS.get_or_init(Registry::builtin)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use tokio::sync::Mutex;
 
 use super::intercept::{outgoing_request, prepare_head, HeadView, Tunnel};
-use crate::vendor::Vendors;
+use crate::adapters::Registry;
 
 /// Header names the generator draws from: read by leash, hop-by-hop, and
 /// the rest that pass through.
@@ -182,7 +182,7 @@ proptest! {
         let overridden = parts.headers.contains_key("x-http-method-override")
             || parts.headers.contains_key("x-method-override");
 
-        let vendors = Vendors::builtin();
+        let vendors = Registry::builtin();
         let reads = vendors
             .for_host("api.stripe.com")
             .map_or(&[][..], |adapter| adapter.read_headers());

@@ -32,12 +32,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::adapters::Registry;
 use crate::answer::{self, full, Answer, ProxyBody};
 use crate::ca::CertificateAuthority;
 use crate::config::{HostPort, Passthrough, PassthroughMode};
 use crate::identity::Identities;
 use crate::upstream::UpstreamClient;
-use crate::vendor::Vendors;
 
 use self::intercept::Tunnel;
 
@@ -45,7 +45,7 @@ use self::intercept::Tunnel;
 pub struct Proxy {
     pub identities: Identities,
     pub ca: Arc<CertificateAuthority>,
-    pub vendors: Vendors,
+    pub vendors: Registry,
     pub upstream: UpstreamClient,
     /// Decides every request that is not safe.
     pub gate: crate::gate::Gate,

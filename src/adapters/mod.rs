@@ -16,7 +16,7 @@ pub mod stripe;
 /// `classify` must be total and must not panic on any input: it runs on
 /// every intercepted request, with bytes chosen by the agent. When unsure it
 /// answers `Unknown` or `Unreadable`, never `Safe`.
-pub trait VendorAdapter: Send + Sync {
+pub trait Adapter: Send + Sync {
     /// Short lowercase vendor name used in intents and policies (`stripe`).
     fn name(&self) -> &'static str;
     /// Whether this adapter reads requests to `host`. Hosts are compared
@@ -38,27 +38,27 @@ pub trait VendorAdapter: Send + Sync {
 }
 
 /// The set of adapters the proxy consults for each intercepted host.
-pub struct Vendors {
-    adapters: Vec<Box<dyn VendorAdapter>>,
+pub struct Registry {
+    adapters: Vec<Box<dyn Adapter>>,
 }
 
-impl Vendors {
+impl Registry {
     /// The adapters built into leash (Stripe, for now).
-    pub fn builtin() -> Vendors {
-        Vendors {
+    pub fn builtin() -> Registry {
+        Registry {
             adapters: vec![Box::new(stripe::StripeAdapter)],
         }
     }
 
     /// A custom set, e.g. built-ins plus config-defined vendors.
-    pub fn new(adapters: Vec<Box<dyn VendorAdapter>>) -> Vendors {
-        Vendors { adapters }
+    pub fn new(adapters: Vec<Box<dyn Adapter>>) -> Registry {
+        Registry { adapters }
     }
 
     /// The adapter that claims `host`, if any. `host` may carry any letter
     /// case, a port and a trailing dot (`API.Stripe.com.:443`); the first
     /// adapter to claim it wins.
-    pub fn for_host(&self, host: &str) -> Option<&dyn VendorAdapter> {
+    pub fn for_host(&self, host: &str) -> Option<&dyn Adapter> {
         let host = normalize_host(host);
         self.adapters
             .iter()
@@ -72,7 +72,7 @@ impl Vendors {
     }
 
     /// All adapters, in lookup order.
-    pub fn iter(&self) -> impl Iterator<Item = &dyn VendorAdapter> {
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Adapter> {
         self.adapters.iter().map(|a| a.as_ref())
     }
 }
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn vendors_for_host() {
-        let v = Vendors::builtin();
+        let v = Registry::builtin();
         for h in [
             "api.stripe.com",
             "API.STRIPE.COM",

@@ -119,9 +119,9 @@
 //!   options) or that leash cannot price (a `price` id, `unit_amount_decimal`,
 //!   recurring prices, `mode=subscription`) makes the session unreadable.
 
+use crate::adapters::{normalize_host, Adapter, Form};
 use crate::intent::{Classification, IntentDraft, RequestView};
 use crate::money::{minor_value_to_major, parse_minor_digits, Currency, Money, MoneyError};
-use crate::vendor::{normalize_host, Form, VendorAdapter};
 
 /// Hosts this adapter reads.
 pub const HOSTS: &[&str] = &["api.stripe.com"];
@@ -264,9 +264,9 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 ///
 /// ```
 /// use leash::intent::{Classification, RequestView};
-/// use leash::vendor::Vendors;
+/// use leash::adapters::Registry;
 ///
-/// let vendors = Vendors::builtin();
+/// let vendors = Registry::builtin();
 /// let stripe = vendors.for_host("api.stripe.com:443").unwrap();
 /// let req = RequestView {
 ///     method: "POST",
@@ -289,7 +289,7 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StripeAdapter;
 
-impl VendorAdapter for StripeAdapter {
+impl Adapter for StripeAdapter {
     fn name(&self) -> &'static str {
         VENDOR
     }
@@ -1847,7 +1847,7 @@ mod tests {
         assert!(a.claims_host("api.stripe.com"));
         assert!(a.claims_host("API.STRIPE.COM.:443"));
         assert!(!a.claims_host("files.stripe.com"));
-        let vendors = crate::vendor::Vendors::builtin();
+        let vendors = crate::adapters::Registry::builtin();
         let adapter = vendors.for_host("api.stripe.com:443").unwrap();
         let c = adapter.classify(&view("POST", "/v1/payouts", None, b"amount=1&currency=eur"));
         assert_eq!(amount(&c), "0.01 EUR");
