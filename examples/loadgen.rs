@@ -25,6 +25,9 @@ struct Args {
     requests: usize,
     concurrency: usize,
     http2: bool,
+    /// Turn off `audit.min_free_space` (its statvfs per audit write), to
+    /// measure what the floor costs.
+    no_free_space_floor: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -32,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         requests: 10_000,
         concurrency: 32,
         http2: false,
+        no_free_space_floor: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -44,9 +48,11 @@ fn parse_args() -> Result<Args, String> {
             "--requests" | "-n" => args.requests = value("--requests")?,
             "--concurrency" | "-c" => args.concurrency = value("--concurrency")?.max(1),
             "--http2" => args.http2 = true,
-            "--help" | "-h" => {
-                return Err("usage: loadgen [--requests N] [--concurrency C] [--http2]".into())
-            }
+            "--no-free-space-floor" => args.no_free_space_floor = true,
+            "--help" | "-h" => return Err(
+                "usage: loadgen [--requests N] [--concurrency C] [--http2] [--no-free-space-floor]"
+                    .into(),
+            ),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -150,7 +156,13 @@ async fn main() {
     leash::install_crypto_provider();
     let ca = TestCa::new("loadgen upstream CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
-    let leash = Harness::start(upstream.addr, &ca, |_| {}).await;
+    let no_floor = args.no_free_space_floor;
+    let leash = Harness::start(upstream.addr, &ca, |config| {
+        if no_floor {
+            config.audit.min_free_space = 0;
+        }
+    })
+    .await;
 
     let mut through = leash
         .client_builder()
@@ -177,6 +189,7 @@ async fn main() {
         requests: args.concurrency * 4,
         concurrency: args.concurrency,
         http2: args.http2,
+        no_free_space_floor: args.no_free_space_floor,
     };
     let through_url = "https://api.stripe.com/v1/payment_intents".to_string();
     let direct_url = format!(

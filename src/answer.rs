@@ -11,6 +11,8 @@ use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
+use crate::adapters::{Adapter, Refusal, Shaped};
+
 /// The body type of every response leash sends to agents: either the
 /// vendor's streamed answer or one of leash's own.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -19,7 +21,6 @@ pub const X_LEASH_DECISION: HeaderName = HeaderName::from_static("x-leash-decisi
 pub const X_LEASH_RULE: HeaderName = HeaderName::from_static("x-leash-rule");
 pub const X_LEASH_HOLD_ID: HeaderName = HeaderName::from_static("x-leash-hold-id");
 pub const X_LEASH_AUDIT_SEQ: HeaderName = HeaderName::from_static("x-leash-audit-seq");
-const STRIPE_SHOULD_RETRY: HeaderName = HeaderName::from_static("stripe-should-retry");
 
 /// A body that is already complete.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -92,24 +93,22 @@ impl Answer {
         self
     }
 
-    /// Renders the answer in `vendor`'s error shape (`None`: leash's generic
-    /// shape, used outside intercepted tunnels).
-    pub fn render(&self, vendor: Option<&str>) -> Response<ProxyBody> {
+    /// Renders the answer in `adapter`'s error shape (`None`: leash's
+    /// generic shape, used outside intercepted tunnels).
+    pub fn render(&self, adapter: Option<&dyn Adapter>) -> Response<ProxyBody> {
         // Reasons can quote what an agent sent (a beneficiary id); never
         // echo anything that looks like a card number.
         let message = crate::audit::mask_card_numbers(&self.message);
-        let body = match vendor {
-            Some("stripe") => serde_json::json!({
-                "error": {
-                    "type": stripe_error_type(self.status),
-                    "code": self.code,
-                    "message": message,
-                }
-            }),
-            _ => serde_json::json!({
-                "error": { "code": self.code, "message": message }
-            }),
+        let refusal = Refusal {
+            status: self.status,
+            code: self.code,
+            message: &message,
         };
+        let shaped = match adapter {
+            Some(adapter) => adapter.shape_refusal(&refusal),
+            None => Shaped::generic(&refusal),
+        };
+        let body = shaped.body;
         let mut response = Response::new(full(body.to_string()));
         *response.status_mut() = self.status;
         response.extensions_mut().insert(AnswerCode(self.code));
@@ -131,21 +130,10 @@ impl Answer {
         if let Some(seq) = self.audit_seq {
             headers.insert(X_LEASH_AUDIT_SEQ, HeaderValue::from(seq));
         }
-        if vendor == Some("stripe") {
-            // Stripe SDKs honour this and do not retry a refused request.
-            headers.insert(STRIPE_SHOULD_RETRY, HeaderValue::from_static("false"));
+        for (name, value) in shaped.headers {
+            headers.insert(name, HeaderValue::from_static(value));
         }
         response
-    }
-}
-
-/// Stripe's SDKs pick the exception class from the HTTP status and
-/// `error.type`: 4xx from leash are request problems, 5xx are API errors.
-fn stripe_error_type(status: StatusCode) -> &'static str {
-    if status.is_server_error() {
-        "api_error"
-    } else {
-        "invalid_request_error"
     }
 }
 
@@ -183,7 +171,7 @@ mod tests {
             "error",
             "too big",
         )
-        .render(Some("stripe"));
+        .render(Some(&crate::adapters::stripe::StripeAdapter));
         assert_eq!(response.status(), 413);
         assert_eq!(response.headers()["stripe-should-retry"], "false");
         assert_eq!(response.headers()["x-leash-decision"], "error");

@@ -27,29 +27,6 @@ use crate::yaml::{self, YamlError};
 /// The file read when no `--config` is given, from the working directory.
 pub const DEFAULT_FILE: &str = "leash.yaml";
 
-/// Vendor names taken by the built-in adapters (SPEC §4.3); a custom vendor
-/// may not reuse one, or audit entries and policy filters would be ambiguous.
-pub const BUILTIN_VENDORS: &[&str] = &[
-    "stripe",
-    "meta",
-    "google_ads",
-    "sepa",
-    "wise",
-    "fireblocks",
-    "aws",
-];
-
-/// Hosts the built-in adapters claim; a custom vendor claiming one too would
-/// leave it unclear which adapter reads a request.
-const BUILTIN_HOSTS: &[&str] = &[
-    "api.stripe.com",
-    "graph.facebook.com",
-    "googleads.googleapis.com",
-    "api.wise.com",
-    "api.transferwise.com",
-    "api.fireblocks.io",
-];
-
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -671,8 +648,43 @@ pub struct CustomOperation {
     pub currency: String,
     #[serde(default)]
     pub beneficiary: Option<String>,
+    /// Defaults to the operation's name.
     #[serde(default)]
     pub category: Option<String>,
+    /// Where the idempotency key is: `{ header: Idempotency-Key }` or
+    /// `{ body: /order_ref }`. Without it, the `Idempotency-Key` header.
+    #[serde(default)]
+    pub idempotency_key: Option<KeySource>,
+}
+
+/// Where a custom operation's idempotency key is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "KeySourceMap")]
+pub enum KeySource {
+    /// A request header.
+    Header(String),
+    /// A body reference, like `amount`'s.
+    Body(String),
+}
+
+/// `{ header: Name }` or `{ body: /pointer }`, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeySourceMap {
+    header: Option<String>,
+    body: Option<String>,
+}
+
+impl TryFrom<KeySourceMap> for KeySource {
+    type Error = String;
+
+    fn try_from(map: KeySourceMap) -> Result<Self, String> {
+        match (map.header, map.body) {
+            (Some(header), None) => Ok(KeySource::Header(header)),
+            (None, Some(body)) => Ok(KeySource::Body(body)),
+            _ => Err("write either { header: Idempotency-Key } or { body: /order_ref }".into()),
+        }
+    }
 }
 
 /// How a custom operation's request body is encoded.
@@ -884,7 +896,7 @@ impl Config {
         let mut hosts: BTreeMap<&str, &str> = BTreeMap::new();
         for (i, vendor) in self.custom_vendors.iter().enumerate() {
             let name = vendor.name.as_str();
-            if BUILTIN_VENDORS.contains(&name) {
+            if crate::adapters::BUILTIN_NAMES.contains(&name) {
                 return Err(fail(
                     i,
                     &["name"],
@@ -901,8 +913,7 @@ impl Config {
                 ));
             }
             for host in &vendor.hosts {
-                let builtin = BUILTIN_HOSTS.contains(&host.as_str())
-                    || (host.starts_with("ec2.") && host.ends_with(".amazonaws.com"));
+                let builtin = crate::adapters::is_builtin_host(host);
                 if builtin {
                     return Err(fail(
                         i,
@@ -921,6 +932,7 @@ impl Config {
                 }
             }
             let mut ops = BTreeSet::new();
+            let mut key_header: Option<String> = None;
             for (j, op) in vendor.operations.iter().enumerate() {
                 let j = j.to_string();
                 let at =
@@ -942,6 +954,29 @@ impl Config {
                 }
                 if let Some(c) = &op.category {
                     source_shape(op.body, c, Source::Category).map_err(|m| at("category", m))?;
+                }
+                match &op.idempotency_key {
+                    Some(KeySource::Body(reference)) => {
+                        source_shape(op.body, reference, Source::Amount)
+                            .map_err(|m| at("idempotency_key", m))?;
+                    }
+                    Some(KeySource::Header(header)) => {
+                        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                            return Err(at(
+                                "idempotency_key",
+                                format!("`{header}` is not a header name"),
+                            ));
+                        }
+                        let lower = header.to_ascii_lowercase();
+                        if let Some(other) = key_header.replace(lower.clone()) {
+                            if other != lower {
+                                return Err(at("idempotency_key", format!(
+                                    "vendor `{name}` already reads its idempotency key from {other}: one header per vendor (it is read before the operation is known)"
+                                )));
+                            }
+                        }
+                    }
+                    None => {}
                 }
             }
         }
@@ -2149,6 +2184,26 @@ custom_vendors: []                   # see §4.4
         assert!(m.contains("missing field `amount`"), "{m}");
         let (_, _, m) = fails(&vendor("body: json, amount: /a, currency: EUR, fee: /f"));
         assert!(m.contains("unknown field `fee`"), "{m}");
+        let c = parse(&vendor(
+            "body: json, amount: /a, currency: EUR, idempotency_key: { body: /ref }",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.custom_vendors[0].operations[0].idempotency_key,
+            Some(KeySource::Body("/ref".into()))
+        );
+        let (_, _, m) = fails(&vendor(
+            "body: json, amount: /a, currency: EUR, idempotency_key: { header: X-Key, body: /ref }",
+        ));
+        assert!(m.contains("either"), "{m}");
+        let (_, _, m) = fails(&vendor(
+            "body: json, amount: /a, currency: EUR, idempotency_key: { header: \"bad key\" }",
+        ));
+        assert!(m.contains("not a header name"), "{m}");
+        let (_, _, m) = fails(&vendor(
+            "body: json, amount: /a, currency: EUR, idempotency_key: { body: ref }",
+        ));
+        assert!(m.contains("not a JSON pointer"), "{m}");
 
         let (l, c, m) = fails(
             "custom_vendors:\n  - name: stripe\n    hosts: [a.example]\n    operations: []\n",

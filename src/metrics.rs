@@ -79,7 +79,7 @@ impl HoldEvent {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    vendor: &'static str,
+    vendor: String,
     class: &'static str,
 }
 
@@ -103,7 +103,7 @@ struct HoldEventLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VendorLabels {
-    vendor: &'static str,
+    vendor: String,
 }
 
 /// Every metric leash keeps, and the registry they are encoded from.
@@ -213,9 +213,12 @@ impl Metrics {
 
     /// A request read in a vendor tunnel; `class` is
     /// [`crate::intent::Classification::kind`].
-    pub fn request(&self, vendor: &'static str, class: &'static str) {
+    pub fn request(&self, vendor: &str, class: &'static str) {
         self.requests
-            .get_or_create(&RequestLabels { vendor, class })
+            .get_or_create(&RequestLabels {
+                vendor: vendor.to_owned(),
+                class,
+            })
             .inc();
     }
 
@@ -251,16 +254,20 @@ impl Metrics {
     }
 
     /// The vendor answered a forwarded request after `elapsed`.
-    pub fn upstream_answered(&self, vendor: &'static str, elapsed: Duration) {
+    pub fn upstream_answered(&self, vendor: &str, elapsed: Duration) {
         self.upstream_latency
-            .get_or_create(&VendorLabels { vendor })
+            .get_or_create(&VendorLabels {
+                vendor: vendor.to_owned(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 
     /// The vendor did not answer a forwarded request.
-    pub fn upstream_failed(&self, vendor: &'static str) {
+    pub fn upstream_failed(&self, vendor: &str) {
         self.upstream_errors
-            .get_or_create(&VendorLabels { vendor })
+            .get_or_create(&VendorLabels {
+                vendor: vendor.to_owned(),
+            })
             .inc();
     }
 

@@ -203,7 +203,7 @@ pub async fn start_with_env(
     let proxy = Arc::new(Proxy {
         identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
         ca: Arc::new(ca),
-        vendors: Registry::builtin(),
+        vendors: Registry::from_config(config),
         upstream,
         audit: audit.clone(),
         gate: Gate {

@@ -119,7 +119,7 @@
 //!   options) or that leash cannot price (a `price` id, `unit_amount_decimal`,
 //!   recurring prices, `mode=subscription`) makes the session unreadable.
 
-use crate::adapters::{normalize_host, Adapter, Form};
+use crate::adapters::{normalize_host, Adapter, Form, Refusal, Shaped};
 use crate::intent::{Classification, IntentDraft, RequestView};
 use crate::money::{minor_value_to_major, parse_minor_digits, Currency, Money, MoneyError};
 
@@ -290,7 +290,7 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 pub struct StripeAdapter;
 
 impl Adapter for StripeAdapter {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         VENDOR
     }
 
@@ -307,8 +307,29 @@ impl Adapter for StripeAdapter {
         classify(req)
     }
 
-    fn read_headers(&self) -> &'static [&'static str] {
-        READ_HEADERS
+    fn read_headers(&self) -> Vec<&str> {
+        READ_HEADERS.to_vec()
+    }
+
+    fn account_header(&self) -> Option<&str> {
+        Some("stripe-account")
+    }
+
+    /// Stripe's SDKs pick the exception class from the status and
+    /// `error.type` (4xx from leash are request problems, 5xx API errors)
+    /// and honour `Stripe-Should-Retry: false`.
+    fn shape_refusal(&self, refusal: &Refusal<'_>) -> Shaped {
+        let kind = if refusal.status.is_server_error() {
+            "api_error"
+        } else {
+            "invalid_request_error"
+        };
+        Shaped {
+            body: serde_json::json!({
+                "error": { "type": kind, "code": refusal.code, "message": refusal.message }
+            }),
+            headers: vec![("stripe-should-retry", "false")],
+        }
     }
 }
 

@@ -495,7 +495,7 @@ impl<'c> Loader<'c> {
         let fx = fx_table(config)?;
         // A filter naming a vendor that is neither built in nor custom would
         // never match, which for a REJECT rule means never refusing anything.
-        let mut vendors: BTreeSet<String> = crate::config::BUILTIN_VENDORS
+        let mut vendors: BTreeSet<String> = crate::adapters::BUILTIN_NAMES
             .iter()
             .map(|v| v.to_string())
             .collect();

@@ -133,7 +133,7 @@ pub fn policy_json_schema() -> Value {
                 "type": "array",
                 "items": {
                     "anyOf": [
-                        { "enum": ["stripe", "meta", "google_ads", "sepa", "wise", "fireblocks", "aws"] },
+                        { "enum": crate::adapters::BUILTIN_NAMES },
                         { "type": "string", "pattern": "^[a-z][a-z0-9_]*$" }
                     ]
                 },

@@ -47,7 +47,7 @@ impl Proxy {
         plan: PlannedHold,
         request: HeldRequest,
     ) -> Response<ProxyBody> {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         let now = Utc::now();
         let stored = StoredRequest {
             method: request.parts.method.to_string(),
@@ -72,7 +72,7 @@ impl Proxy {
             crate::gate::with_read_fields(request.intents, request.parts.uri.path(), &stored.body);
         let new = NewHold {
             agent: tunnel.agent.clone(),
-            vendor: tunnel.vendor.to_string(),
+            vendor: tunnel.vendor.clone(),
             intents,
             needs: plan.needs,
             fingerprint: request.fingerprint.to_hex(),
@@ -152,7 +152,7 @@ impl Proxy {
                 ),
             )
             .with_audit_seq(Some(hold.decision_seq))
-            .render(Some(tunnel.vendor));
+            .render(tunnel.shape());
         }
         self.await_decision(tunnel, &hold.id).await
     }
@@ -183,7 +183,7 @@ impl Proxy {
 
     /// The hold, or the answer to give when it cannot be read.
     fn load_hold(&self, tunnel: &Tunnel, id: &str) -> Result<Hold, Box<Response<ProxyBody>>> {
-        let refuse = |what: &str| Box::new(unavailable(what).render(Some(tunnel.vendor)));
+        let refuse = |what: &str| Box::new(unavailable(what).render(tunnel.shape()));
         match self.desk.store.get(id) {
             Ok(Some(hold)) => Ok(hold),
             Ok(None) => Err(refuse("leash lost track of this request's hold")),
@@ -196,7 +196,7 @@ impl Proxy {
 
     /// The answer a hold gives in its current state.
     async fn answer_for(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         match hold.state_at(Utc::now()) {
             HoldState::Pending => {
                 held_answer(&hold, self.desk.wait.as_secs().max(1)).render(vendor)
@@ -211,7 +211,7 @@ impl Proxy {
 
     /// Forwards an approved hold's request, once. See the module docs.
     async fn release(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         let now = Utc::now();
         let refuse = |answer: Answer| {
             answer
@@ -246,15 +246,12 @@ impl Proxy {
             hold.agent.clone(),
             stored.host.clone(),
             stored.port,
-            tunnel.vendor,
+            tunnel.adapter.clone(),
         );
         // Read again, as it will be sent: the amounts reserved are the
         // amounts forwarded.
-        let reads = self
-            .vendors
-            .for_host(&target.host)
-            .map_or(&[][..], |adapter| adapter.read_headers());
-        let (parts, ambiguity) = super::intercept::prepare_head(parts, reads);
+        let reads = target.read_headers();
+        let (parts, ambiguity) = super::intercept::prepare_head(parts, &reads);
         if ambiguity.is_some() {
             // Never held in the first place; a stored head that reads two
             // ways is not forwarded, approval or not.
@@ -411,7 +408,7 @@ impl Proxy {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Response<ProxyBody> {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         match self
             .desk
             .store

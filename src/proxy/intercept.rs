@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::held::HeldRequest;
 use super::Proxy;
+use crate::adapters::Adapter;
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::{mask_card_numbers, NewEntry};
 use crate::body::decode_for_reading;
@@ -38,17 +39,44 @@ pub struct Tunnel {
     /// `Host` header the agent sends inside the tunnel.
     pub host: String,
     pub port: u16,
-    pub vendor: &'static str,
+    /// The adapter's name (`""` when no adapter claims the host: every
+    /// request is then `unknown`).
+    pub vendor: String,
+    /// The adapter that reads the requests and shapes leash's answers.
+    pub adapter: Option<Arc<dyn Adapter>>,
+}
+
+impl std::fmt::Debug for dyn Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adapter({})", self.name())
+    }
 }
 
 impl Tunnel {
-    pub fn new(agent: String, host: String, port: u16, vendor: &'static str) -> Self {
+    pub fn new(agent: String, host: String, port: u16, adapter: Option<Arc<dyn Adapter>>) -> Self {
         Self {
             agent,
             host,
             port,
-            vendor,
+            vendor: adapter
+                .as_ref()
+                .map(|a| a.name().to_owned())
+                .unwrap_or_default(),
+            adapter,
         }
+    }
+
+    /// The shape leash's own answers take on this tunnel.
+    pub fn shape(&self) -> Option<&dyn Adapter> {
+        self.adapter.as_deref()
+    }
+
+    /// The headers the adapter reads (see [`prepare_head`]).
+    pub fn read_headers(&self) -> Vec<&str> {
+        self.adapter
+            .as_deref()
+            .map(|a| a.read_headers())
+            .unwrap_or_default()
     }
 
     /// `host` or `host:port` when the port is not 443.
@@ -145,14 +173,14 @@ impl Proxy {
         tunnel: &Tunnel,
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         let (parts, body) = request.into_parts();
 
         let raw = match read_whole(&parts.headers, body, self.max_body).await {
             Ok(raw) => raw,
             Err(BodyReadError::TooLarge) => {
                 // Never read whole, so never classified: unreadable.
-                self.metrics.request(tunnel.vendor, "unreadable");
+                self.metrics.request(&tunnel.vendor, "unreadable");
                 return Answer::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "leash_body_too_large",
@@ -165,7 +193,7 @@ impl Proxy {
                 .render(vendor);
             }
             Err(BodyReadError::Broken(reason)) => {
-                self.metrics.request(tunnel.vendor, "unreadable");
+                self.metrics.request(&tunnel.vendor, "unreadable");
                 return Answer::new(
                     StatusCode::BAD_REQUEST,
                     "leash_body_unreadable",
@@ -179,24 +207,17 @@ impl Proxy {
         // Strip first, then read: what is classified is the head that is
         // forwarded, byte for byte (SPEC §4.2). A hop-by-hop trick that would
         // make the two differ is caught here as ambiguous.
-        let reads = self
-            .vendors
-            .for_host(&tunnel.host)
-            .map_or(&[][..], |adapter| adapter.read_headers());
-        let (parts, head_ambiguity) = prepare_head(parts, reads);
+        let reads = tunnel.read_headers();
+        let (parts, head_ambiguity) = prepare_head(parts, &reads);
         let (classification, fingerprint) = self.classify(tunnel, &parts, &raw, head_ambiguity);
-        self.metrics.request(tunnel.vendor, classification.kind());
+        self.metrics.request(&tunnel.vendor, classification.kind());
         let now = chrono::Utc::now();
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
         // A retry of a held request is answered by its hold, before any new
         // decision: no second hold, no second notification (SPEC §6).
-        let idempotency_key = parts
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let idempotency_key = retry_idempotency_key(tunnel, &parts, &classification);
         // An ambiguous request is refused before this: its idempotency key
         // itself may be one of two.
         if !matches!(
@@ -205,7 +226,7 @@ impl Proxy {
         ) {
             let key = crate::holds::retry_key(
                 &tunnel.agent,
-                tunnel.vendor,
+                &tunnel.vendor,
                 idempotency_key.as_deref(),
                 &fingerprint.to_hex(),
             );
@@ -217,7 +238,7 @@ impl Proxy {
                     Some(hold) => Ok(Some(hold)),
                     None => self.desk.store.find_open_by_fingerprint(
                         &tunnel.agent,
-                        tunnel.vendor,
+                        &tunnel.vendor,
                         &fingerprint.to_hex(),
                         now,
                     ),
@@ -238,9 +259,13 @@ impl Proxy {
             }
         }
 
-        let gated = self
-            .gate
-            .decide(&tunnel.agent, tunnel.vendor, &classification, &intents, now);
+        let gated = self.gate.decide(
+            &tunnel.agent,
+            &tunnel.vendor,
+            &classification,
+            &intents,
+            now,
+        );
 
         // Write-ahead: the decision is durable before anything is sent (or
         // answered). If it cannot be recorded, nothing goes upstream.
@@ -307,7 +332,7 @@ impl Proxy {
                     .render(vendor);
                 };
                 let request = HeldRequest {
-                    intents: crate::gate::intent_record(&classification, tunnel.vendor, &intents),
+                    intents: crate::gate::intent_record(&classification, &tunnel.vendor, &intents),
                     operation: classification.operation().to_string(),
                     parts,
                     raw,
@@ -362,12 +387,12 @@ impl Proxy {
         raw: &Bytes,
         ambiguity: Option<String>,
     ) -> (Classification, Fingerprint) {
-        let head = HeadView::of(parts);
+        let head = HeadView::of(parts, tunnel.shape());
         let decoded = decode_for_reading(head.content_encoding, raw, self.max_body);
         let view = head.request_view(&tunnel.host, decoded.as_deref().unwrap_or(raw));
         let fingerprint = view.fingerprint();
         let operation = format!("{} {}", parts.method, parts.uri.path());
-        let read = match (&decoded, self.vendors.for_host(&tunnel.host)) {
+        let read = match (&decoded, tunnel.shape()) {
             (Err(error), _) => Classification::Unreadable {
                 operation,
                 reason: error.to_string(),
@@ -402,7 +427,7 @@ impl Proxy {
         parts: Parts,
         raw: Bytes,
     ) -> (Response<ProxyBody>, Forwarded) {
-        let vendor = Some(tunnel.vendor);
+        let vendor = tunnel.shape();
         let outgoing = match outgoing_request(tunnel, parts, raw) {
             Ok(outgoing) => outgoing,
             Err(error) => {
@@ -421,7 +446,7 @@ impl Proxy {
         match self.upstream.send(outgoing).await {
             Ok(response) => {
                 self.metrics
-                    .upstream_answered(tunnel.vendor, started.elapsed());
+                    .upstream_answered(&tunnel.vendor, started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let status = parts.status;
@@ -431,7 +456,7 @@ impl Proxy {
                 )
             }
             Err(error) => {
-                self.metrics.upstream_failed(tunnel.vendor);
+                self.metrics.upstream_failed(&tunnel.vendor);
                 let nothing_sent = error.nothing_sent();
                 // The error may quote the request target; a card number in
                 // a path is masked like everywhere else.
@@ -452,6 +477,27 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The idempotency key a retry of this request carries: the one the
+/// adapter read into the intents (a body field for some vendors), else its
+/// idempotency header.
+fn retry_idempotency_key(
+    tunnel: &Tunnel,
+    parts: &Parts,
+    classification: &Classification,
+) -> Option<String> {
+    if let Classification::Spend(drafts) = classification {
+        if let Some(key) = drafts.iter().find_map(|d| d.idempotency_key.clone()) {
+            return Some(key);
+        }
+    }
+    let name = tunnel.shape().and_then(|a| a.idempotency_header())?;
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The request to send upstream: the prepared head as it was classified,
@@ -495,20 +541,26 @@ pub(crate) struct HeadView<'a> {
 }
 
 impl<'a> HeadView<'a> {
-    pub fn of(parts: &'a Parts) -> Self {
-        Self::read(&parts.method, &parts.uri, &parts.headers)
+    pub fn of(parts: &'a Parts, adapter: Option<&dyn Adapter>) -> Self {
+        Self::read(&parts.method, &parts.uri, &parts.headers, adapter)
     }
 
-    pub fn read(method: &'a http::Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
+    pub fn read(
+        method: &'a http::Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        adapter: Option<&dyn Adapter>,
+    ) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let named = |name: Option<&str>| name.and_then(header);
         Self {
             method: method.as_str(),
             path: uri.path(),
             query: uri.query(),
             content_type: header(CONTENT_TYPE.as_str()),
             content_encoding: header(CONTENT_ENCODING.as_str()),
-            idempotency_key: header("idempotency-key"),
-            account: header("stripe-account"),
+            idempotency_key: named(adapter.and_then(|a| a.idempotency_header())),
+            account: named(adapter.and_then(|a| a.account_header())),
         }
     }
 
@@ -673,7 +725,7 @@ fn log_classification(
     tracing::info!(
         target: "leash::request",
         agent = %tunnel.agent,
-        vendor = tunnel.vendor,
+        vendor = &tunnel.vendor,
         method = %parts.method,
         // Paths carry ids an agent chose; a card number among them is
         // masked like anywhere else in the logs.
@@ -753,9 +805,9 @@ mod tests {
 
     #[test]
     fn authority_omits_default_port_and_brackets_ipv6() {
-        let t = Tunnel::new("a".into(), "api.stripe.com".into(), 443, "stripe");
+        let t = Tunnel::new("a".into(), "api.stripe.com".into(), 443, None);
         assert_eq!(t.authority(), "api.stripe.com");
-        let t = Tunnel::new("a".into(), "::1".into(), 8443, "stripe");
+        let t = Tunnel::new("a".into(), "::1".into(), 8443, None);
         assert_eq!(t.authority(), "[::1]:8443");
     }
 }

@@ -165,8 +165,8 @@ impl Proxy {
             };
             let result = match plan {
                 Plan::Intercept => {
-                    let vendor = self.vendor_name(&host);
-                    let tunnel = Tunnel::new(agent, host, port, vendor);
+                    let adapter = self.vendors.for_host(&host).cloned();
+                    let tunnel = Tunnel::new(agent, host, port, adapter);
                     self.intercept(tunnel, upgraded).await
                 }
                 Plan::Sniff(target) => self.sniff(agent, target, upgraded).await,
@@ -320,8 +320,8 @@ impl Proxy {
                 // Forward to the vendor by name (never to the address the
                 // agent gave), so its certificate is checked against the
                 // name the agent meant.
-                let vendor = self.vendor_name(&name);
-                let tunnel = Tunnel::new(agent, name, target.port, vendor);
+                let adapter = self.vendors.for_host(&name).cloned();
+                let tunnel = Tunnel::new(agent, name, target.port, adapter);
                 self.intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
                     .await
             }
@@ -437,11 +437,11 @@ impl Proxy {
             );
         };
         let port = request.uri().port_u16();
-        if let Some(vendor) = self.vendors.for_host(&host) {
+        if let Some(adapter) = self.vendors.for_host(&host).cloned() {
             // A vendor API reached over plain HTTP: read it like any other
             // request to that vendor, and forward it over TLS (leash never
             // sends a vendor's traffic in clear text).
-            let tunnel = Tunnel::new(agent, host, 443, vendor.name());
+            let tunnel = Tunnel::new(agent, host, 443, Some(adapter));
             return self.handle_intercepted(&tunnel, request).await;
         }
         if request.uri().scheme_str() != Some("http") {
@@ -571,10 +571,6 @@ impl Proxy {
         if let Some(answer::AnswerCode(code)) = response.extensions().get() {
             self.metrics.answer(code);
         }
-    }
-
-    fn vendor_name(&self, host: &str) -> &'static str {
-        self.vendors.for_host(host).map(|v| v.name()).unwrap_or("")
     }
 
     /// Whether `addr` is one of leash's own listeners. A listener bound to an
