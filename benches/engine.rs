@@ -199,6 +199,7 @@ fn intent(now: DateTime<Utc>, amount: &str) -> Intent {
         beneficiary: Some("cus_7".into()),
         category: "payment".into(),
         idempotency_key: Some("k-1".into()),
+        sources: Default::default(),
         fingerprint: Fingerprint::of(
             "POST",
             "api.stripe.com",

@@ -41,6 +41,7 @@ pub fn explain(set: &PolicySet, described: &Described) -> Result<Decision, Strin
         beneficiary: described.beneficiary.clone(),
         category: described.category.clone(),
         idempotency_key: None,
+        sources: Default::default(),
         fingerprint: Fingerprint::of("EXPLAIN", &described.vendor, &described.operation, b""),
         at: described.at,
     };

@@ -424,6 +424,7 @@ pub fn stated_intent(
         beneficiary: None,
         category: category.to_string(),
         idempotency_key: None,
+        sources: Default::default(),
         fingerprint,
         at,
     }

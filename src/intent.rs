@@ -127,6 +127,10 @@ pub struct Intent {
     pub category: String,
     /// The request's idempotency key, if it carried one.
     pub idempotency_key: Option<String>,
+    /// Where values not in the request came from, by field:
+    /// `currency: "eur (GET /v1/charges/ch_1)"`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, String>,
     /// Identity of the exact request, for recognising retries.
     pub fingerprint: Fingerprint,
     /// When leash read the request.
@@ -149,6 +153,9 @@ pub struct IntentDraft {
     pub category: String,
     /// The request's idempotency key.
     pub idempotency_key: Option<String>,
+    /// Where looked-up values came from (see [`Intent::sources`]).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sources: std::collections::BTreeMap<String, String>,
 }
 
 impl IntentDraft {
@@ -162,6 +169,7 @@ impl IntentDraft {
             beneficiary: self.beneficiary,
             category: self.category,
             idempotency_key: self.idempotency_key,
+            sources: self.sources,
             fingerprint,
             at,
         }
@@ -275,6 +283,56 @@ pub struct RequestView<'a> {
     pub account: Option<&'a str>,
     /// The body, already decoded with [`crate::body::decode_for_reading`].
     pub body: &'a [u8],
+    /// What leash looked up for this request at the adapter's asking
+    /// ([`crate::adapters::Adapter::lookups`]); empty at first.
+    pub facts: &'a Facts,
+}
+
+/// A read the adapter needs before it can classify a request: what the
+/// request leaves out (a refund's currency is its charge's), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The path (and query) to GET on the request's own host, with the
+    /// agent's own credentials and acting account.
+    pub path: String,
+    /// Why, for logs and the reason of an unreadable request.
+    pub why: String,
+}
+
+/// The answers to [`Lookup`]s, by path: the vendor's JSON, or why there is
+/// none (an error status, a timeout, a body that is not strict JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    got: std::collections::BTreeMap<String, Result<crate::adapters::json::Json, String>>,
+}
+
+/// No facts: what a request is classified with before any lookup.
+pub static NO_FACTS: Facts = Facts {
+    got: std::collections::BTreeMap::new(),
+};
+
+impl Facts {
+    /// The looked-up object at `path`, if the lookup succeeded.
+    pub fn get(&self, path: &str) -> Option<&crate::adapters::json::Json> {
+        self.got.get(path).and_then(|r| r.as_ref().ok())
+    }
+
+    /// Why the lookup of `path` failed, if it did.
+    pub fn failure(&self, path: &str) -> Option<&str> {
+        self.got
+            .get(path)
+            .and_then(|r| r.as_ref().err())
+            .map(String::as_str)
+    }
+
+    /// Whether `path` was looked up (successfully or not).
+    pub fn has(&self, path: &str) -> bool {
+        self.got.contains_key(path)
+    }
+
+    pub fn insert(&mut self, path: String, got: Result<crate::adapters::json::Json, String>) {
+        self.got.insert(path, got);
+    }
 }
 
 impl RequestView<'_> {
@@ -353,6 +411,7 @@ mod tests {
             idempotency_key: None,
             account: None,
             body: b"amount=1",
+            facts: &NO_FACTS,
         };
         let plain = v.fingerprint();
         assert_eq!(
@@ -377,6 +436,7 @@ mod tests {
             idempotency_key: None,
             account: None,
             body: b"amount=100&currency=eur",
+            facts: &NO_FACTS,
         };
         let own = v.fingerprint();
         v.account = Some("acct_1");
@@ -407,6 +467,7 @@ mod tests {
             beneficiary: Some("ch_1".into()),
             category: "refund".into(),
             idempotency_key: Some("k1".into()),
+            sources: Default::default(),
         };
         let fp = Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"");
         let at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();

@@ -10,6 +10,7 @@
 //! | `leash_holds_pending`                 | gauge     |                                 |
 //! | `leash_upstream_latency_seconds`      | histogram | `vendor`                        |
 //! | `leash_upstream_errors_total`         | counter   | `vendor`                        |
+//! | `leash_lookups_total`                 | counter   | `vendor`, `outcome`             |
 //! | `leash_audit_entries`                 | gauge     |                                 |
 //! | `leash_audit_healthy`                 | gauge     |                                 |
 //!
@@ -102,6 +103,12 @@ struct HoldEventLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    vendor: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VendorLabels {
     vendor: String,
 }
@@ -120,6 +127,7 @@ pub struct Metrics {
     holds_pending: Gauge<u64, AtomicU64>,
     upstream_latency: Family<VendorLabels, Histogram>,
     upstream_errors: Family<VendorLabels, Counter>,
+    lookups: Family<LookupLabels, Counter>,
     audit_entries: Gauge<u64, AtomicU64>,
     audit_healthy: Gauge,
 }
@@ -182,6 +190,12 @@ impl Metrics {
             "Forwarded requests the vendor did not answer (unreachable, TLS failure, timeout)",
             upstream_errors.clone(),
         );
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "lookups",
+            "GETs leash made for what a request left out (outcome: ok, cached, failed)",
+            lookups.clone(),
+        );
         let audit_entries = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "audit_entries",
@@ -206,6 +220,7 @@ impl Metrics {
             holds_pending,
             upstream_latency,
             upstream_errors,
+            lookups,
             audit_entries,
             audit_healthy,
         }
@@ -267,6 +282,16 @@ impl Metrics {
         self.upstream_errors
             .get_or_create(&VendorLabels {
                 vendor: vendor.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A lookup made for a request; `outcome` is `ok`, `cached` or `failed`.
+    pub fn lookup(&self, vendor: &str, outcome: &'static str) {
+        self.lookups
+            .get_or_create(&LookupLabels {
+                vendor: vendor.to_owned(),
+                outcome,
             })
             .inc();
     }

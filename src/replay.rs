@@ -182,6 +182,7 @@ fn read_intent(item: &Value, agent: &str, at: DateTime<Utc>) -> Result<Intent, S
         beneficiary: text("beneficiary"),
         category: text("category").unwrap_or_default(),
         idempotency_key: text("idempotency_key"),
+        sources: Default::default(),
         fingerprint: Fingerprint::of("REPLAY", "", "", b""),
         at,
     })

@@ -204,6 +204,7 @@ pub async fn start_with_env(
         identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
         ca: Arc::new(ca),
         vendors: Registry::from_config(config),
+        lookups: Default::default(),
         upstream,
         audit: audit.clone(),
         gate: Gate {

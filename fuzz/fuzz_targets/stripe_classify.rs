@@ -13,7 +13,7 @@
 
 use std::sync::OnceLock;
 
-use leash::intent::{Classification, RequestView};
+use leash::intent::{Classification, RequestView, NO_FACTS};
 use leash::adapters::Registry;
 use libfuzzer_sys::fuzz_target;
 
@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
         idempotency_key: Some("fuzz"),
         account: None,
         body,
+        facts: &NO_FACTS,
     };
     let c = adapter.classify(&view);
     assert!(matches!(

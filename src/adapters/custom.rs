@@ -254,6 +254,7 @@ impl CustomAdapter {
                 beneficiary,
                 category,
                 idempotency_key,
+                sources: Default::default(),
             }],
         )
     }
@@ -333,6 +334,7 @@ impl Adapter for CustomAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intent::NO_FACTS;
     use proptest::prelude::*;
 
     const ACME: &str = r#"
@@ -375,6 +377,7 @@ custom_vendors:
             idempotency_key: Some("po-1"),
             account: None,
             body,
+            facts: &NO_FACTS,
         }
     }
 

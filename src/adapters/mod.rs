@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::intent::{Classification, RequestView};
+use crate::intent::{Classification, Lookup, RequestView};
 
 pub mod custom;
 pub mod json;
@@ -31,8 +31,18 @@ pub trait Adapter: Send + Sync {
     /// Every host this adapter claims, normalised: what an IP-literal
     /// CONNECT is compared against (is this address a vendor's?).
     fn hosts(&self) -> Vec<String>;
-    /// Reads one request.
+    /// Reads one request, with whatever its [`Adapter::lookups`] returned
+    /// in `req.facts`. A fact that is missing (the lookup failed) leaves
+    /// the request unreadable, never approved.
     fn classify(&self, req: &RequestView<'_>) -> Classification;
+    /// What to GET before `req` can be read exactly (SPEC §4.2a): a
+    /// refund's charge, for its currency and refundable amount. Asked again
+    /// once the answers are in `req.facts` (a second lookup may follow from
+    /// the first); leash stops after a few rounds. Lookups go to the
+    /// request's own host with the agent's own credentials and account.
+    fn lookups(&self, _req: &RequestView<'_>) -> Vec<Lookup> {
+        Vec::new()
+    }
     /// The request headers (lowercase) this adapter reads besides
     /// `Content-Type` and `Content-Encoding`, which leash reads for every
     /// vendor. Two copies of one of them, or a `Connection` header naming

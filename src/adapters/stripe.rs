@@ -120,7 +120,7 @@
 //!   recurring prices, `mode=subscription`) makes the session unreadable.
 
 use crate::adapters::{normalize_host, Adapter, Form, Refusal, Shaped};
-use crate::intent::{Classification, IntentDraft, RequestView};
+use crate::intent::{Classification, Facts, IntentDraft, Lookup, RequestView};
 use crate::money::{minor_value_to_major, parse_minor_digits, Currency, Money, MoneyError};
 
 /// Hosts this adapter reads.
@@ -263,7 +263,7 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 /// The Stripe adapter. Stateless; see the module docs for what it reads.
 ///
 /// ```
-/// use leash::intent::{Classification, RequestView};
+/// use leash::intent::{Classification, RequestView, NO_FACTS};
 /// use leash::adapters::Registry;
 ///
 /// let vendors = Registry::builtin();
@@ -277,6 +277,7 @@ const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadat
 ///     idempotency_key: Some("order-42"),
 ///     account: None,
 ///     body: b"amount=1500&currency=jpy&customer=cus_1",
+///     facts: &NO_FACTS,
 /// };
 /// match stripe.classify(&req) {
 ///     Classification::Spend(intents) => {
@@ -305,6 +306,10 @@ impl Adapter for StripeAdapter {
 
     fn classify(&self, req: &RequestView<'_>) -> Classification {
         classify(req)
+    }
+
+    fn lookups(&self, req: &RequestView<'_>) -> Vec<Lookup> {
+        refund_lookups(req)
     }
 
     fn read_headers(&self) -> Vec<&str> {
@@ -480,9 +485,9 @@ fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
         ["v1", "charges"] => simple_spend(req, CHARGE_CREATE, CHARGE_BENEFICIARY, None),
         ["v1", "charges", _, "capture"] => capture(req, CHARGE_CAPTURE, "amount", "Charge"),
         ["v1", "charges", charge, "refunds"] | ["v1", "charges", charge, "refund"] => {
-            simple_spend(req, REFUND_CREATE, REFUND_BENEFICIARY, Some(charge))
+            refund(req, Some(charge))
         }
-        ["v1", "refunds"] => simple_spend(req, REFUND_CREATE, REFUND_BENEFICIARY, None),
+        ["v1", "refunds"] => refund(req, None),
         ["v1", "transfers"] => simple_spend(req, TRANSFER_CREATE, DESTINATION_BENEFICIARY, None),
         ["v1", "payouts"] => simple_spend(req, PAYOUT_CREATE, DESTINATION_BENEFICIARY, None),
         ["v1", "topups"] => simple_spend(req, TOPUP_CREATE, &[], None),
@@ -644,6 +649,7 @@ fn draft(req: &RequestView<'_>, op: Op, amount: Money, beneficiary: Option<Strin
         beneficiary,
         category: op.category.to_owned(),
         idempotency_key: req.idempotency_key.map(str::to_owned),
+        sources: Default::default(),
     }
 }
 
@@ -704,6 +710,206 @@ fn amount_currency(form: &Form, op: Op) -> Result<Money, String> {
     };
     let (currency, exp) = stripe_currency("currency", currency)?;
     to_money("amount", minor, currency, exp)
+}
+
+/// The object a refund draws on: its currency and refundable amount are
+/// that object's (Stripe refuses `currency` on a charge refund, so SDK
+/// refunds carry none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefundOf<'a> {
+    Charge(&'a str),
+    PaymentIntent(&'a str),
+}
+
+/// A Stripe object id fit for a lookup path: letters, digits and `_`.
+fn object_id(id: &str) -> Option<&str> {
+    let ok = !id.is_empty()
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok.then_some(id)
+}
+
+fn refund_of<'a>(form: &'a Form, path_charge: Option<&'a str>) -> Option<RefundOf<'a>> {
+    if let Some(charge) = path_charge {
+        return object_id(charge).map(RefundOf::Charge);
+    }
+    let field = |name| form.get(name).filter(|v| !v.is_empty());
+    match (field("charge"), field("payment_intent")) {
+        (Some(charge), _) => object_id(charge).map(RefundOf::Charge),
+        (None, Some(pi)) => object_id(pi).map(RefundOf::PaymentIntent),
+        (None, None) => None,
+    }
+}
+
+/// The path of the refund's path charge (`/v1/charges/{id}/refunds`).
+fn path_charge<'a>(req: &RequestView<'a>) -> Option<&'a str> {
+    match canonical_segments(req.path)?.as_slice() {
+        ["v1", "charges", charge, "refunds"] | ["v1", "charges", charge, "refund"] => Some(charge),
+        _ => None,
+    }
+}
+
+fn charge_path(id: &str) -> String {
+    format!("/v1/charges/{id}")
+}
+
+fn payment_intent_path(id: &str) -> String {
+    format!("/v1/payment_intents/{id}")
+}
+
+/// The charge a refund draws on, once known: directly, or a
+/// PaymentIntent's `latest_charge`.
+fn refund_charge(of: RefundOf<'_>, facts: &Facts) -> Option<String> {
+    match of {
+        RefundOf::Charge(id) => Some(charge_path(id)),
+        RefundOf::PaymentIntent(id) => facts
+            .get(&payment_intent_path(id))?
+            .pointer("/latest_charge")?
+            .as_str()
+            .and_then(object_id)
+            .map(charge_path),
+    }
+}
+
+/// A refund's lookups: its charge (through its PaymentIntent when it names
+/// one), for the currency and the refundable amount, and to check a
+/// `currency` the request gives.
+fn refund_lookups(req: &RequestView<'_>) -> Vec<Lookup> {
+    let is_refund_path = matches!(
+        canonical_segments(req.path).as_deref(),
+        Some(["v1", "refunds"])
+            | Some(["v1", "charges", _, "refunds"])
+            | Some(["v1", "charges", _, "refund"])
+    );
+    if req.method != "POST" || !is_refund_path {
+        return Vec::new();
+    }
+    let Ok(form) = read_form(req) else {
+        return Vec::new();
+    };
+    let Some(of) = refund_of(&form, path_charge(req)) else {
+        return Vec::new();
+    };
+    if let RefundOf::PaymentIntent(id) = of {
+        let path = payment_intent_path(id);
+        if !req.facts.has(&path) {
+            return vec![Lookup {
+                path,
+                why: "a refund of a PaymentIntent draws on its latest charge".into(),
+            }];
+        }
+    }
+    match refund_charge(of, req.facts) {
+        Some(path) => vec![Lookup {
+            path,
+            why: "a refund's currency and refundable amount are its charge's".into(),
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// `POST /v1/refunds` and the legacy charge refunds: the amount and
+/// currency the request gives, checked against (or completed from) the
+/// charge leash looked up.
+fn refund(req: &RequestView<'_>, path_charge: Option<&str>) -> Classification {
+    let op = REFUND_CREATE;
+    let form = match read_form(req) {
+        Ok(form) => form,
+        Err(reason) => return unreadable(op, reason),
+    };
+    let beneficiary = path_charge
+        .map(str::to_owned)
+        .or_else(|| beneficiary(&form, REFUND_BENEFICIARY));
+    let of = refund_of(&form, path_charge);
+    let charge_at = of.and_then(|of| refund_charge(of, req.facts));
+    let charge = charge_at.as_deref().and_then(|at| req.facts.get(at));
+    let Some(charge) = charge else {
+        // Nothing looked up (no charge named, or the lookup failed): what
+        // the request itself says, if it says everything.
+        let failed = [
+            of.and_then(|of| match of {
+                RefundOf::PaymentIntent(id) => req.facts.failure(&payment_intent_path(id)),
+                RefundOf::Charge(_) => None,
+            }),
+            charge_at.as_deref().and_then(|at| req.facts.failure(at)),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        return match amount_currency(&form, op) {
+            Ok(money) => Classification::spend(op.name, vec![draft(req, op, money, beneficiary)]),
+            Err(reason) => unreadable(
+                op,
+                match failed {
+                    Some(failed) => format!("{reason}; {failed}"),
+                    None => reason,
+                },
+            ),
+        };
+    };
+    let source = format!("GET {}", charge_at.as_deref().unwrap_or(""));
+    let looked_up = |what: &str| format!("{what} ({source})");
+    let Some(charge_currency) = charge.pointer("/currency").and_then(|c| c.as_str()) else {
+        return unreadable(op, format!("the charge has no `currency` ({source})"));
+    };
+    let (currency, exp) = match stripe_currency("currency", charge_currency) {
+        Ok(c) => c,
+        Err(reason) => return unreadable(op, looked_up(&reason)),
+    };
+    let mut sources = std::collections::BTreeMap::new();
+    match scalar(&form, "currency") {
+        Err(reason) => return unreadable(op, reason),
+        Ok(Some(given)) if !given.is_empty() => {
+            if !given.eq_ignore_ascii_case(charge_currency) {
+                return Classification::Ambiguous {
+                    operation: op.name.to_owned(),
+                    reason: format!(
+                        "the refund says `currency` {} but its charge is in {} ({source})",
+                        shown(given),
+                        currency
+                    ),
+                };
+            }
+        }
+        Ok(_) => {
+            sources.insert(
+                "currency".to_owned(),
+                looked_up(&currency.code().to_ascii_lowercase()),
+            );
+        }
+    }
+    let minor = match scalar(&form, "amount") {
+        Err(reason) => return unreadable(op, reason),
+        Ok(Some(amount)) => match integer("amount", amount) {
+            Ok(minor) => minor,
+            Err(reason) => return unreadable(op, reason),
+        },
+        Ok(None) => {
+            // A full refund: what is left to refund of the charge.
+            let field = |name: &str| charge.pointer(name).and_then(|v| v.as_i64());
+            let (Some(amount), Some(refunded)) = (field("/amount"), field("/amount_refunded"))
+            else {
+                return unreadable(
+                    op,
+                    format!("a full refund's amount is the charge's `amount` - `amount_refunded`, which the charge does not give as integers ({source})"),
+                );
+            };
+            let left = amount.saturating_sub(refunded).max(0);
+            sources.insert(
+                "amount".to_owned(),
+                looked_up(&format!("{left} minor units left to refund")),
+            );
+            u128::try_from(left).unwrap_or(0)
+        }
+    };
+    match to_money("amount", minor, currency, exp) {
+        Ok(money) => {
+            let mut draft = draft(req, op, money, beneficiary);
+            draft.sources = sources;
+            Classification::spend(op.name, vec![draft])
+        }
+        Err(reason) => unreadable(op, reason),
+    }
 }
 
 /// Captures never carry a currency, so they are always unreadable; the
@@ -1159,6 +1365,7 @@ fn checkout_session_update(req: &RequestView<'_>) -> Classification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intent::NO_FACTS;
     use proptest::prelude::*;
     use rust_decimal::Decimal;
 
@@ -1179,6 +1386,7 @@ mod tests {
             idempotency_key: Some("idem-1"),
             account: None,
             body,
+            facts: &NO_FACTS,
         }
     }
 
@@ -1332,6 +1540,167 @@ mod tests {
             "charge=ch_1&payment_intent=pi_1&amount=500&currency=gbp",
         );
         assert_eq!(one(&c).beneficiary.as_deref(), Some("ch_1"));
+    }
+
+    /// What stripe-python's `stripe.Refund.create(...)` sends, classified
+    /// with `facts` (the looked-up objects by path).
+    fn refund_with(path: &str, body: &str, facts: &[(&str, &str)]) -> Classification {
+        let mut known = Facts::default();
+        for (at, json) in facts {
+            let got = match json.strip_prefix('!') {
+                Some(failure) => Err(failure.to_string()),
+                None => Ok(crate::adapters::json::parse(json.as_bytes()).unwrap()),
+            };
+            known.insert(at.to_string(), got);
+        }
+        let mut v = view("POST", path, None, body.as_bytes());
+        v.facts = &known;
+        // Borrow of `known` ends here.
+        classify(&v)
+    }
+
+    fn lookups_of(path: &str, body: &str, facts: &[(&str, &str)]) -> Vec<String> {
+        let mut known = Facts::default();
+        for (at, json) in facts {
+            known.insert(
+                at.to_string(),
+                Ok(crate::adapters::json::parse(json.as_bytes()).unwrap()),
+            );
+        }
+        let mut v = view("POST", path, None, body.as_bytes());
+        v.facts = &known;
+        StripeAdapter
+            .lookups(&v)
+            .into_iter()
+            .map(|l| l.path)
+            .collect()
+    }
+
+    const CHARGE: &str =
+        r#"{"id":"ch_1","object":"charge","amount":10000,"amount_refunded":2500,"currency":"eur"}"#;
+
+    #[test]
+    fn a_refund_takes_its_charges_currency_and_remaining_amount() {
+        // What to look up.
+        assert_eq!(
+            lookups_of("/v1/refunds", "charge=ch_1&amount=5000", &[]),
+            ["/v1/charges/ch_1"]
+        );
+        assert_eq!(
+            lookups_of("/v1/charges/ch_7/refunds", "", &[]),
+            ["/v1/charges/ch_7"]
+        );
+        assert_eq!(
+            lookups_of("/v1/refunds", "payment_intent=pi_1", &[]),
+            ["/v1/payment_intents/pi_1"]
+        );
+        assert_eq!(
+            lookups_of(
+                "/v1/refunds",
+                "payment_intent=pi_1",
+                &[("/v1/payment_intents/pi_1", r#"{"latest_charge":"ch_9"}"#)]
+            ),
+            ["/v1/charges/ch_9"]
+        );
+        // Nothing for other requests, or ids that are no Stripe ids.
+        assert!(lookups_of("/v1/payouts", "amount=1&currency=eur", &[]).is_empty());
+        assert!(lookups_of("/v1/refunds", "charge=..%2Fpayouts", &[]).is_empty());
+        assert!(lookups_of("/v1/refunds", "customer=cus_1&amount=5", &[]).is_empty());
+
+        // stripe.Refund.create(charge="ch_1", amount=5000): EUR from the charge.
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1&amount=5000",
+            &[("/v1/charges/ch_1", CHARGE)],
+        );
+        assert_eq!(amount(&c), "50.00 EUR");
+        assert_eq!(one(&c).sources["currency"], "eur (GET /v1/charges/ch_1)");
+        assert!(!one(&c).sources.contains_key("amount"));
+        // A full refund: 100.00 - 25.00 already refunded.
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1",
+            &[("/v1/charges/ch_1", CHARGE)],
+        );
+        assert_eq!(amount(&c), "75.00 EUR");
+        assert!(
+            one(&c).sources["amount"].contains("7500 minor units left"),
+            "{:?}",
+            one(&c).sources
+        );
+        // Through a PaymentIntent's latest charge.
+        let c = refund_with(
+            "/v1/refunds",
+            "payment_intent=pi_1",
+            &[
+                ("/v1/payment_intents/pi_1", r#"{"latest_charge":"ch_1"}"#),
+                ("/v1/charges/ch_1", CHARGE),
+            ],
+        );
+        assert_eq!(amount(&c), "75.00 EUR");
+        assert_eq!(one(&c).beneficiary.as_deref(), Some("pi_1"));
+        // Zero-decimal and three-decimal charges scale by Stripe's table.
+        let jpy = r#"{"amount":5000,"amount_refunded":0,"currency":"jpy"}"#;
+        let c = refund_with(
+            "/v1/charges/ch_2/refunds",
+            "amount=1200",
+            &[("/v1/charges/ch_2", jpy)],
+        );
+        assert_eq!(amount(&c), "1200 JPY");
+        let kwd = r#"{"amount":5000,"amount_refunded":0,"currency":"kwd"}"#;
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_3&amount=1250",
+            &[("/v1/charges/ch_3", kwd)],
+        );
+        assert_eq!(amount(&c), "1.250 KWD");
+        // A currency that matches is fine; one that differs reads two ways.
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1&amount=500&currency=EUR",
+            &[("/v1/charges/ch_1", CHARGE)],
+        );
+        assert_eq!(amount(&c), "5.00 EUR");
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1&amount=500&currency=usd",
+            &[("/v1/charges/ch_1", CHARGE)],
+        );
+        assert!(matches!(c, Classification::Ambiguous { .. }), "{c:?}");
+        assert!(reason(&c).contains("EUR"), "{}", reason(&c));
+    }
+
+    #[test]
+    fn a_refund_whose_lookup_failed_is_unreadable_unless_it_says_everything() {
+        let failed = [(
+            "/v1/charges/ch_1",
+            "!the lookup GET /v1/charges/ch_1 failed: stripe answered 404 Not Found",
+        )];
+        let c = refund_with("/v1/refunds", "charge=ch_1&amount=5000", &failed);
+        assert_unreadable(&c, "without `currency`");
+        assert!(reason(&c).contains("404"), "{}", reason(&c));
+        let c = refund_with("/v1/refunds", "charge=ch_1", &failed);
+        assert_unreadable(&c, "whole remaining charge");
+        // Everything in the request: decided on it.
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1&amount=500&currency=gbp",
+            &failed,
+        );
+        assert_eq!(amount(&c), "5.00 GBP");
+        // A charge without the fields is unreadable, never guessed.
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1",
+            &[("/v1/charges/ch_1", r#"{"currency":"eur","amount":"x"}"#)],
+        );
+        assert_unreadable(&c, "amount_refunded");
+        let c = refund_with(
+            "/v1/refunds",
+            "charge=ch_1&amount=5",
+            &[("/v1/charges/ch_1", r#"{"amount":1}"#)],
+        );
+        assert_unreadable(&c, "no `currency`");
     }
 
     #[test]
@@ -1977,6 +2346,7 @@ mod tests {
                 idempotency_key: None,
                 account: None,
                 body: &body,
+                facts: &NO_FACTS,
             };
             let c = classify(&v);
             if let Classification::Spend(d) = &c {

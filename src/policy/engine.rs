@@ -1354,6 +1354,7 @@ mod tests {
             beneficiary: Some("cus_1".to_string()),
             category: "payment".to_string(),
             idempotency_key: None,
+            sources: Default::default(),
             fingerprint: Fingerprint::of("POST", "api.stripe.com", "/v1/payment_intents", b""),
             at: now,
         }

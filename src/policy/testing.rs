@@ -396,6 +396,7 @@ fn read_case(
         beneficiary: draft.beneficiary,
         category: draft.category,
         idempotency_key: None,
+        sources: Default::default(),
         fingerprint: Fingerprint::of(
             "TEST",
             "leash.policy-test",

@@ -260,7 +260,7 @@ impl Proxy {
                 "this hold's request can be read in more than one way",
             ));
         }
-        let (classification, fingerprint) = self.classify(&target, &parts, &body, None);
+        let (classification, fingerprint) = self.classify(&target, &parts, &body, None).await;
         if fingerprint.to_hex() != hold.fingerprint {
             tracing::error!(hold = %hold.id, "a held request does not match its fingerprint; not forwarded");
             return refuse(unavailable(

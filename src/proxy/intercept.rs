@@ -28,7 +28,7 @@ use crate::answer::{Answer, ProxyBody};
 use crate::audit::{mask_card_numbers, NewEntry};
 use crate::body::decode_for_reading;
 use crate::gate::Outcome;
-use crate::intent::{Classification, Fingerprint, Intent, RequestView};
+use crate::intent::{Classification, Facts, Fingerprint, Intent, Lookup, RequestView, NO_FACTS};
 use crate::spend::Reservation;
 
 /// One intercepted tunnel: who is speaking, and to which vendor host.
@@ -93,6 +93,10 @@ impl Tunnel {
         }
     }
 }
+
+/// How many times an adapter may ask for lookups that follow from the
+/// previous answers (a PaymentIntent, then its latest charge).
+const MAX_LOOKUP_ROUNDS: usize = 3;
 
 /// Why a request body could not be read.
 /// What became of a forwarded request.
@@ -209,7 +213,8 @@ impl Proxy {
         // make the two differ is caught here as ambiguous.
         let reads = tunnel.read_headers();
         let (parts, head_ambiguity) = prepare_head(parts, &reads);
-        let (classification, fingerprint) = self.classify(tunnel, &parts, &raw, head_ambiguity);
+        let (classification, fingerprint) =
+            self.classify(tunnel, &parts, &raw, head_ambiguity).await;
         self.metrics.request(&tunnel.vendor, classification.kind());
         let now = chrono::Utc::now();
         let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
@@ -380,7 +385,7 @@ impl Proxy {
     /// `parts` is the head as it will be forwarded ([`prepare_head`]), and
     /// `ambiguity` what [`prepare_head`] found read two ways in it.
     /// A body leash cannot decode is unreadable — never safe.
-    pub(super) fn classify(
+    pub(super) async fn classify(
         &self,
         tunnel: &Tunnel,
         parts: &Parts,
@@ -389,8 +394,13 @@ impl Proxy {
     ) -> (Classification, Fingerprint) {
         let head = HeadView::of(parts, tunnel.shape());
         let decoded = decode_for_reading(head.content_encoding, raw, self.max_body);
-        let view = head.request_view(&tunnel.host, decoded.as_deref().unwrap_or(raw));
-        let fingerprint = view.fingerprint();
+        let body: &[u8] = match &decoded {
+            Ok(body) => body,
+            Err(_) => raw,
+        };
+        let fingerprint = head
+            .request_view(&tunnel.host, body, &NO_FACTS)
+            .fingerprint();
         let operation = format!("{} {}", parts.method, parts.uri.path());
         let read = match (&decoded, tunnel.shape()) {
             (Err(error), _) => Classification::Unreadable {
@@ -401,7 +411,27 @@ impl Proxy {
                 operation,
                 reason: format!("no vendor adapter claims {}", tunnel.host),
             },
-            (Ok(_), Some(adapter)) => adapter.classify(&view),
+            (Ok(_), Some(adapter)) => {
+                let mut facts = Facts::default();
+                // Nothing is looked up for a request that is refused anyway.
+                if ambiguity.is_none() {
+                    for _ in 0..MAX_LOOKUP_ROUNDS {
+                        let wanted: Vec<Lookup> = adapter
+                            .lookups(&head.request_view(&tunnel.host, body, &facts))
+                            .into_iter()
+                            .filter(|l| !facts.has(&l.path))
+                            .collect();
+                        if wanted.is_empty() {
+                            break;
+                        }
+                        for lookup in wanted {
+                            let got = self.look_up(tunnel, parts, &lookup).await;
+                            facts.insert(lookup.path, got);
+                        }
+                    }
+                }
+                adapter.classify(&head.request_view(&tunnel.host, body, &facts))
+            }
         };
         let classification = match ambiguity {
             // Whatever the adapter would have called it, even `Safe`: a
@@ -564,7 +594,7 @@ impl<'a> HeadView<'a> {
         }
     }
 
-    fn request_view(&self, host: &'a str, body: &'a [u8]) -> RequestView<'a> {
+    fn request_view(&self, host: &'a str, body: &'a [u8], facts: &'a Facts) -> RequestView<'a> {
         RequestView {
             method: self.method,
             host,
@@ -574,6 +604,7 @@ impl<'a> HeadView<'a> {
             idempotency_key: self.idempotency_key,
             account: self.account,
             body,
+            facts,
         }
     }
 }

@@ -19,6 +19,7 @@
 mod forwarded_is_classified;
 mod held;
 pub mod intercept;
+mod lookup;
 pub mod tunnel;
 
 use std::convert::Infallible;
@@ -68,6 +69,8 @@ pub struct Proxy {
     /// Counted here, at the edge: requests, decisions, leash's own
     /// answers, upstream latency.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Objects looked up for requests that leave something out.
+    pub lookups: lookup::LookupCache,
 }
 
 impl Proxy {

@@ -114,6 +114,9 @@ pub struct Seen {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Answers for particular `GET` targets (a lookup's charge), by
+    /// path and query: status and JSON body.
+    pub answers: Arc<Mutex<std::collections::BTreeMap<String, (u16, String)>>>,
 }
 
 impl Upstream {
@@ -143,21 +146,35 @@ impl Upstream {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let answers: Arc<Mutex<std::collections::BTreeMap<String, (u16, String)>>> = Arc::default();
         let acceptor = tls.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
         let record = Arc::clone(&seen);
+        let table = Arc::clone(&answers);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let record = Arc::clone(&record);
+                let table = Arc::clone(&table);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let record = Arc::clone(&record);
+                        let table = Arc::clone(&table);
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.unwrap().to_bytes();
+                            let target = parts
+                                .uri
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let special = if parts.method == http::Method::GET {
+                                table.lock().unwrap().get(&target).cloned()
+                            } else {
+                                None
+                            };
                             record.lock().unwrap().push(Seen {
                                 method: parts.method.to_string(),
                                 path_and_query: parts
@@ -181,11 +198,15 @@ impl Upstream {
                                 headers: parts.headers,
                                 body,
                             });
+                            let (status, body) = match special {
+                                Some((status, body)) => (status, Bytes::from(body)),
+                                None => (status, Bytes::from_static(UPSTREAM_BODY.as_bytes())),
+                            };
                             let response = Response::builder()
                                 .status(status)
                                 .header("content-type", "application/json")
                                 .header("request-id", "req_upstream_1")
-                                .body(Full::new(Bytes::from_static(UPSTREAM_BODY.as_bytes())))
+                                .body(Full::new(body))
                                 .unwrap();
                             Ok::<_, Infallible>(response)
                         }
@@ -206,7 +227,19 @@ impl Upstream {
                 });
             }
         });
-        Self { addr, seen }
+        Self {
+            addr,
+            seen,
+            answers,
+        }
+    }
+
+    /// Answers `GET target` with `status` and `body` from now on.
+    pub fn answer(&self, target: &str, status: u16, body: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(target.to_string(), (status, body.to_string()));
     }
 
     pub fn seen(&self) -> Vec<Seen> {

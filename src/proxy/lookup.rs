@@ -1,0 +1,230 @@
+//! Lookups (SPEC §4.2a): the GETs leash makes when a request leaves out
+//! what its policy needs, such as a refund's currency, which is its
+//! charge's.
+//!
+//! A lookup goes to the request's own host through the upstream client,
+//! with the agent's own credentials (`Authorization`) and acting account
+//! (the adapter's account header): leash learns only what the agent itself
+//! may read, about the account the request acts as. The answer must be a
+//! 2xx with a strict-JSON body; anything else is a failure, which leaves the
+//! request unreadable (never approved). Successful answers are cached for
+//! [`CACHE_FOR`], keyed by everything that could change them: agent, host,
+//! path, account and a digest of the credentials (never the credentials).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderName, AUTHORIZATION};
+use http::request::Parts;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use sha2::{Digest, Sha256};
+
+use super::intercept::Tunnel;
+use super::Proxy;
+use crate::adapters::json::{self, Json};
+use crate::intent::Lookup;
+
+/// How long a looked-up object is reused: long enough for an SDK's retry
+/// and a held request's release, short enough that a refund made meanwhile
+/// elsewhere shows in the refundable amount soon.
+pub const CACHE_FOR: Duration = Duration::from_secs(30);
+
+/// How long one lookup may take.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A looked-up object larger than this is refused.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// At most this many cached answers; the oldest go first beyond it.
+const MAX_ENTRIES: usize = 4096;
+
+/// Looked-up objects by [`cache_key`].
+#[derive(Default)]
+pub struct LookupCache {
+    entries: Mutex<HashMap<[u8; 32], (Instant, Json)>>,
+}
+
+impl LookupCache {
+    fn get(&self, key: &[u8; 32]) -> Option<Json> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, json)| json.clone())
+    }
+
+    fn put(&self, key: [u8; 32], json: Json) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+        if entries.len() >= MAX_ENTRIES {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| *k)
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(key, (Instant::now(), json));
+    }
+}
+
+impl Proxy {
+    /// Performs `lookup` for a request of `tunnel` whose head is `parts`.
+    pub(super) async fn look_up(
+        &self,
+        tunnel: &Tunnel,
+        parts: &Parts,
+        lookup: &Lookup,
+    ) -> Result<Json, String> {
+        let what = format!("GET {}", lookup.path);
+        let account_header = tunnel
+            .shape()
+            .and_then(|a| a.account_header())
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
+        let credentials = parts.headers.get(AUTHORIZATION);
+        let account = account_header
+            .as_ref()
+            .and_then(|name| parts.headers.get(name));
+        let key = cache_key(
+            tunnel,
+            &lookup.path,
+            credentials.map(|v| v.as_bytes()),
+            account.map(|v| v.as_bytes()),
+        );
+        if let Some(json) = self.lookups.get(&key) {
+            self.metrics.lookup(&tunnel.vendor, "cached");
+            return Ok(json);
+        }
+        let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
+        let mut request = Request::builder().method(Method::GET).uri(uri);
+        if let Some(credentials) = credentials {
+            request = request.header(AUTHORIZATION, credentials);
+        }
+        if let (Some(name), Some(account)) = (account_header, account) {
+            request = request.header(name, account);
+        }
+        let request = match request.body(Full::new(Bytes::new())) {
+            Ok(request) => request,
+            Err(error) => return Err(self.failed(tunnel, &what, &error.to_string())),
+        };
+        let answer = tokio::time::timeout(TIMEOUT, async {
+            let response = self
+                .upstream
+                .send(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("its answer could not be read: {e}"))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!("{} answered {status}", tunnel.vendor));
+            }
+            json::parse(&body).map_err(|e| e.to_string())
+        })
+        .await;
+        match answer {
+            Ok(Ok(json)) => {
+                self.metrics.lookup(&tunnel.vendor, "ok");
+                tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, lookup = %what, why = %lookup.why, "looked up");
+                self.lookups.put(key, json.clone());
+                Ok(json)
+            }
+            Ok(Err(reason)) => Err(self.failed(tunnel, &what, &reason)),
+            Err(_) => Err(self.failed(
+                tunnel,
+                &what,
+                &format!("no answer within {}s", TIMEOUT.as_secs()),
+            )),
+        }
+    }
+
+    fn failed(&self, tunnel: &Tunnel, what: &str, reason: &str) -> String {
+        self.metrics.lookup(&tunnel.vendor, "failed");
+        let reason = crate::audit::mask_card_numbers(reason);
+        tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, lookup = %crate::audit::mask_card_numbers(what), %reason, "lookup failed");
+        format!("the lookup {what} failed: {reason}")
+    }
+}
+
+/// SHA-256 over everything that decides what a lookup answers, framed so
+/// that no two different tuples share a key.
+fn cache_key(
+    tunnel: &Tunnel,
+    path: &str,
+    credentials: Option<&[u8]>,
+    account: Option<&[u8]>,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let parts: [&[u8]; 4] = [
+        tunnel.agent.as_bytes(),
+        tunnel.host.as_bytes(),
+        path.as_bytes(),
+        credentials.unwrap_or(b"\0none"),
+    ];
+    for part in parts.into_iter().chain(account) {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_separates_agents_credentials_and_accounts() {
+        let t = |agent: &str| Tunnel::new(agent.into(), "api.stripe.com".into(), 443, None);
+        let base = cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None);
+        assert_ne!(
+            base,
+            cache_key(&t("b"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None)
+        );
+        assert_ne!(
+            base,
+            cache_key(&t("a"), "/v1/charges/ch_2", Some(b"Bearer sk_1"), None)
+        );
+        assert_ne!(
+            base,
+            cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_2"), None)
+        );
+        assert_ne!(base, cache_key(&t("a"), "/v1/charges/ch_1", None, None));
+        assert_ne!(
+            base,
+            cache_key(
+                &t("a"),
+                "/v1/charges/ch_1",
+                Some(b"Bearer sk_1"),
+                Some(b"acct_1")
+            )
+        );
+        assert_eq!(
+            base,
+            cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None)
+        );
+    }
+
+    #[test]
+    fn cached_answers_expire_and_the_cache_is_bounded() {
+        let cache = LookupCache::default();
+        for i in 0..(MAX_ENTRIES + 10) {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            cache.put(key, Json::Null);
+        }
+        assert!(cache.entries.lock().unwrap().len() <= MAX_ENTRIES);
+        let key = [9u8; 32];
+        cache.put(key, Json::Bool(true));
+        assert_eq!(cache.get(&key), Some(Json::Bool(true)));
+        cache.entries.lock().unwrap().get_mut(&key).unwrap().0 =
+            Instant::now() - CACHE_FOR - Duration::from_secs(1);
+        assert_eq!(cache.get(&key), None);
+    }
+}
