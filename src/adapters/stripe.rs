@@ -124,7 +124,14 @@ use crate::intent::{Classification, Facts, IntentDraft, Lookup, RequestView};
 use crate::money::{minor_value_to_major, parse_minor_digits, Currency, Money, MoneyError};
 
 /// Hosts this adapter reads.
-pub const HOSTS: &[&str] = &["api.stripe.com"];
+pub const HOSTS: &[&str] = &[
+    "api.stripe.com",
+    // Uploads (multipart), OAuth for Connect, and the v2 meter-event
+    // stream (research §1.1): claimed so none is ever tunnelled blind.
+    "files.stripe.com",
+    "connect.stripe.com",
+    "meter-events.stripe.com",
+];
 
 /// Vendor name in intents and policies.
 pub const VENDOR: &str = "stripe";
@@ -395,6 +402,21 @@ pub fn classify(req: &RequestView<'_>) -> Classification {
     if matches!(req.method, "GET" | "HEAD" | "OPTIONS") {
         return safe("read");
     }
+    match normalize_host(req.host).as_str() {
+        "files.stripe.com" => return side_host(req, &[("POST", "/v1/files", "file.create")]),
+        "connect.stripe.com" => {
+            return side_host(
+                req,
+                &[
+                    ("POST", "/oauth/token", "oauth.token"),
+                    ("POST", "/oauth/deauthorize", "oauth.deauthorize"),
+                ],
+            )
+        }
+        // Meter events bill usage: money, in units leash cannot price.
+        "meter-events.stripe.com" => return side_host(req, &[]),
+        _ => {}
+    }
     let read = classify_write(req);
     match form_ambiguity(req) {
         Some(reason) => Classification::Ambiguous {
@@ -402,6 +424,26 @@ pub fn classify(req: &RequestView<'_>) -> Classification {
             reason,
         },
         None => read,
+    }
+}
+
+/// A Stripe host that is not the API: the listed writes move no money,
+/// every other write is unknown.
+fn side_host(req: &RequestView<'_>, harmless: &[(&str, &str, &str)]) -> Classification {
+    match harmless
+        .iter()
+        .find(|(method, path, _)| *method == req.method && *path == req.path)
+    {
+        Some((_, _, operation)) => safe(operation),
+        None => unknown(
+            "unknown",
+            format!(
+                "{} {} on {} is not a write leash knows to move no money",
+                shown(req.method),
+                shown(req.path),
+                shown(req.host)
+            ),
+        ),
     }
 }
 
@@ -2236,7 +2278,21 @@ mod tests {
         assert_eq!(a.name(), "stripe");
         assert!(a.claims_host("api.stripe.com"));
         assert!(a.claims_host("API.STRIPE.COM.:443"));
-        assert!(!a.claims_host("files.stripe.com"));
+        assert!(a.claims_host("files.stripe.com") && a.claims_host("connect.stripe.com"));
+        assert!(!a.claims_host("stripe.com") && !a.claims_host("dashboard.stripe.com"));
+        let on = |host: &'static str, path: &'static str| {
+            let mut v = view("POST", path, None, b"--x\r\n");
+            v.host = host;
+            classify(&v)
+        };
+        assert_eq!(on("files.stripe.com", "/v1/files").kind(), "safe");
+        assert_eq!(on("files.stripe.com", "/v1/files/x").kind(), "unknown");
+        assert_eq!(on("connect.stripe.com", "/oauth/token").kind(), "safe");
+        assert_eq!(on("connect.stripe.com", "/v1/payouts").kind(), "unknown");
+        assert_eq!(
+            on("meter-events.stripe.com", "/v2/billing/meter_event_stream").kind(),
+            "unknown"
+        );
         let vendors = crate::adapters::Registry::builtin();
         let adapter = vendors.for_host("api.stripe.com:443").unwrap();
         let c = adapter.classify(&view("POST", "/v1/payouts", None, b"amount=1&currency=eur"));
@@ -2355,6 +2411,28 @@ mod tests {
                     prop_assert!(i.amount.is_some());
                     prop_assert!(i.amount.unwrap().amount >= Decimal::ZERO);
                 }
+            }
+        }
+
+        /// Whatever the looked-up charge says, a refund is never safe, and a
+        /// spend read from it is non-negative.
+        #[test]
+        fn refunds_with_any_looked_up_charge_are_never_safe(
+            body in "(charge=ch_1|payment_intent=pi_1)(&amount=[0-9]{0,6})?(&currency=[a-z]{0,4})?",
+            amount in prop_oneof![Just("10000".to_owned()), Just("-5".to_owned()), Just("\"7\"".to_owned()), Just("1e3".to_owned())],
+            refunded in prop_oneof![Just("0".to_owned()), Just("20000".to_owned()), Just("null".to_owned())],
+            currency in prop_oneof![Just("\"eur\"".to_owned()), Just("\"jpy\"".to_owned()), Just("\"zzz\"".to_owned()), Just("3".to_owned())],
+        ) {
+            let charge = format!(r#"{{"amount":{amount},"amount_refunded":{refunded},"currency":{currency}}}"#);
+            let mut facts = Facts::default();
+            facts.insert("/v1/charges/ch_1".into(), crate::adapters::json::parse(charge.as_bytes()).map_err(|e| e.to_string()));
+            facts.insert("/v1/payment_intents/pi_1".into(), crate::adapters::json::parse(br#"{"latest_charge":"ch_1"}"#).map_err(|e| e.to_string()));
+            let mut v = view("POST", "/v1/refunds", None, body.as_bytes());
+            v.facts = &facts;
+            let c = classify(&v);
+            prop_assert_ne!(c.kind(), "safe");
+            if let Classification::Spend(d) = &c {
+                prop_assert!(d[0].amount.as_ref().unwrap().amount >= Decimal::ZERO);
             }
         }
 
