@@ -200,6 +200,7 @@ fn intent(now: DateTime<Utc>, amount: &str) -> Intent {
         category: "payment".into(),
         idempotency_key: Some("k-1".into()),
         sources: Default::default(),
+        account: None,
         fingerprint: Fingerprint::of(
             "POST",
             "api.stripe.com",

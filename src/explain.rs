@@ -42,6 +42,7 @@ pub fn explain(set: &PolicySet, described: &Described) -> Result<Decision, Strin
         category: described.category.clone(),
         idempotency_key: None,
         sources: Default::default(),
+        account: None,
         fingerprint: Fingerprint::of("EXPLAIN", &described.vendor, &described.operation, b""),
         at: described.at,
     };

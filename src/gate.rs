@@ -425,6 +425,7 @@ pub fn stated_intent(
         category: category.to_string(),
         idempotency_key: None,
         sources: Default::default(),
+        account: None,
         fingerprint,
         at,
     }

@@ -127,6 +127,11 @@ pub struct Intent {
     pub category: String,
     /// The request's idempotency key, if it carried one.
     pub idempotency_key: Option<String>,
+    /// The account the request acts for (Stripe Connect's
+    /// `Stripe-Account`), when the vendor has one: policies filter on it
+    /// (`accounts:`) and the audit entry names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Where values not in the request came from, by field:
     /// `currency: "eur (GET /v1/charges/ch_1)"`.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -170,6 +175,7 @@ impl IntentDraft {
             category: self.category,
             idempotency_key: self.idempotency_key,
             sources: self.sources,
+            account: None,
             fingerprint,
             at,
         }

@@ -183,6 +183,7 @@ fn read_intent(item: &Value, agent: &str, at: DateTime<Utc>) -> Result<Intent, S
         category: text("category").unwrap_or_default(),
         idempotency_key: text("idempotency_key"),
         sources: Default::default(),
+        account: text("account"),
         fingerprint: Fingerprint::of("REPLAY", "", "", b""),
         at,
     })

@@ -540,7 +540,16 @@ fn filters(rule: &Rule, f: &Filters, intent: &Intent, fx: &mut Fx<'_>) -> Tri {
         )),
         _ => None,
     };
+    let account = match (&f.accounts, intent.account.as_deref()) {
+        (Some(set), None) => Some(format!(
+            "filters do not match (the request acts for no account, the rule for {})",
+            fmt_list(set)
+        )),
+        (_, Some(account)) => listed(&f.accounts, account, "account"),
+        (None, None) => None,
+    };
     if let Some(no) = listed(&f.vendors, &intent.vendor, "vendor")
+        .or(account)
         .or_else(|| listed(&f.operations, &intent.operation, "operation"))
         .or_else(|| listed(&f.categories, &intent.category, "category"))
     {
@@ -1355,6 +1364,7 @@ mod tests {
             category: "payment".to_string(),
             idempotency_key: None,
             sources: Default::default(),
+            account: None,
             fingerprint: Fingerprint::of("POST", "api.stripe.com", "/v1/payment_intents", b""),
             at: now,
         }
@@ -2066,6 +2076,25 @@ mod tests {
     }
 
     #[test]
+    fn an_accounts_filter_matches_only_intents_for_those_accounts() {
+        let w = World::new();
+        let mut r = threshold(10, RJ, range("", "1", "", ""));
+        r.filters.accounts = Some(set(&["acct_frozen"]));
+        let mut intent = eur_intent("50");
+        assert!(!w.verdict(r.clone(), &intent).triggered, "no account");
+        intent.account = Some("acct_open".into());
+        let v = w.verdict(r.clone(), &intent);
+        assert!(!v.triggered);
+        assert!(
+            v.reason.contains("account acct_open not in"),
+            "{}",
+            v.reason
+        );
+        intent.account = Some("acct_frozen".into());
+        assert!(w.verdict(r, &intent).triggered);
+    }
+
+    #[test]
     fn cap_filters_select_past_spend_but_amount_filter_only_the_intent() {
         let mut meta = event(
             noon() - TimeDelta::hours(1),
@@ -2746,6 +2775,7 @@ mod tests {
         )
             .prop_map(|(vendors, categories, amount)| Filters {
                 vendors,
+                accounts: None,
                 operations: None,
                 categories,
                 amount,

@@ -206,6 +206,7 @@ pub(crate) const COMMON_RULE_KEYS: &[&str] = &[
     "approvers",
     "quorum",
     "vendors",
+    "accounts",
     "operations",
     "categories",
     "amount",
@@ -962,6 +963,17 @@ impl<'c> Loader<'c> {
         let mut filters = Filters::default();
         if let Some(v) = get("vendors") {
             filters.vendors = self.vendor_list(c, v, &loc.key("vendors"));
+        }
+        if let Some(v) = get("accounts") {
+            if matches!(ty, Some(RuleType::DailyCap)) {
+                c.error_value(
+                    &loc.key("accounts"),
+                    "`accounts` cannot narrow a DAILY_CAP yet: the spend ledger does not record which account spent, so the cap would count every account's spend; write the cap without it".to_string(),
+                );
+            } else {
+                filters.accounts =
+                    set_of(c.names(v, &loc.key("accounts"), "a list of account ids", account_id));
+            }
         }
         if let Some(v) = get("operations") {
             filters.operations =
@@ -1778,6 +1790,20 @@ fn category(s: &str) -> Result<(), String> {
 }
 
 /// Operations are what adapters name them: `payment_intent.create`.
+fn account_id(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an account id like acct_1Nv0FGQ9RKHgCVdK"
+        ))
+    }
+}
+
 fn operation(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.chars()

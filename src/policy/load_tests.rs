@@ -1324,3 +1324,26 @@ fn a_stack_whose_holds_nobody_could_approve_is_an_error_at_the_key() {
     assert_eq!((l, c), (6, 9));
     assert!(m.contains("write `approvers:` too"), "{m}");
 }
+
+#[test]
+fn accounts_filter_loads_and_is_refused_on_caps() {
+    let (_dir, loaded) = loaded(&[(
+        "p.yaml",
+        "agent: a\ncurrency: EUR\nrules:\n  - { priority: 10, type: AMOUNT_THRESHOLD, action: REJECT, accounts: [acct_1, acct_2], amount: { gte: 1 } }\n",
+    )]);
+    let rule = &loaded.set.stacks[0].rules[0];
+    assert_eq!(
+        rule.filters.accounts.as_ref().map(|a| a.len()),
+        Some(2),
+        "{rule:?}"
+    );
+    let (line, column, message) = one_error(
+        "agent: a\ncurrency: EUR\nrules:\n  - { priority: 10, type: DAILY_CAP, action: REJECT, limit: 5, accounts: [acct_1] }\n",
+    );
+    assert_eq!((line, column), (4, 74), "at the value: {message}");
+    assert!(message.contains("cannot narrow a DAILY_CAP"), "{message}");
+    let (_, _, message) = one_error(
+        "agent: a\ncurrency: EUR\nrules:\n  - { priority: 10, type: AMOUNT_THRESHOLD, action: REJECT, accounts: [\"acct 1\"], amount: { gte: 1 } }\n",
+    );
+    assert!(message.contains("not an account id"), "{message}");
+}

@@ -185,6 +185,9 @@ impl Default for Quorum {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
     pub vendors: Option<BTreeSet<String>>,
+    /// The acting accounts (Stripe Connect's `Stripe-Account`) the rule
+    /// looks at; an intent made for no account matches none.
+    pub accounts: Option<BTreeSet<String>>,
     pub operations: Option<BTreeSet<String>>,
     pub categories: Option<BTreeSet<String>>,
     pub amount: Option<AmountRange>,

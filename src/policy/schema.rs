@@ -267,6 +267,10 @@ fn common_rule_key(key: &str) -> Value {
             "description": "Filter: only intents from these vendors.",
             "$ref": "#/$defs/vendors"
         }),
+        "accounts" => json!({
+            "description": "Filter: only intents made for these acting accounts (Stripe-Account). Not on DAILY_CAP.",
+            "$ref": "#/$defs/names"
+        }),
         "operations" => json!({
             "description": "Filter: only these operations (payment_intent.create, ...).",
             "$ref": "#/$defs/names"

@@ -397,6 +397,7 @@ fn read_case(
         category: draft.category,
         idempotency_key: None,
         sources: Default::default(),
+        account: None,
         fingerprint: Fingerprint::of(
             "TEST",
             "leash.policy-test",

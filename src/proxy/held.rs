@@ -267,7 +267,8 @@ impl Proxy {
                 "this hold's request does not match what was approved",
             ));
         }
-        let mut intents = intents_of(&classification, &hold.agent, fingerprint, now);
+        let account = super::intercept::HeadView::of(&parts, target.shape()).account;
+        let mut intents = intents_of(&classification, &hold.agent, account, fingerprint, now);
         if !matches!(classification, Classification::Spend(_)) {
             // No amount leash could read: the rules and caps see the amount
             // the approvers stated, and it is what is reserved. An approved
@@ -278,14 +279,18 @@ impl Proxy {
                     "this hold was approved without the amount it moves",
                 ));
             };
-            intents = vec![stated_intent(
+            let mut intent = stated_intent(
                 &hold.vendor,
                 classification.operation(),
                 &hold.agent,
                 stated,
                 fingerprint,
                 now,
-            )];
+            );
+            // The account it acts for, as for any intent: a REJECT rule
+            // narrowed by `accounts:` must see it.
+            intent.account = account.map(|a| crate::audit::mask_card_numbers(a).into_owned());
+            intents = vec![intent];
         }
 
         let reservation = match self.gate.recheck_and_reserve(&hold.agent, &intents, now) {

@@ -217,7 +217,8 @@ impl Proxy {
             self.classify(tunnel, &parts, &raw, head_ambiguity).await;
         self.metrics.request(&tunnel.vendor, classification.kind());
         let now = chrono::Utc::now();
-        let intents = intents_of(&classification, &tunnel.agent, fingerprint, now);
+        let account = HeadView::of(&parts, tunnel.shape()).account;
+        let intents = intents_of(&classification, &tunnel.agent, account, fingerprint, now);
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
         // A retry of a held request is answered by its hold, before any new
@@ -709,6 +710,7 @@ async fn read_whole(
 pub(super) fn intents_of(
     classification: &Classification,
     agent: &str,
+    account: Option<&str>,
     fingerprint: Fingerprint,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Vec<Intent> {
@@ -718,6 +720,7 @@ pub(super) fn intents_of(
             .cloned()
             .map(|draft| {
                 let mut intent = draft.into_intent(agent, fingerprint, at);
+                intent.account = account.map(|a| mask_card_numbers(a).into_owned());
                 // Agents send what they send: a card number where a
                 // beneficiary or key belongs must not reach the ledger, the
                 // audit chain or the logs. Masked here, once, every later
