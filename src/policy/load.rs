@@ -968,7 +968,7 @@ impl<'c> Loader<'c> {
             if matches!(ty, Some(RuleType::DailyCap)) {
                 c.error_value(
                     &loc.key("accounts"),
-                    "`accounts` cannot narrow a DAILY_CAP yet: the spend ledger does not record which account spent, so the cap would count every account's spend; write the cap without it".to_string(),
+                    "`accounts` cannot narrow a DAILY_CAP yet: the spend ledger does not record which account spent, so the cap would count every account's spend; write the cap without it",
                 );
             } else {
                 filters.accounts =
