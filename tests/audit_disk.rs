@@ -29,9 +29,9 @@ fn available(dir: &std::path::Path) -> u64 {
 
 async fn charge(client: &reqwest::Client) -> reqwest::Response {
     client
-        .post("https://api.stripe.com/v1/refunds")
+        .post("https://api.stripe.com/v1/payouts")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("charge=ch_1&amount=500&currency=eur")
+        .body("amount=500&currency=eur")
         .send()
         .await
         .unwrap()

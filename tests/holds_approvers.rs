@@ -64,11 +64,28 @@ async fn stripe() -> (TestCa, Upstream) {
     leash::install_crypto_provider();
     let ca = TestCa::new("test public CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    // The charge the amountless refunds draw on cannot be looked up, so
+    // leash cannot read how much they move.
+    upstream.answer(
+        "/v1/charges/ch_1",
+        404,
+        r#"{"error":{"type":"invalid_request_error","code":"resource_missing"}}"#,
+    );
     (ca, upstream)
 }
 
-/// A Stripe refund of a whole-or-part charge with no currency: leash
-/// cannot know how much money it moves (the charge's currency decides).
+/// What reached the vendor besides leash's own lookups (GETs).
+fn forwarded(upstream: &Upstream) -> Vec<common::Seen> {
+    upstream
+        .seen()
+        .into_iter()
+        .filter(|s| s.method != "GET")
+        .collect()
+}
+
+/// A Stripe refund of a whole-or-part charge with no currency whose charge
+/// cannot be looked up: leash cannot know how much money it moves (the
+/// charge's currency decides).
 async fn unreadable_refund(client: &reqwest::Client, key: &str) -> Answered {
     Answered::of(
         client
@@ -214,7 +231,7 @@ async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_ch
     let held = unreadable_refund(&client, "k-4000").await;
     assert_eq!(held.code(), "leash_held", "{}", held.json);
     let id = held.hold_id();
-    assert!(upstream.seen().is_empty());
+    assert!(forwarded(&upstream).is_empty());
 
     // The hold shows what leash read, and that an amount must be stated.
     let hold = admin.hold(&id).await;
@@ -290,9 +307,9 @@ async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_ch
         retry.json
     );
     assert!(
-        upstream.seen().is_empty(),
+        forwarded(&upstream).is_empty(),
         "the vendor received nothing: {:?}",
-        upstream.seen()
+        forwarded(&upstream)
     );
     assert_eq!(admin.hold(&id).await["state"], "rejected");
     let approval = admin.entry("approval", &id).await;
@@ -329,7 +346,7 @@ async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_ch
     assert_eq!(status, 200, "{body}");
     let released = unreadable_refund(&client, "k-100").await;
     assert_eq!(released.status, 200, "{}", released.json);
-    let seen = upstream.seen();
+    let seen = forwarded(&upstream);
     assert_eq!(seen.len(), 1);
     assert_eq!(&seen[0].body[..], b"charge=ch_1&amount=400000");
     // The write-ahead entry, before the send, already says what was stated.
@@ -356,7 +373,7 @@ async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_ch
         "{}",
         capped.json
     );
-    assert_eq!(upstream.seen().len(), 3);
+    assert_eq!(forwarded(&upstream).len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,7 +405,7 @@ async fn a_stack_default_hold_is_not_approvable_by_everyone() {
     let (status, _) = admin.approve(MAYA, &id, None).await;
     assert_eq!(status, 200);
     assert_eq!(refund(&client, 50, "k-d").await.status, 200);
-    assert_eq!(upstream.seen().len(), 1);
+    assert_eq!(forwarded(&upstream).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -423,7 +440,7 @@ rules: []
         refused.json
     );
     assert!(refused.headers.get("x-leash-hold-id").is_none());
-    assert!(upstream.seen().is_empty());
+    assert!(forwarded(&upstream).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

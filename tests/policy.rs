@@ -201,6 +201,11 @@ rules:
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_unreadable_requests_are_held_by_default_and_safe_ones_pass() {
     let (ca, upstream) = stripe().await;
+    upstream.answer(
+        "/v1/charges/ch_missing",
+        404,
+        r#"{"error":{"code":"resource_missing"}}"#,
+    );
     // Held for someone: a hold nobody could release is refused instead.
     let policy = r#"
 agent: "*"
@@ -221,10 +226,11 @@ rules: []
     assert_eq!(unknown.status(), 403);
     assert_eq!(unknown.headers()["x-leash-decision"], "held");
 
-    // A refund without an amount is a full refund leash cannot size.
+    // A refund without an amount is a full refund leash cannot size when
+    // the charge cannot be looked up.
     let unreadable = client
         .post("https://api.stripe.com/v1/refunds")
-        .body("charge=ch_1")
+        .body("charge=ch_missing")
         .send()
         .await
         .unwrap();
@@ -244,10 +250,19 @@ rules: []
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
+    let forwarded: Vec<String> = upstream
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path_and_query))
+        .collect();
     assert_eq!(
-        upstream.seen().len(),
-        2,
-        "only the safe ones were forwarded"
+        forwarded,
+        [
+            "GET /v1/charges/ch_missing",
+            "POST /v1/customers",
+            "GET /v1/charges/ch_1"
+        ],
+        "only the safe ones were forwarded, besides leash's own lookup"
     );
 }
 

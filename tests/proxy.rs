@@ -375,8 +375,9 @@ async fn an_ip_literal_connect_is_intercepted_when_sni_names_a_vendor() {
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let seen = upstream.seen();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].path_and_query, "/v1/refunds");
+    assert_eq!(seen.len(), 2, "the charge lookup, then the refund");
+    assert_eq!(seen[0].path_and_query, "/v1/charges/ch_1");
+    assert_eq!(seen[1].path_and_query, "/v1/refunds");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -83,8 +83,13 @@ fn read(raw: &RawValue, depth: usize) -> Result<Json, JsonError> {
         Some(b't') => Ok(Json::Bool(true)),
         Some(b'f') => Ok(Json::Bool(false)),
         Some(b'n') => Ok(Json::Null),
-        // serde_json checked the grammar: anything else is a number.
-        _ => Ok(Json::Number(text.to_owned())),
+        // serde_json checked the grammar: anything else is a number. One
+        // no float can hold (`1e400`) is refused, as serde_json and most
+        // vendors' parsers refuse it (or read it as infinity).
+        _ => match serde_json::from_str::<serde_json::Number>(text) {
+            Ok(_) => Ok(Json::Number(text.to_owned())),
+            Err(e) => Err(JsonError::Syntax(e.to_string())),
+        },
     }
 }
 
@@ -252,6 +257,8 @@ mod tests {
             b"{\"a\":\"\\ud800\"}",
             b"NaN",
             b"{\"a\":01}",
+            b"22244444E444",
+            b"[1e400]",
         ] {
             let error = parse(body).unwrap_err();
             assert!(!error.is_ambiguous(), "{body:?}: {error}");

@@ -44,9 +44,10 @@ pub async fn admin_get(_leash: &Harness, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
-/// The body every test upstream answers with; tests check it arrives unchanged.
-pub const UPSTREAM_BODY: &str =
-    r#"{"id":"ch_3MmlLrLkdIwHu7ix0snN0B15","object":"charge","amount":1099}"#;
+/// The body every test upstream answers with; tests check it arrives
+/// unchanged. A whole enough charge for leash's refund lookups (a refund of
+/// `ch_…` without a currency is in EUR, at most €10.99).
+pub const UPSTREAM_BODY: &str = r#"{"id":"ch_3MmlLrLkdIwHu7ix0snN0B15","object":"charge","amount":1099,"amount_refunded":0,"currency":"eur"}"#;
 
 /// A certificate authority made by the test, standing in for a public CA.
 pub struct TestCa {
