@@ -88,6 +88,8 @@ async fn a_full_disk_stops_forwarding_and_leash_recovers_without_a_restart() {
     let reserve = std::fs::File::create(&reserve_path).unwrap();
     rustix::fs::fallocate(&reserve, rustix::fs::FallocateFlags::empty(), 0, RESERVE).unwrap();
     reserve.sync_all().unwrap();
+    // leash reads the free space at most once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let refused = charge(&client).await;
     assert_eq!(refused.status(), 503);
     let body: Value = refused.json().await.unwrap();

@@ -271,6 +271,7 @@ impl AuditLog {
             uncovered: resume.uncovered,
             uncovered_since: (resume.uncovered > 0).then(Instant::now),
             shared: Arc::clone(&shared),
+            free_space: std::cell::Cell::new(None),
             _claim: claim,
         };
         let (tx, rx) = mpsc::channel();
@@ -570,9 +571,18 @@ struct Writer {
     /// When the oldest of those was written.
     uncovered_since: Option<Instant>,
     shared: Arc<Shared>,
+    /// The last free-space reading and when it was taken: `statvfs` is
+    /// read at most every [`FREE_SPACE_EVERY`], not on every group (under
+    /// load it stalled groups by tens of milliseconds at the 99th
+    /// percentile).
+    free_space: std::cell::Cell<Option<(Instant, u64)>>,
     /// This writer is the chain's only one while it runs.
     _claim: crate::store::Claim,
 }
+
+/// How stale the free-space reading may be. At the rate the log can write,
+/// a second of entries is a few MiB, far under any sensible floor.
+const FREE_SPACE_EVERY: Duration = Duration::from_secs(1);
 
 /// Marks the log failed if the writer thread unwinds, so that callers get
 /// an error and `/healthz` a reason instead of a silent hang.
@@ -852,12 +862,19 @@ impl Writer {
         if floor == 0 {
             return Ok(());
         }
-        let free = self.store.available_space().map_err(|e| {
-            format!(
-                "audit write refused: cannot read the free space of {}: {e}",
-                self.store.dir().display()
-            )
-        })?;
+        let free = match self.free_space.get() {
+            Some((at, free)) if at.elapsed() < FREE_SPACE_EVERY => free,
+            _ => {
+                let free = self.store.available_space().map_err(|e| {
+                    format!(
+                        "audit write refused: cannot read the free space of {}: {e}",
+                        self.store.dir().display()
+                    )
+                })?;
+                self.free_space.set(Some((Instant::now(), free)));
+                free
+            }
+        };
         if free < floor {
             return Err(format!(
                 "audit write refused: {} has {} MiB free, below audit.min_free_space ({} MiB)",
