@@ -75,6 +75,12 @@ pub trait Adapter: Send + Sync {
     }
 }
 
+impl std::fmt::Debug for dyn Adapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Adapter({})", self.name())
+    }
+}
+
 /// What leash says when it answers a request itself, for an adapter to put
 /// in its vendor's shape.
 #[derive(Debug, Clone, Copy)]

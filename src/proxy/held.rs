@@ -72,7 +72,7 @@ impl Proxy {
             crate::gate::with_read_fields(request.intents, request.parts.uri.path(), &stored.body);
         let new = NewHold {
             agent: tunnel.agent.clone(),
-            vendor: tunnel.vendor.clone(),
+            vendor: tunnel.vendor().to_owned(),
             intents,
             needs: plan.needs,
             fingerprint: request.fingerprint.to_hex(),

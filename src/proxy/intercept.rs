@@ -39,17 +39,10 @@ pub struct Tunnel {
     /// `Host` header the agent sends inside the tunnel.
     pub host: String,
     pub port: u16,
-    /// The adapter's name (`""` when no adapter claims the host: every
-    /// request is then `unknown`).
-    pub vendor: String,
-    /// The adapter that reads the requests and shapes leash's answers.
+    /// The adapter that reads the requests and shapes leash's answers
+    /// (`None` when no adapter claims the host: every request is then
+    /// `unknown`).
     pub adapter: Option<Arc<dyn Adapter>>,
-}
-
-impl std::fmt::Debug for dyn Adapter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Adapter({})", self.name())
-    }
 }
 
 impl Tunnel {
@@ -58,12 +51,13 @@ impl Tunnel {
             agent,
             host,
             port,
-            vendor: adapter
-                .as_ref()
-                .map(|a| a.name().to_owned())
-                .unwrap_or_default(),
             adapter,
         }
+    }
+
+    /// The adapter's vendor name (`""` without one).
+    pub fn vendor(&self) -> &str {
+        self.adapter.as_deref().map_or("", |a| a.name())
     }
 
     /// The shape leash's own answers take on this tunnel.
@@ -184,7 +178,7 @@ impl Proxy {
             Ok(raw) => raw,
             Err(BodyReadError::TooLarge) => {
                 // Never read whole, so never classified: unreadable.
-                self.metrics.request(&tunnel.vendor, "unreadable");
+                self.metrics.request(tunnel.vendor(), "unreadable");
                 return Answer::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "leash_body_too_large",
@@ -197,7 +191,7 @@ impl Proxy {
                 .render(vendor);
             }
             Err(BodyReadError::Broken(reason)) => {
-                self.metrics.request(&tunnel.vendor, "unreadable");
+                self.metrics.request(tunnel.vendor(), "unreadable");
                 return Answer::new(
                     StatusCode::BAD_REQUEST,
                     "leash_body_unreadable",
@@ -215,15 +209,21 @@ impl Proxy {
         let (parts, head_ambiguity) = prepare_head(parts, &reads);
         let (classification, fingerprint) =
             self.classify(tunnel, &parts, &raw, head_ambiguity).await;
-        self.metrics.request(&tunnel.vendor, classification.kind());
+        self.metrics.request(tunnel.vendor(), classification.kind());
         let now = chrono::Utc::now();
-        let account = HeadView::of(&parts, tunnel.shape()).account;
-        let intents = intents_of(&classification, &tunnel.agent, account, fingerprint, now);
+        let head = HeadView::of(&parts, tunnel.shape());
+        let intents = intents_of(
+            &classification,
+            &tunnel.agent,
+            head.account,
+            fingerprint,
+            now,
+        );
         log_classification(tunnel, &parts, &classification, &intents, &fingerprint);
 
         // A retry of a held request is answered by its hold, before any new
         // decision: no second hold, no second notification (SPEC §6).
-        let idempotency_key = retry_idempotency_key(tunnel, &parts, &classification);
+        let idempotency_key = retry_idempotency_key(head.idempotency_key, &classification);
         // An ambiguous request is refused before this: its idempotency key
         // itself may be one of two.
         if !matches!(
@@ -232,7 +232,7 @@ impl Proxy {
         ) {
             let key = crate::holds::retry_key(
                 &tunnel.agent,
-                &tunnel.vendor,
+                tunnel.vendor(),
                 idempotency_key.as_deref(),
                 &fingerprint.to_hex(),
             );
@@ -244,7 +244,7 @@ impl Proxy {
                     Some(hold) => Ok(Some(hold)),
                     None => self.desk.store.find_open_by_fingerprint(
                         &tunnel.agent,
-                        &tunnel.vendor,
+                        tunnel.vendor(),
                         &fingerprint.to_hex(),
                         now,
                     ),
@@ -267,7 +267,7 @@ impl Proxy {
 
         let gated = self.gate.decide(
             &tunnel.agent,
-            &tunnel.vendor,
+            tunnel.vendor(),
             &classification,
             &intents,
             now,
@@ -338,7 +338,7 @@ impl Proxy {
                     .render(vendor);
                 };
                 let request = HeldRequest {
-                    intents: crate::gate::intent_record(&classification, &tunnel.vendor, &intents),
+                    intents: crate::gate::intent_record(&classification, tunnel.vendor(), &intents),
                     operation: classification.operation().to_string(),
                     parts,
                     raw,
@@ -477,7 +477,7 @@ impl Proxy {
         match self.upstream.send(outgoing).await {
             Ok(response) => {
                 self.metrics
-                    .upstream_answered(&tunnel.vendor, started.elapsed());
+                    .upstream_answered(tunnel.vendor(), started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let status = parts.status;
@@ -487,7 +487,7 @@ impl Proxy {
                 )
             }
             Err(error) => {
-                self.metrics.upstream_failed(&tunnel.vendor);
+                self.metrics.upstream_failed(tunnel.vendor());
                 let nothing_sent = error.nothing_sent();
                 // The error may quote the request target; a card number in
                 // a path is masked like everywhere else.
@@ -511,11 +511,10 @@ impl Proxy {
 }
 
 /// The idempotency key a retry of this request carries: the one the
-/// adapter read into the intents (a body field for some vendors), else its
-/// idempotency header.
+/// adapter read into the intents (a body field for some vendors), else the
+/// adapter's idempotency header (`from_header`, as [`HeadView`] read it).
 fn retry_idempotency_key(
-    tunnel: &Tunnel,
-    parts: &Parts,
+    from_header: Option<&str>,
     classification: &Classification,
 ) -> Option<String> {
     if let Classification::Spend(drafts) = classification {
@@ -523,12 +522,7 @@ fn retry_idempotency_key(
             return Some(key);
         }
     }
-    let name = tunnel.shape().and_then(|a| a.idempotency_header())?;
-    parts
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    from_header.map(str::to_owned)
 }
 
 /// The request to send upstream: the prepared head as it was classified,
@@ -759,7 +753,7 @@ fn log_classification(
     tracing::info!(
         target: "leash::request",
         agent = %tunnel.agent,
-        vendor = &tunnel.vendor,
+        vendor = tunnel.vendor(),
         method = %parts.method,
         // Paths carry ids an agent chose; a card number among them is
         // masked like anywhere else in the logs.

@@ -96,7 +96,7 @@ impl Proxy {
             account.map(|v| v.as_bytes()),
         );
         if let Some(json) = self.lookups.get(&key) {
-            self.metrics.lookup(&tunnel.vendor, "cached");
+            self.metrics.lookup(tunnel.vendor(), "cached");
             return Ok(json);
         }
         let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
@@ -124,14 +124,14 @@ impl Proxy {
                 .map_err(|e| format!("its answer could not be read: {e}"))?
                 .to_bytes();
             if !status.is_success() {
-                return Err(format!("{} answered {status}", tunnel.vendor));
+                return Err(format!("{} answered {status}", tunnel.vendor()));
             }
             json::parse(&body).map_err(|e| e.to_string())
         })
         .await;
         match answer {
             Ok(Ok(json)) => {
-                self.metrics.lookup(&tunnel.vendor, "ok");
+                self.metrics.lookup(tunnel.vendor(), "ok");
                 tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, lookup = %what, why = %lookup.why, "looked up");
                 self.lookups.put(key, json.clone());
                 Ok(json)
@@ -146,7 +146,7 @@ impl Proxy {
     }
 
     fn failed(&self, tunnel: &Tunnel, what: &str, reason: &str) -> String {
-        self.metrics.lookup(&tunnel.vendor, "failed");
+        self.metrics.lookup(tunnel.vendor(), "failed");
         let reason = crate::audit::mask_card_numbers(reason);
         tracing::warn!(agent = %tunnel.agent, host = %tunnel.host, lookup = %crate::audit::mask_card_numbers(what), %reason, "lookup failed");
         format!("the lookup {what} failed: {reason}")
