@@ -617,6 +617,13 @@ pub struct CustomVendor {
     pub hosts: Vec<String>,
     #[serde(deserialize_with = "non_empty")]
     pub operations: Vec<CustomOperation>,
+    /// The vendor signs each request with a short lifetime (a timestamped
+    /// HMAC header): a held request is released by forwarding the agent's
+    /// retry, which carries a fresh signature, instead of the stored copy
+    /// (SPEC §6). Off by default: the stored copy is what was approved,
+    /// byte for byte.
+    #[serde(default)]
+    pub short_lived_signatures: bool,
 }
 
 /// One spend operation of a custom vendor.

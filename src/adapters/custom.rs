@@ -294,6 +294,10 @@ impl Adapter for CustomAdapter {
         Some(&self.idempotency_header)
     }
 
+    fn short_lived_signatures(&self) -> bool {
+        self.vendor.short_lived_signatures
+    }
+
     fn classify(&self, req: &RequestView<'_>) -> Classification {
         if matches!(req.method, "GET" | "HEAD" | "OPTIONS") {
             return Classification::Safe {

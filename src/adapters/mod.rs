@@ -67,6 +67,32 @@ pub trait Adapter: Send + Sync {
     fn account_header(&self) -> Option<&str> {
         None
     }
+    /// Whether the vendor's successful answer to `req` describes objects
+    /// leash would otherwise look up (a created PaymentIntent, a Wise
+    /// quote), so the proxy should read it before passing it on. Asked
+    /// before the request is forwarded; only then is the answer buffered
+    /// (up to 1 MiB) and handed to [`Adapter::learn`].
+    fn learns_from(&self, _req: &RequestView<'_>) -> bool {
+        false
+    }
+    /// The objects a 2xx `answer` (strict JSON, already decoded) to `req`
+    /// describes, each by the path a [`Lookup`] would GET it at. The proxy
+    /// keeps them in its lookup cache, for the same agent, credentials and
+    /// account, as if they had been looked up: a later request about them
+    /// is read without a GET. Only what the answer states is learned:
+    /// nothing computed, nothing guessed.
+    fn learn(&self, _req: &RequestView<'_>, _answer: &json::Json) -> Vec<(String, json::Json)> {
+        Vec::new()
+    }
+    /// Whether this vendor's requests carry a signature with a short
+    /// lifetime (a timestamped HMAC, a JWT valid for seconds). A held
+    /// request is then released by forwarding the agent's *retry* — same
+    /// fingerprint, fresh signature — rather than the stored copy, which
+    /// the vendor would refuse as expired (SPEC §6). The signature must
+    /// then not enter the fingerprint (see [`Adapter::read_headers`]).
+    fn short_lived_signatures(&self) -> bool {
+        false
+    }
     /// leash's own answer (a refusal, a hold) in the shape this vendor's
     /// SDKs parse into their normal typed error without retrying. The
     /// default is the generic JSON `{"error":{"code","message"}}`.
