@@ -7,7 +7,10 @@
 //! of now and the amounts reserved in the same step; the hold becomes
 //! `releasing` (durably, exactly once, handing over the sealed request); its
 //! `hold_resolved` entry is written; only then is the request sent — the
-//! request as it was approved, not whatever a retry carries. Once bytes
+//! request as it was approved, not whatever a retry carries (unless the
+//! vendor signs requests with a short lifetime: then the retry, whose
+//! fingerprint must equal the approved request's, is sent with its fresh
+//! signature, as the stored copy's would have expired). Once bytes
 //! were written the hold is `released`; when nothing left leash (DNS,
 //! connect, TLS failed) it is `approved` again and the reservation given
 //! back; a leash that stops in between finds it `releasing` at start and
@@ -36,6 +39,14 @@ pub(super) struct HeldRequest {
     pub fingerprint: Fingerprint,
     pub idempotency_key: Option<String>,
     pub decision_seq: u64,
+}
+
+/// The agent's retry of a held request, kept for a vendor whose requests
+/// carry short-lived signatures ([`crate::adapters::Adapter::short_lived_signatures`]):
+/// if the retry releases the hold, this is what is forwarded.
+pub(super) struct Retry {
+    pub parts: Parts,
+    pub raw: Bytes,
 }
 
 impl Proxy {
@@ -126,7 +137,7 @@ impl Proxy {
             self.desk
                 .announce(&created.hold, &request.operation, plan.rules);
         }
-        self.await_decision(tunnel, &created.hold.id).await
+        self.await_decision(tunnel, &created.hold.id, None).await
     }
 
     /// A request that a hold already answers (same agent, vendor and
@@ -137,6 +148,7 @@ impl Proxy {
         tunnel: &Tunnel,
         hold: Hold,
         fingerprint: &Fingerprint,
+        retry: Option<Retry>,
     ) -> Response<ProxyBody> {
         if hold.fingerprint != fingerprint.to_hex() {
             // Same idempotency key, different request: forwarding either
@@ -154,13 +166,18 @@ impl Proxy {
             .with_audit_seq(Some(hold.decision_seq))
             .render(tunnel.shape());
         }
-        self.await_decision(tunnel, &hold.id).await
+        self.await_decision(tunnel, &hold.id, retry).await
     }
 
     /// Waits up to `holds.wait` for the hold to be decided, then answers
     /// by its state. Waiting is a watch channel per hold: no polling, and
     /// a waiting connection costs its task and socket.
-    async fn await_decision(&self, tunnel: &Tunnel, id: &str) -> Response<ProxyBody> {
+    async fn await_decision(
+        &self,
+        tunnel: &Tunnel,
+        id: &str,
+        retry: Option<Retry>,
+    ) -> Response<ProxyBody> {
         let mut subscription = self.desk.waiters.subscribe(id);
         // Read after subscribing: a decision made in between is then either
         // in what is read or notified to the subscription.
@@ -178,7 +195,7 @@ impl Proxy {
             };
         }
         drop(subscription);
-        self.answer_for(tunnel, hold).await
+        self.answer_for(tunnel, hold, retry).await
     }
 
     /// The hold, or the answer to give when it cannot be read.
@@ -195,13 +212,18 @@ impl Proxy {
     }
 
     /// The answer a hold gives in its current state.
-    async fn answer_for(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
+    async fn answer_for(
+        &self,
+        tunnel: &Tunnel,
+        hold: Hold,
+        retry: Option<Retry>,
+    ) -> Response<ProxyBody> {
         let vendor = tunnel.shape();
         match hold.state_at(Utc::now()) {
             HoldState::Pending => {
                 held_answer(&hold, self.desk.wait.as_secs().max(1)).render(vendor)
             }
-            HoldState::Approved => self.release(tunnel, hold).await,
+            HoldState::Approved => self.release(tunnel, hold, retry).await,
             HoldState::Rejected | HoldState::Expired => closed_answer(&hold).render(vendor),
             HoldState::Released => already_forwarded(&hold).render(vendor),
             HoldState::Releasing => being_forwarded(&hold).render(vendor),
@@ -210,7 +232,12 @@ impl Proxy {
     }
 
     /// Forwards an approved hold's request, once. See the module docs.
-    async fn release(&self, tunnel: &Tunnel, hold: Hold) -> Response<ProxyBody> {
+    async fn release(
+        &self,
+        tunnel: &Tunnel,
+        hold: Hold,
+        retry: Option<Retry>,
+    ) -> Response<ProxyBody> {
         let vendor = tunnel.shape();
         let now = Utc::now();
         let refuse = |answer: Answer| {
@@ -225,7 +252,7 @@ impl Proxy {
                 // Released (or closed) by someone else since it was read.
                 return match self.desk.store.get(&hold.id) {
                     Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
-                        Box::pin(self.answer_for(tunnel, now_hold)).await
+                        Box::pin(self.answer_for(tunnel, now_hold, None)).await
                     }
                     _ => refuse(unavailable("leash cannot read this hold's request")),
                 };
@@ -235,12 +262,19 @@ impl Proxy {
                 return refuse(unavailable("leash cannot read this hold's request"));
             }
         };
-        let (parts, body) = match request_parts(&stored) {
-            Ok(request) => request,
-            Err(reason) => {
-                tracing::error!(hold = %hold.id, %reason, "a held request cannot be rebuilt; not forwarded");
-                return refuse(unavailable("leash cannot rebuild this hold's request"));
-            }
+        // The stored copy, unless the vendor's signatures are short-lived
+        // and this release comes with the agent's retry: its fingerprint
+        // is checked against the approved one below, like the stored
+        // copy's.
+        let (parts, body) = match retry {
+            Some(retry) => (retry.parts, retry.raw),
+            None => match request_parts(&stored) {
+                Ok(request) => request,
+                Err(reason) => {
+                    tracing::error!(hold = %hold.id, %reason, "a held request cannot be rebuilt; not forwarded");
+                    return refuse(unavailable("leash cannot rebuild this hold's request"));
+                }
+            },
         };
         let target = Tunnel::new(
             hold.agent.clone(),
@@ -260,7 +294,11 @@ impl Proxy {
                 "this hold's request can be read in more than one way",
             ));
         }
-        let (classification, fingerprint) = self.classify(&target, &parts, &body, None).await;
+        let super::intercept::Read {
+            classification,
+            fingerprint,
+            after,
+        } = self.classify(&target, &parts, &body, None).await;
         if fingerprint.to_hex() != hold.fingerprint {
             tracing::error!(hold = %hold.id, "a held request does not match its fingerprint; not forwarded");
             return refuse(unavailable(
@@ -321,7 +359,7 @@ impl Proxy {
                 return match self.desk.store.get(&hold.id) {
                     Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
                         self.desk.wake(&now_hold);
-                        Box::pin(self.answer_for(tunnel, now_hold)).await
+                        Box::pin(self.answer_for(tunnel, now_hold, None)).await
                     }
                     _ => {
                         tracing::error!(hold = %hold.id, %error, "could not release a hold; not forwarded");
@@ -343,7 +381,7 @@ impl Proxy {
         // `parts` and `body` were rebuilt from the sealed record that
         // `mark_releasing` has just handed over and deleted: an approved
         // hold's record is never rewritten, so they are the same bytes.
-        let (response, forwarded) = self.forward(&target, parts, body).await;
+        let (response, forwarded) = self.forward(&target, parts, body, &after).await;
         let spend = self.settle(&reservation, forwarded);
         let mut outcome =
             NewEntry::outcome(hold.agent.clone(), forwarded.status().map(|s| s.as_u16()))
@@ -431,7 +469,7 @@ impl Proxy {
             }
             Err(error) => match self.desk.store.get(&hold.id) {
                 Ok(Some(now_hold)) if now_hold.state != HoldState::Approved => {
-                    Box::pin(self.answer_for(tunnel, now_hold)).await
+                    Box::pin(self.answer_for(tunnel, now_hold, None)).await
                 }
                 _ => {
                     tracing::error!(hold = %hold.id, %error, "could not reject a hold at release");

@@ -21,7 +21,8 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
-use super::held::HeldRequest;
+use super::held::{HeldRequest, Retry};
+use super::lookup::Scope;
 use super::Proxy;
 use crate::adapters::Adapter;
 use crate::answer::{Answer, ProxyBody};
@@ -207,8 +208,11 @@ impl Proxy {
         // make the two differ is caught here as ambiguous.
         let reads = tunnel.read_headers();
         let (parts, head_ambiguity) = prepare_head(parts, &reads);
-        let (classification, fingerprint) =
-            self.classify(tunnel, &parts, &raw, head_ambiguity).await;
+        let Read {
+            classification,
+            fingerprint,
+            after,
+        } = self.classify(tunnel, &parts, &raw, head_ambiguity).await;
         self.metrics.request(tunnel.vendor(), classification.kind());
         let now = chrono::Utc::now();
         let head = HeadView::of(&parts, tunnel.shape());
@@ -250,7 +254,14 @@ impl Proxy {
                     ),
                 });
             match found {
-                Ok(Some(hold)) => return self.answer_retry(tunnel, hold, &fingerprint).await,
+                Ok(Some(hold)) => {
+                    // A vendor with short-lived signatures gets the retry,
+                    // freshly signed, if it releases the hold.
+                    let retry = vendor
+                        .is_some_and(|a| a.short_lived_signatures())
+                        .then_some(Retry { parts, raw });
+                    return self.answer_retry(tunnel, hold, &fingerprint, retry).await;
+                }
                 Ok(None) => {}
                 Err(error) => {
                     tracing::error!(agent = %tunnel.agent, %error, "cannot read holds; request not forwarded");
@@ -309,7 +320,7 @@ impl Proxy {
 
         match gated.outcome {
             Outcome::Forward { reservation } => {
-                let (response, forwarded) = self.forward(tunnel, parts, raw).await;
+                let (response, forwarded) = self.forward(tunnel, parts, raw, &after).await;
                 let spend = self.settle(&reservation, forwarded);
                 if let Some(decision_seq) = audit_seq {
                     let mut entry = NewEntry::outcome(
@@ -392,7 +403,7 @@ impl Proxy {
         parts: &Parts,
         raw: &Bytes,
         ambiguity: Option<String>,
-    ) -> (Classification, Fingerprint) {
+    ) -> Read {
         let head = HeadView::of(parts, tunnel.shape());
         let decoded = decode_for_reading(head.content_encoding, raw, self.max_body);
         let body: &[u8] = match &decoded {
@@ -403,6 +414,8 @@ impl Proxy {
             .request_view(&tunnel.host, body, &NO_FACTS)
             .fingerprint();
         let operation = format!("{} {}", parts.method, parts.uri.path());
+        let mut looked_up = Vec::new();
+        let mut learns = false;
         let read = match (&decoded, tunnel.shape()) {
             (Err(error), _) => Classification::Unreadable {
                 operation,
@@ -416,6 +429,7 @@ impl Proxy {
                 let mut facts = Facts::default();
                 // Nothing is looked up for a request that is refused anyway.
                 if ambiguity.is_none() {
+                    let scope = Scope::of(tunnel, parts);
                     for _ in 0..MAX_LOOKUP_ROUNDS {
                         let wanted: Vec<Lookup> = adapter
                             .lookups(&head.request_view(&tunnel.host, body, &facts))
@@ -426,12 +440,15 @@ impl Proxy {
                             break;
                         }
                         for lookup in wanted {
-                            let got = self.look_up(tunnel, parts, &lookup).await;
+                            let got = self.look_up(tunnel, &scope, &lookup).await;
+                            looked_up.push(lookup.path.clone());
                             facts.insert(lookup.path, got);
                         }
                     }
                 }
-                adapter.classify(&head.request_view(&tunnel.host, body, &facts))
+                let view = head.request_view(&tunnel.host, body, &facts);
+                learns = adapter.learns_from(&view);
+                adapter.classify(&view)
             }
         };
         let classification = match ambiguity {
@@ -444,7 +461,11 @@ impl Proxy {
             },
             None => read,
         };
-        (classification, fingerprint)
+        Read {
+            classification,
+            fingerprint,
+            after: AfterForward { looked_up, learns },
+        }
     }
 
     /// Sends the request, exactly as read, to the vendor and streams its
@@ -452,13 +473,27 @@ impl Proxy {
     /// that was classified, already stripped by [`prepare_head`]; it is not
     /// stripped again. [`Forwarded`] says whether the vendor answered, nothing
     /// was sent, or the request may have been sent without an answer.
+    ///
+    /// `after` says what the lookup cache makes of it: the objects looked
+    /// up for the request are dropped once it may have reached the vendor
+    /// (the write may have changed them), and a 2xx answer the adapter
+    /// learns from is read on its way to the agent.
     pub(super) async fn forward(
         &self,
         tunnel: &Tunnel,
         parts: Parts,
         raw: Bytes,
+        after: &AfterForward,
     ) -> (Response<ProxyBody>, Forwarded) {
         let vendor = tunnel.shape();
+        let scope =
+            (after.learns || !after.looked_up.is_empty()).then(|| Scope::of(tunnel, &parts));
+        let learning = after.learns.then(|| Learning {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            body: raw.clone(),
+        });
         let outgoing = match outgoing_request(tunnel, parts, raw) {
             Ok(outgoing) => outgoing,
             Err(error) => {
@@ -474,15 +509,32 @@ impl Proxy {
         };
 
         let started = std::time::Instant::now();
-        match self.upstream.send(outgoing).await {
+        let sent = self.upstream.send(outgoing).await;
+        if let Some(scope) = &scope {
+            let maybe_sent = match &sent {
+                Ok(_) => true,
+                Err(error) => !error.nothing_sent(),
+            };
+            if maybe_sent {
+                self.lookups.forget(scope, &after.looked_up);
+            }
+        }
+        match sent {
             Ok(response) => {
                 self.metrics
                     .upstream_answered(tunnel.vendor(), started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let status = parts.status;
+                let body = match (learning, &scope, tunnel.shape()) {
+                    (Some(learning), Some(scope), Some(adapter)) if status.is_success() => {
+                        self.learn(adapter, tunnel, scope, &learning, &parts.headers, body)
+                            .await
+                    }
+                    _ => body.boxed(),
+                };
                 (
-                    Response::from_parts(parts, body.boxed()),
+                    Response::from_parts(parts, body),
                     Forwarded::Answered(status),
                 )
             }
@@ -509,6 +561,111 @@ impl Proxy {
         }
     }
 }
+
+/// A request as leash read it: what it is, which request it is, and what
+/// forwarding it does to the lookup cache.
+pub(super) struct Read {
+    pub classification: Classification,
+    pub fingerprint: Fingerprint,
+    pub after: AfterForward,
+}
+
+/// What the lookup cache does once a request was forwarded.
+#[derive(Debug, Default)]
+pub(super) struct AfterForward {
+    /// The paths looked up to read the request: stale once it may have
+    /// reached the vendor.
+    looked_up: Vec<String>,
+    /// Whether the adapter learns from the vendor's 2xx answer.
+    learns: bool,
+}
+
+/// The request an answer is learned from, kept while it is forwarded.
+struct Learning {
+    method: http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Proxy {
+    /// Reads a 2xx answer the adapter learns from while passing it on
+    /// unchanged: its frames are collected (up to [`MAX_LEARNED_ANSWER`]
+    /// bytes of data), then replayed to the agent. An answer that is
+    /// larger, broken midway, not strict JSON or not decodable is passed on
+    /// as it came and teaches nothing: learning only ever saves a lookup.
+    async fn learn(
+        &self,
+        adapter: &dyn Adapter,
+        tunnel: &Tunnel,
+        scope: &Scope,
+        request: &Learning,
+        answer_headers: &HeaderMap,
+        mut body: Incoming,
+    ) -> ProxyBody {
+        let mut frames = std::collections::VecDeque::new();
+        let mut data = bytes::BytesMut::new();
+        let mut whole = true;
+        let mut broken = None;
+        loop {
+            match body.frame().await {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        data.extend_from_slice(chunk);
+                    }
+                    frames.push_back(frame);
+                    if data.len() > MAX_LEARNED_ANSWER {
+                        whole = false;
+                        break;
+                    }
+                }
+                Some(Err(error)) => {
+                    whole = false;
+                    broken = Some(error);
+                    break;
+                }
+            }
+        }
+        if whole {
+            let encoding = answer_headers
+                .get(CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok());
+            let answer = decode_for_reading(encoding, &data, MAX_LEARNED_ANSWER)
+                .ok()
+                .and_then(|decoded| crate::adapters::json::parse(&decoded).ok());
+            if let Some(answer) = answer {
+                let head = HeadView::read(
+                    &request.method,
+                    &request.uri,
+                    &request.headers,
+                    Some(adapter),
+                );
+                let decoded =
+                    decode_for_reading(head.content_encoding, &request.body, self.max_body);
+                if let Ok(request_body) = decoded {
+                    let view = head.request_view(&tunnel.host, &request_body, &NO_FACTS);
+                    let learned = adapter.learn(&view, &answer);
+                    if !learned.is_empty() {
+                        tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, objects = learned.len(), "learned from an answer");
+                        self.metrics.lookup(tunnel.vendor(), "learned");
+                        self.lookups.learned(scope, learned);
+                    }
+                }
+            }
+        }
+        let rest = if whole || broken.is_some() {
+            None
+        } else {
+            Some(body)
+        };
+        super::replayed_body::ReplayedBody::new(frames, broken, rest).boxed()
+    }
+}
+
+/// The largest answer leash reads to learn from; a larger one is passed on
+/// without being read.
+const MAX_LEARNED_ANSWER: usize = 1024 * 1024;
 
 /// The idempotency key a retry of this request carries: the one the
 /// adapter read into the intents (a body field for some vendors), else the

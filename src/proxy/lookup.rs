@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, AUTHORIZATION};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::request::Parts;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
@@ -70,41 +70,92 @@ impl LookupCache {
         }
         entries.insert(key, (Instant::now(), json));
     }
+
+    fn remove(&self, keys: &[[u8; 32]]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            entries.remove(key);
+        }
+    }
+
+    /// Drops what was looked up at `paths` for `scope`: a write that was
+    /// forwarded may have changed it (a refund changes its charge's
+    /// `amount_refunded`), and a cached copy would then read the next
+    /// request against the old object.
+    pub(super) fn forget(&self, scope: &Scope, paths: &[String]) {
+        let keys: Vec<[u8; 32]> = paths.iter().map(|path| scope.key(path)).collect();
+        self.remove(&keys);
+    }
+
+    /// Keeps what an adapter learned from a vendor's answer as if it had
+    /// been looked up, for the same scope.
+    pub(super) fn learned(&self, scope: &Scope, objects: Vec<(String, Json)>) {
+        for (path, json) in objects {
+            self.put(scope.key(&path), json);
+        }
+    }
+}
+
+/// Whose view of the vendor a lookup (or a learned object) is: the
+/// agent, the host, the credentials and the acting account of the request
+/// it is for. Two requests share cached objects only when all agree.
+pub(super) struct Scope {
+    agent: String,
+    host: String,
+    credentials: Option<HeaderValue>,
+    account: Option<(HeaderName, HeaderValue)>,
+}
+
+impl Scope {
+    /// The scope of a request of `tunnel` whose head is `parts`.
+    pub(super) fn of(tunnel: &Tunnel, parts: &Parts) -> Scope {
+        let account = tunnel
+            .shape()
+            .and_then(|a| a.account_header())
+            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .and_then(|name| {
+                let value = parts.headers.get(&name)?.clone();
+                Some((name, value))
+            });
+        Scope {
+            agent: tunnel.agent.clone(),
+            host: tunnel.host.clone(),
+            credentials: parts.headers.get(AUTHORIZATION).cloned(),
+            account,
+        }
+    }
+
+    fn key(&self, path: &str) -> [u8; 32] {
+        cache_key(
+            &self.agent,
+            &self.host,
+            path,
+            self.credentials.as_ref().map(|v| v.as_bytes()),
+            self.account.as_ref().map(|(_, v)| v.as_bytes()),
+        )
+    }
 }
 
 impl Proxy {
-    /// Performs `lookup` for a request of `tunnel` whose head is `parts`.
+    /// Performs `lookup` for a request of `tunnel` in `scope`.
     pub(super) async fn look_up(
         &self,
         tunnel: &Tunnel,
-        parts: &Parts,
+        scope: &Scope,
         lookup: &Lookup,
     ) -> Result<Json, String> {
         let what = format!("GET {}", lookup.path);
-        let account_header = tunnel
-            .shape()
-            .and_then(|a| a.account_header())
-            .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok());
-        let credentials = parts.headers.get(AUTHORIZATION);
-        let account = account_header
-            .as_ref()
-            .and_then(|name| parts.headers.get(name));
-        let key = cache_key(
-            tunnel,
-            &lookup.path,
-            credentials.map(|v| v.as_bytes()),
-            account.map(|v| v.as_bytes()),
-        );
+        let key = scope.key(&lookup.path);
         if let Some(json) = self.lookups.get(&key) {
             self.metrics.lookup(tunnel.vendor(), "cached");
             return Ok(json);
         }
         let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
         let mut request = Request::builder().method(Method::GET).uri(uri);
-        if let Some(credentials) = credentials {
+        if let Some(credentials) = &scope.credentials {
             request = request.header(AUTHORIZATION, credentials);
         }
-        if let (Some(name), Some(account)) = (account_header, account) {
+        if let Some((name, account)) = &scope.account {
             request = request.header(name, account);
         }
         let request = match request.body(Full::new(Bytes::new())) {
@@ -156,15 +207,16 @@ impl Proxy {
 /// SHA-256 over everything that decides what a lookup answers, framed so
 /// that no two different tuples share a key.
 fn cache_key(
-    tunnel: &Tunnel,
+    agent: &str,
+    host: &str,
     path: &str,
     credentials: Option<&[u8]>,
     account: Option<&[u8]>,
 ) -> [u8; 32] {
     let mut h = Sha256::new();
     let parts: [&[u8]; 4] = [
-        tunnel.agent.as_bytes(),
-        tunnel.host.as_bytes(),
+        agent.as_bytes(),
+        host.as_bytes(),
         path.as_bytes(),
         credentials.unwrap_or(b"\0none"),
     ];
@@ -180,35 +232,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cache_key_separates_agents_credentials_and_accounts() {
-        let t = |agent: &str| Tunnel::new(agent.into(), "api.stripe.com".into(), 443, None);
-        let base = cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None);
-        assert_ne!(
-            base,
-            cache_key(&t("b"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None)
+    fn the_cache_key_separates_agents_hosts_credentials_and_accounts() {
+        let charge = "/v1/charges/ch_1";
+        let key = |agent: &str, host: &str, path: &str, creds: Option<&[u8]>, account| {
+            cache_key(agent, host, path, creds, account)
+        };
+        let host = "api.example.com";
+        let sk1: Option<&[u8]> = Some(b"Bearer sk_1");
+        let base = key("a", host, charge, sk1, None);
+        assert_eq!(base, key("a", host, charge, sk1, None));
+        assert_ne!(base, key("b", host, charge, sk1, None));
+        assert_ne!(base, key("a", "api.example.org", charge, sk1, None));
+        assert_ne!(base, key("a", host, "/v1/charges/ch_2", sk1, None));
+        assert_ne!(base, key("a", host, charge, Some(b"Bearer sk_2"), None));
+        assert_ne!(base, key("a", host, charge, None, None));
+        assert_ne!(base, key("a", host, charge, sk1, Some(b"acct_1")));
+    }
+
+    #[test]
+    fn forgetting_drops_only_the_paths_of_that_scope() {
+        let cache = LookupCache::default();
+        let scope = |agent: &str| Scope {
+            agent: agent.into(),
+            host: "api.example.com".into(),
+            credentials: None,
+            account: None,
+        };
+        let (a, b) = (scope("a"), scope("b"));
+        cache.learned(
+            &a,
+            vec![
+                ("/x/1".into(), Json::Bool(true)),
+                ("/x/2".into(), Json::Null),
+            ],
         );
-        assert_ne!(
-            base,
-            cache_key(&t("a"), "/v1/charges/ch_2", Some(b"Bearer sk_1"), None)
-        );
-        assert_ne!(
-            base,
-            cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_2"), None)
-        );
-        assert_ne!(base, cache_key(&t("a"), "/v1/charges/ch_1", None, None));
-        assert_ne!(
-            base,
-            cache_key(
-                &t("a"),
-                "/v1/charges/ch_1",
-                Some(b"Bearer sk_1"),
-                Some(b"acct_1")
-            )
-        );
-        assert_eq!(
-            base,
-            cache_key(&t("a"), "/v1/charges/ch_1", Some(b"Bearer sk_1"), None)
-        );
+        cache.learned(&b, vec![("/x/1".into(), Json::Bool(false))]);
+        cache.forget(&a, &["/x/1".to_owned()]);
+        assert_eq!(cache.get(&a.key("/x/1")), None);
+        assert_eq!(cache.get(&a.key("/x/2")), Some(Json::Null));
+        assert_eq!(cache.get(&b.key("/x/1")), Some(Json::Bool(false)));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod forwarded_is_classified;
 mod held;
 pub mod intercept;
 mod lookup;
+mod replayed_body;
 pub mod tunnel;
 
 use std::convert::Infallible;

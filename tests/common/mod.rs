@@ -171,10 +171,16 @@ impl Upstream {
                                 .path_and_query()
                                 .map(|p| p.to_string())
                                 .unwrap_or_default();
-                            let special = if parts.method == http::Method::GET {
-                                table.lock().unwrap().get(&target).cloned()
-                            } else {
-                                None
+                            let special = {
+                                let table = table.lock().unwrap();
+                                let by_method = table.get(&format!("{} {target}", parts.method));
+                                match by_method {
+                                    Some(answer) => Some(answer.clone()),
+                                    None if parts.method == http::Method::GET => {
+                                        table.get(&target).cloned()
+                                    }
+                                    None => None,
+                                }
                             };
                             record.lock().unwrap().push(Seen {
                                 method: parts.method.to_string(),
@@ -241,6 +247,14 @@ impl Upstream {
             .lock()
             .unwrap()
             .insert(target.to_string(), (status, body.to_string()));
+    }
+
+    /// Answers `method target` (any method) with `status` and `body`.
+    pub fn answer_to(&self, method: &str, target: &str, status: u16, body: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(format!("{method} {target}"), (status, body.to_string()));
     }
 
     pub fn seen(&self) -> Vec<Seen> {
