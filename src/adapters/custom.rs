@@ -12,7 +12,7 @@
 //! leash did not read it as one.
 
 use super::json::{self, Json};
-use super::{normalize_host, Adapter, Form};
+use super::{normalize_host, path, Adapter, Form};
 use crate::config::{BodyFormat, CustomOperation, CustomVendor, KeySource};
 use crate::intent::{Classification, IntentDraft, RequestView};
 use crate::money::{minor_units_to_major, parse_decimal_amount, Currency, Money};
@@ -35,69 +35,7 @@ fn source(body: BodyFormat, value: &str, bare_is_field: bool) -> Source<'_> {
 }
 
 fn matches(op: &CustomOperation, method: &str, path: &str) -> bool {
-    op.method == method && path_matches(&op.path, path)
-}
-
-/// `pattern` segment by segment; `{name}` takes one non-empty segment.
-fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut want = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) => {
-                let placeholder = w.starts_with('{') && w.ends_with('}');
-                if placeholder {
-                    if g.is_empty() {
-                        return false;
-                    }
-                } else if w != g {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// The path as a lenient router may see it: lower case, no empty or `.`
-/// segments, `..` applied, percent-escapes of unreserved characters undone.
-fn normalised(path: &str) -> String {
-    let decoded = percent_decode_unreserved(path).to_ascii_lowercase();
-    let mut out: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
-fn percent_decode_unreserved(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                    out.push(char::from(b));
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        out.push(char::from(bytes[i]));
-        i += 1;
-    }
-    out
+    op.method == method && path::matches_template(&op.path, path)
 }
 
 /// A custom vendor, built into an adapter.
@@ -312,10 +250,10 @@ impl Adapter for CustomAdapter {
         {
             return self.classify_operation(op, req);
         }
-        let lenient = normalised(req.path);
+        let lenient = path::lenient(req.path);
         if let Some(op) = self.vendor.operations.iter().find(|op| {
             op.method.eq_ignore_ascii_case(req.method)
-                && path_matches(&op.path.to_ascii_lowercase(), &lenient)
+                && path::matches_template(&op.path.to_ascii_lowercase(), &lenient)
         }) {
             return Classification::Ambiguous {
                 operation: op.name.clone(),

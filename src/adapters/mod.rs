@@ -12,6 +12,7 @@ use crate::intent::{Classification, Lookup, RequestView};
 
 pub mod custom;
 pub mod json;
+pub mod path;
 pub mod stripe;
 
 /// One vendor's knowledge: the hosts it owns, how to read its requests, and
