@@ -24,6 +24,7 @@
 //! button clicks.
 
 pub mod adapters;
+pub mod agent_env;
 pub mod admin;
 pub mod answer;
 pub mod audit;

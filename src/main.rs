@@ -11,7 +11,7 @@ use leash::config::Config;
 /// leash: a sidecar proxy that puts AI agents on a leash when they spend money.
 ///
 /// Agents send their HTTPS traffic through leash (HTTPS_PROXY). leash reads
-/// every money-moving request to the vendors it knows (Stripe, …) and
+/// every money-moving request to the vendors its adapters know and
 /// forwards it, refuses it, or holds it for a human, writing every decision
 /// to a tamper-evident audit chain.
 #[derive(Parser, Debug)]
@@ -55,12 +55,24 @@ enum Command {
     Ca(CaCommand),
     /// Print the environment an agent needs to go through leash.
     ///
-    /// Prints shell `export` lines: HTTPS_PROXY/HTTP_PROXY with the agent's
-    /// proxy credentials, and SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
-    /// CURL_CA_BUNDLE, NODE_EXTRA_CA_CERTS so that Python, Node, curl and
-    /// most other clients trust leash's CA. Writes certs/leash-bundle.pem (the
-    /// system roots plus leash's CA) so tunnelled hosts keep verifying too.
-    /// Use it as: eval "$(leash env --agent growth-agent)"
+    /// The proxy variables (HTTPS_PROXY, HTTP_PROXY and their lower-case
+    /// twins, which gRPC reads) with the agent's proxy credentials; the CA
+    /// variables every measured client reads (SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, AWS_CA_BUNDLE, CURL_CA_BUNDLE,
+    /// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: the bundle of system roots plus
+    /// leash's CA, written to certs/leash-bundle.pem so tunnelled hosts keep
+    /// verifying; NODE_EXTRA_CA_CERTS: leash's CA alone); and
+    /// NODE_USE_ENV_PROXY=1 (Node >= 22.21 / 24.5 route fetch through the
+    /// proxy variables only then).
+    ///
+    /// An agent with a token needs it in LEASH_AGENT_TOKEN (or --token):
+    /// without it every request would be refused 407, so leash env refuses
+    /// instead. Shell formats name the variable; dotenv and json, which no
+    /// shell expands, carry the token itself.
+    ///
+    ///     eval "$(leash env --agent growth-agent)"
+    ///     leash env --agent growth-agent --format fish | source
+    ///     leash env --agent growth-agent --format dotenv > agent.env
     Env(EnvArgs),
     /// Check, test and describe policy stacks.
     #[command(subcommand)]
@@ -72,7 +84,7 @@ enum Command {
     ///
     /// Nothing is sent anywhere: the intent is decided against the policies
     /// directory (policies: in leash.yaml) at the given time and prior spend.
-    /// Example: leash explain --agent growth-agent --vendor stripe
+    /// Example: leash explain --agent growth-agent
     ///   --operation payment_intent.create --amount 1800 --currency EUR
     ///   --at 2026-11-24T10:00:00+01:00 --spent 4200
     Explain(ExplainArgs),
@@ -248,8 +260,8 @@ struct ExplainArgs {
     /// The agent sending the request.
     #[arg(long)]
     agent: String,
-    /// The vendor (stripe, meta, google_ads, ...).
-    #[arg(long, default_value = "stripe")]
+    /// The vendor: a built-in adapter's name or a custom vendor's.
+    #[arg(long, default_value = leash::adapters::stripe::VENDOR)]
     vendor: String,
     /// The operation (payment_intent.create, refund.create, ...).
     #[arg(long, default_value = "payment_intent.create")]
@@ -293,6 +305,10 @@ struct EnvArgs {
     /// their SHA-256), so by default the URL says ${LEASH_AGENT_TOKEN}.
     #[arg(long, env = "LEASH_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// sh (export lines), fish (set -gx), dotenv (NAME=value; values with
+    /// spaces or quotes double-quoted), json (one object).
+    #[arg(long, value_enum, default_value = "sh")]
+    format: leash::agent_env::Format,
 }
 
 fn main() -> ExitCode {
@@ -692,27 +708,44 @@ fn run(config: Config) -> Result<ExitCode, String> {
 }
 
 fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
+    use leash::agent_env::{AgentEnv, Token, TOKEN_VAR};
     let (ca, _) = load_ca(config)?;
     let agent = args
         .agent
         .or_else(|| config.default_agent.clone())
         .or_else(|| config.agents.keys().next().cloned())
         .unwrap_or_else(|| "agent".to_string());
-    let token = args
-        .token
-        .unwrap_or_else(|| "${LEASH_AGENT_TOKEN}".to_string());
+    let needs = config.agents.get(&agent).and_then(|a| a.token_sha256);
+    let token = match (needs, args.token) {
+        (None, _) => Token::None,
+        (Some(_), None) => {
+            return Err(format!(
+                "agent {agent:?} has a token (agents.{agent}.token_sha256), and {TOKEN_VAR} is not set: \
+                 every request it sends would be refused with 407. Set {TOKEN_VAR} to its token \
+                 (or pass --token), then run leash env again"
+            ))
+        }
+        (Some(sha), Some(token)) => {
+            let got: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(&got[..], &sha[..])) {
+                return Err(format!(
+                    "the token in {TOKEN_VAR} (or --token) is not agent {agent:?}'s: its SHA-256 \
+                     does not match agents.{agent}.token_sha256, so leash would refuse it with 407"
+                ));
+            }
+            if std::env::var(TOKEN_VAR).ok().as_deref() == Some(token.as_str()) {
+                Token::FromEnv(token)
+            } else {
+                Token::Given(token)
+            }
+        }
+    };
     let bundle = write_trust_bundle(config, &ca)?;
     let ca_path = absolute(ca.cert_path());
-    let proxy = format!("http://{agent}:{token}@{}", config.listen);
-    println!("# leash: route this agent through the proxy as {agent:?} and trust leash's CA");
-    println!("export HTTPS_PROXY=\"{proxy}\"");
-    println!("export HTTP_PROXY=\"{proxy}\"");
-    println!("export https_proxy=\"{proxy}\"");
-    println!("export http_proxy=\"{proxy}\"");
-    println!("export SSL_CERT_FILE=\"{}\"", bundle.display());
-    println!("export REQUESTS_CA_BUNDLE=\"{}\"", bundle.display());
-    println!("export CURL_CA_BUNDLE=\"{}\"", bundle.display());
-    println!("export NODE_EXTRA_CA_CERTS=\"{}\"", ca_path.display());
+    let vars = AgentEnv::new(&agent, token, &config.listen.to_string(), &bundle, &ca_path);
+    let comment =
+        format!("leash: route this agent through the proxy as {agent:?} and trust leash's CA");
+    print!("{}", vars.render(args.format, &comment));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -79,19 +79,133 @@ fn env_prints_proxy_and_trust_exports() {
     let output = leash(dir.path(), &["env", "--agent", "cs-agent"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = String::from_utf8_lossy(&output.stdout);
+    // An agent without a token in the config needs none in its URL.
     assert!(
-        out.contains("export HTTPS_PROXY=\"http://cs-agent:${LEASH_AGENT_TOKEN}@127.0.0.1:8080\""),
+        out.contains("export HTTPS_PROXY=\"http://cs-agent@127.0.0.1:8080\""),
         "{out}"
     );
-    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+    for var in [
+        "https_proxy",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "AWS_CA_BUNDLE",
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
         assert!(
             out.contains(&format!("export {var}=")),
             "{var} missing: {out}"
         );
     }
+    assert!(out.contains("export NODE_USE_ENV_PROXY=\"1\""), "{out}");
     let bundle = std::fs::read_to_string(dir.path().join("certs/leash-bundle.pem")).unwrap();
     let ca = std::fs::read_to_string(dir.path().join("certs/leash-ca.pem")).unwrap();
     assert!(bundle.ends_with(&ca), "the bundle carries leash's CA");
+}
+
+/// `growth-agent` with the token `dev-token-growth`.
+const WITH_TOKEN: &str = "agents:\n  growth-agent: { token_sha256: \"be4c0cc3d836c84bc61b39a5ce84cd2275023d98d67b689432a7dee8820c06a4\" }\n";
+
+fn leash_env(dir: &Path, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leash"));
+    command
+        .arg("env")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LEASH_AGENT_TOKEN");
+    if let Some(token) = token {
+        command.env("LEASH_AGENT_TOKEN", token);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn env_refuses_loudly_without_the_agents_token_and_with_a_wrong_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leash.yaml"), WITH_TOKEN).unwrap();
+    let missing = leash_env(dir.path(), None, &["--agent", "growth-agent"]);
+    assert!(!missing.status.success());
+    assert!(missing.stdout.is_empty(), "nothing to eval");
+    let err = stderr(&missing);
+    assert!(err.contains("LEASH_AGENT_TOKEN is not set"), "{err}");
+    assert!(err.contains("407"), "{err}");
+
+    let wrong = leash_env(
+        dir.path(),
+        Some("not-the-token"),
+        &["--agent", "growth-agent"],
+    );
+    assert!(!wrong.status.success());
+    let err = stderr(&wrong);
+    assert!(err.contains("not agent \"growth-agent\"'s"), "{err}");
+    assert!(
+        !err.contains("not-the-token"),
+        "the token is never echoed: {err}"
+    );
+}
+
+#[test]
+fn env_formats_agree_and_json_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leash.yaml"), WITH_TOKEN).unwrap();
+    let token = Some("dev-token-growth");
+    let run = |format: &str| {
+        let output = leash_env(
+            dir.path(),
+            token,
+            &["--agent", "growth-agent", "--format", format],
+        );
+        assert!(output.status.success(), "{format}: {}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    let json = json.as_object().unwrap();
+    assert_eq!(
+        json["HTTPS_PROXY"],
+        "http://growth-agent:dev-token-growth@127.0.0.1:8080"
+    );
+
+    // sh: what a shell gets from eval is what json says.
+    let sh = run("sh");
+    assert!(
+        sh.contains("http://growth-agent:${LEASH_AGENT_TOKEN}@"),
+        "the shell names the variable: {sh}"
+    );
+    let script = format!("{sh}\nenv");
+    let evaluated = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("LEASH_AGENT_TOKEN", "dev-token-growth")
+        .output()
+        .unwrap();
+    let evaluated = String::from_utf8_lossy(&evaluated.stdout);
+    for (name, value) in json {
+        let line = format!("{name}={}", value.as_str().unwrap());
+        assert!(
+            evaluated.lines().any(|l| l == line),
+            "{line} after eval: {evaluated}"
+        );
+    }
+
+    // dotenv: one NAME=value line per variable, the same values.
+    let dotenv = run("dotenv");
+    for (name, value) in json {
+        let line = format!("{name}={}", value.as_str().unwrap());
+        assert!(dotenv.lines().any(|l| l == line), "{line} in {dotenv}");
+    }
+
+    // fish: set -gx lines naming the variable fish expands.
+    let fish = run("fish");
+    assert!(
+        fish.contains(
+            "set -gx HTTPS_PROXY \"http://growth-agent:$LEASH_AGENT_TOKEN@127.0.0.1:8080\""
+        ),
+        "{fish}"
+    );
+    assert_eq!(
+        fish.lines().filter(|l| l.starts_with("set -gx ")).count(),
+        json.len()
+    );
 }
 
 #[test]
