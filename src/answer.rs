@@ -1,9 +1,11 @@
 //! Answers leash makes itself, in the shape the agent's SDK expects (SPEC §7).
 //!
-//! An agent talking to Stripe through leash should get errors its Stripe SDK
-//! parses into a clean typed exception, not an HTML page from a proxy. Every
-//! such answer carries `X-Leash-*` headers so a human reading logs (or an
-//! agent's tool wrapper) can tell leash spoke, not the vendor.
+//! An agent talking to a vendor through leash should get errors that
+//! vendor's SDK parses into a clean typed exception, not an HTML page from a
+//! proxy: the tunnel's adapter puts each answer in its vendor's shape
+//! ([`Adapter::shape_refusal`]). Every such answer carries `X-Leash-*`
+//! headers so a human reading logs (or an agent's tool wrapper) can tell
+//! leash spoke, not the vendor.
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, PROXY_AUTHENTICATE, RETRY_AFTER};
@@ -163,22 +165,75 @@ mod tests {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    /// An adapter whose vendor wants a `type` in its errors and a header
+    /// that keeps its SDK from retrying.
+    struct Acme;
+
+    impl Adapter for Acme {
+        fn name(&self) -> &str {
+            "acme"
+        }
+        fn claims_host(&self, host: &str) -> bool {
+            host == "api.example.com"
+        }
+        fn hosts(&self) -> Vec<String> {
+            vec!["api.example.com".into()]
+        }
+        fn classify(&self, _req: &crate::intent::RequestView<'_>) -> crate::intent::Classification {
+            crate::intent::Classification::Unknown {
+                operation: "x".into(),
+                reason: "a test adapter reads nothing".into(),
+            }
+        }
+        fn shape_refusal(&self, refusal: &Refusal<'_>) -> Shaped {
+            let mut shaped = Shaped::generic(refusal);
+            shaped.body["error"]["type"] = "invalid_request".into();
+            shaped.headers.push(("acme-should-retry", "false"));
+            shaped
+        }
+    }
+
     #[tokio::test]
-    async fn stripe_shape_has_type_code_message_and_no_retry() {
+    async fn the_adapter_shapes_the_body_and_adds_its_headers() {
         let response = Answer::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "leash_body_too_large",
             "error",
             "too big",
         )
-        .render(Some(&crate::adapters::stripe::StripeAdapter));
+        .render(Some(&Acme));
         assert_eq!(response.status(), 413);
-        assert_eq!(response.headers()["stripe-should-retry"], "false");
+        assert_eq!(response.headers()["acme-should-retry"], "false");
         assert_eq!(response.headers()["x-leash-decision"], "error");
         let json = body_json(response).await;
-        assert_eq!(json["error"]["type"], "invalid_request_error");
+        assert_eq!(json["error"]["type"], "invalid_request");
         assert_eq!(json["error"]["code"], "leash_body_too_large");
         assert_eq!(json["error"]["message"], "too big");
+    }
+
+    #[tokio::test]
+    async fn every_builtin_adapter_shapes_its_answers() {
+        let registry = crate::adapters::Registry::builtin();
+        for adapter in registry.iter() {
+            let answer = Answer::new(StatusCode::FORBIDDEN, "leash_rejected", "rejected", "no");
+            let shaped = adapter.shape_refusal(&Refusal {
+                status: answer.status,
+                code: answer.code,
+                message: &answer.message,
+            });
+            let response = answer.render(Some(adapter));
+            let vendor = adapter.name();
+            assert_eq!(response.status(), 403, "{vendor}");
+            assert_eq!(
+                response.headers()["x-leash-decision"],
+                "rejected",
+                "{vendor}"
+            );
+            for (name, value) in &shaped.headers {
+                assert_eq!(response.headers()[*name], *value, "{vendor}: {name}");
+            }
+            assert_eq!(body_json(response).await, shaped.body, "{vendor}");
+        }
     }
 
     #[test]
@@ -195,7 +250,10 @@ mod tests {
     async fn generic_shape_for_other_vendors() {
         let response =
             Answer::new(StatusCode::BAD_GATEWAY, "leash_upstream", "error", "down").render(None);
-        assert!(response.headers().get("stripe-should-retry").is_none());
+        // No vendor's headers: only leash's own.
+        let mut names: Vec<&str> = response.headers().keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "x-leash-decision"]);
         let json = body_json(response).await;
         assert_eq!(json["error"]["code"], "leash_upstream");
         assert!(json["error"].get("type").is_none());

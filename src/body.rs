@@ -2,8 +2,8 @@
 //!
 //! leash forwards a request body exactly as the agent sent it (a body it
 //! changed could break a signature, and SPEC §3 says bodies are forwarded as
-//! sent). But to classify a gzip-compressed Stripe request it must see the
-//! form fields inside, so it decodes a private copy here.
+//! sent). But to classify a gzip-compressed request it must see the fields
+//! inside, so it decodes a private copy here.
 //!
 //! Two rules shape this module:
 //!

@@ -1,6 +1,6 @@
 //! leash's own certificate authority.
 //!
-//! To read a request to `api.stripe.com` leash has to finish the agent's TLS
+//! To read a request to a vendor's host leash has to finish the agent's TLS
 //! handshake itself, with a certificate for that host that the agent trusts.
 //! The agent trusts leash's CA (see `leash env`); this module creates that CA
 //! once, reloads it on every start, and mints one leaf certificate per host on
@@ -297,8 +297,8 @@ mod tests {
             &dir.path().join("ca.key"),
         )
         .unwrap();
-        let a = ca.server_config_for("api.stripe.com").unwrap();
-        let b = ca.server_config_for("API.stripe.com.").unwrap();
+        let a = ca.server_config_for("api.example.com").unwrap();
+        let b = ca.server_config_for("API.example.com.").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let c = ca.server_config_for("127.0.0.1").unwrap();
         assert!(!Arc::ptr_eq(&a, &c));

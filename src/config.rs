@@ -355,7 +355,7 @@ impl Default for UpstreamConfig {
 }
 
 /// A host and port to connect to: `127.0.0.1:12111`, `[::1]:443`,
-/// `stripe-mock:12111`. The port is required: guessing 443 for a test double
+/// `vendor-mock:12111`. The port is required: guessing 443 for a test double
 /// that listens on plain HTTP is a confusing failure.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostPort {
@@ -1204,7 +1204,7 @@ fn host_name(s: &str) -> Result<String, String> {
         && !s.ends_with('-');
     if !ok {
         return Err(format!(
-            "`{s}` is not a host name like api.stripe.com (no scheme, port or path)"
+            "`{s}` is not a host name like api.example.com (no scheme, port or path)"
         ));
     }
     if s.chars().all(|c| c.is_ascii_digit() || c == '.') && s.parse::<Ipv4Addr>().is_err() {
@@ -2134,27 +2134,27 @@ custom_vendors: []                   # see §4.4
     #[test]
     fn upstream_overrides() {
         let c = parse(
-            "upstream:\n  overrides:\n    API.Stripe.com: 127.0.0.1:12111\n    api.wise.com: \"[::1]:443\"\n    graph.facebook.com: Mock-Graph:8443\n",
+            "upstream:\n  overrides:\n    API.Example.com: 127.0.0.1:12111\n    pay.example.net: \"[::1]:443\"\n    ads.example.org: Mock-Ads:8443\n",
         )
         .unwrap();
         let o = &c.upstream.overrides;
-        assert_eq!(o["api.stripe.com"].to_string(), "127.0.0.1:12111");
-        assert_eq!(o["api.wise.com"].host, "::1");
-        assert_eq!(o["api.wise.com"].to_string(), "[::1]:443");
-        assert_eq!(o["graph.facebook.com"].to_string(), "mock-graph:8443");
+        assert_eq!(o["api.example.com"].to_string(), "127.0.0.1:12111");
+        assert_eq!(o["pay.example.net"].host, "::1");
+        assert_eq!(o["pay.example.net"].to_string(), "[::1]:443");
+        assert_eq!(o["ads.example.org"].to_string(), "mock-ads:8443");
 
-        let (l, c, m) = fails("upstream:\n  overrides:\n    api.stripe.com: 127.0.0.1\n");
-        assert_eq!((l, c), (3, 21));
+        let (l, c, m) = fails("upstream:\n  overrides:\n    api.example.com: 127.0.0.1\n");
+        assert_eq!((l, c), (3, 22));
         assert!(m.contains("has no port"), "{m}");
         let (_, _, m) = fails("upstream: { overrides: { a.example: \"::1:443\" } }\n");
         assert!(m.contains("brackets"), "{m}");
         let (_, _, m) = fails("upstream: { overrides: { a.example: \"http://b:1\" } }\n");
         assert!(m.contains("no scheme"), "{m}");
-        let (l, c, m) = fails("upstream:\n  overrides:\n    https://api.stripe.com: b:1\n");
+        let (l, c, m) = fails("upstream:\n  overrides:\n    https://api.example.com: b:1\n");
         assert_eq!((l, c), (3, 5));
         assert!(m.contains("not a host name"), "{m}");
         let (l, c, m) =
-            fails("upstream:\n  overrides:\n    api.stripe.com: a:1\n    API.stripe.com: b:2\n");
+            fails("upstream:\n  overrides:\n    api.example.com: a:1\n    API.example.com: b:2\n");
         assert_eq!((l, c), (4, 5));
         assert!(m.contains("listed twice"), "{m}");
         let (_, _, m) = fails("upstream: { overrides: { a.example: \"b:0\" } }\n");
@@ -2212,22 +2212,28 @@ custom_vendors: []                   # see §4.4
         ));
         assert!(m.contains("not a JSON pointer"), "{m}");
 
-        let (l, c, m) = fails(
-            "custom_vendors:\n  - name: stripe\n    hosts: [a.example]\n    operations: []\n",
-        );
+        // A built-in vendor's name: the shape of the entry is checked first.
+        let builtin = crate::adapters::BUILTIN_NAMES[0];
+        let (l, c, m) = fails(&format!(
+            "custom_vendors:\n  - name: {builtin}\n    hosts: [a.example]\n    operations: []\n"
+        ));
         assert_eq!((l, c), (4, 17));
         assert!(m.contains("at least one"), "{m}");
         let ok_ops = "operations: [{ name: po, method: POST, path: /o, body: json, amount: /a, currency: EUR }]";
-        let (l, c, m) = fails(&format!(
-            "custom_vendors:\n  - name: stripe\n    hosts: [a.example]\n    {ok_ops}\n"
-        ));
-        assert_eq!((l, c), (2, 11));
-        assert!(m.contains("built-in vendor"), "{m}");
-        let (l, c, m) = fails(&format!(
-            "custom_vendors:\n  - name: acme\n    hosts: [a.example, api.stripe.com]\n    {ok_ops}\n"
-        ));
-        assert_eq!((l, c), (3, 24));
-        assert!(m.contains("built-in adapter"), "{m}");
+        for builtin in crate::adapters::BUILTIN_NAMES {
+            let (l, c, m) = fails(&format!(
+                "custom_vendors:\n  - name: {builtin}\n    hosts: [a.example]\n    {ok_ops}\n"
+            ));
+            assert_eq!((l, c), (2, 11), "{builtin}");
+            assert!(m.contains("built-in vendor"), "{m}");
+        }
+        for host in crate::adapters::Registry::builtin().hosts() {
+            let (l, c, m) = fails(&format!(
+                "custom_vendors:\n  - name: acme\n    hosts: [a.example, {host}]\n    {ok_ops}\n"
+            ));
+            assert_eq!((l, c), (3, 24), "{host}");
+            assert!(m.contains("built-in adapter"), "{m}");
+        }
         let (_, _, m) = fails(&format!(
             "custom_vendors:\n  - name: acme\n    hosts: [a.example]\n    {ok_ops}\n  - name: acme2\n    hosts: [A.example]\n    {ok_ops}\n"
         ));

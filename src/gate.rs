@@ -439,20 +439,27 @@ const MAX_READ_VALUE: usize = 120;
 /// Adds to what leash read of an amountless request (an object from
 /// [`intent_record`]) the request's path and its raw amount-bearing fields,
 /// so that an approver who must state the amount sees what the agent sent:
-/// `amount`, `currency` and any field whose name contains `amount`, from a
-/// form or a JSON body, as written (every occurrence, duplicates included:
-/// those are often why it is unreadable), card numbers masked. A spend's
-/// record (a list of intents) is returned as it is.
+/// the fields the vendor's adapter calls amount-bearing
+/// ([`crate::adapters::Adapter::amount_field`]; without an adapter, its
+/// default), from a form or a JSON body, as written (every occurrence,
+/// duplicates included: those are often why it is unreadable), card
+/// numbers masked. A spend's record (a list of intents) is returned as it
+/// is.
 ///
 /// The form is read leniently on purpose: this is for people, never for a
 /// decision.
-pub fn with_read_fields(record: Value, path: &str, body: &[u8]) -> Value {
+pub fn with_read_fields(
+    record: Value,
+    path: &str,
+    body: &[u8],
+    adapter: Option<&dyn crate::adapters::Adapter>,
+) -> Value {
     let Value::Object(mut map) = record else {
         return record;
     };
-    let wanted = |name: &str| {
-        let name = name.to_ascii_lowercase();
-        name == "currency" || name.contains("amount") || name.ends_with("[currency]")
+    let wanted = |name: &str| match adapter {
+        Some(adapter) => adapter.amount_field(name),
+        None => crate::adapters::names_an_amount(name),
     };
     let shown = |s: &str| {
         let masked = crate::audit::mask_card_numbers(s);
@@ -615,11 +622,12 @@ mod read_fields_tests {
     #[test]
     fn amountless_records_show_the_raw_amount_fields_masked() {
         let record =
-            json!({"vendor": "stripe", "operation": "refund.create", "reason": "no currency"});
+            json!({"vendor": "acme", "operation": "refund.create", "reason": "no currency"});
         let out = with_read_fields(
             record,
             "/v1/refunds",
             b"charge=ch_1&amount=400000&amount=1&metadata[card]=4242424242424242&metadata[amount_note]=4242424242424242",
+            None,
         );
         assert_eq!(out["path"], "/v1/refunds");
         assert_eq!(out["amount_required"], true);
@@ -633,6 +641,7 @@ mod read_fields_tests {
             json!({"reason": "x"}),
             "/v1/x",
             br#"{"amount": 12.5, "currency": "eur", "name": "n"}"#,
+            None,
         );
         assert_eq!(
             out["raw_fields"],
@@ -640,6 +649,9 @@ mod read_fields_tests {
         );
 
         // A spend's intents are left alone.
-        assert_eq!(with_read_fields(json!([1]), "/p", b"amount=1"), json!([1]));
+        assert_eq!(
+            with_read_fields(json!([1]), "/p", b"amount=1", None),
+            json!([1])
+        );
     }
 }

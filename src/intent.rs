@@ -27,8 +27,8 @@ const FINGERPRINT_DOMAIN: &[u8] = b"leash.fingerprint.v1\0";
 /// request must not create a second hold, and an approved one is forwarded
 /// exactly once). Each part is framed with its length as a big-endian `u64`,
 /// so that moving bytes between parts always changes the digest: host
-/// `api.stripe.com` + path `/v1/x` can never collide with host
-/// `api.stripe.co` + path `m/v1/x`.
+/// `api.example.com` + path `/v1/x` can never collide with host
+/// `api.example.co` + path `m/v1/x`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint([u8; 32]);
 
@@ -37,21 +37,22 @@ impl Fingerprint {
     ///
     /// - `method` is taken as sent (HTTP methods are case-sensitive).
     /// - `host` is normalised like vendor matching does (lowercase, no port,
-    ///   no trailing dot), so `API.stripe.com:443` and `api.stripe.com` are
-    ///   the same request.
+    ///   no trailing dot), so `API.Example.com:443` and `api.example.com`
+    ///   are the same request.
     /// - `path` is the request target the upstream sees, **including the
-    ///   query string** if there is one: Stripe reads parameters from the
-    ///   query too, so two requests that differ only there are different
-    ///   requests. [`RequestView::fingerprint`] assembles it.
+    ///   query string** if there is one: vendors may read parameters from
+    ///   the query too (form-encoded APIs often merge it with the body), so
+    ///   two requests that differ only there are different requests. [`RequestView::fingerprint`] assembles it.
     /// - `body` should be the decoded body (what the adapter read), so that
     ///   the same request sent gzip-compressed or not is recognised as one.
     pub fn of(method: &str, host: &str, path: &str, body: &[u8]) -> Fingerprint {
         Self::acting_as(method, host, path, None, body)
     }
 
-    /// [`Fingerprint::of`] for a request made on behalf of `account` (Stripe
-    /// Connect's `Stripe-Account` header): the same call for another
-    /// connected account moves another account's money, so it is another
+    /// [`Fingerprint::of`] for a request made on behalf of `account` (the
+    /// value of the adapter's acting-account header,
+    /// [`crate::adapters::Adapter::account_header`]): the same call for
+    /// another account moves another account's money, so it is another
     /// request. Without an account the digest is exactly [`Fingerprint::of`]'s.
     pub fn acting_as(
         method: &str,
@@ -115,7 +116,8 @@ impl Serialize for Fingerprint {
 pub struct Intent {
     /// The agent that sent the request (SPEC §2).
     pub agent: String,
-    /// The vendor adapter that read it (`stripe`).
+    /// The name of the vendor adapter that read it
+    /// ([`crate::adapters::Adapter::name`]).
     pub vendor: String,
     /// What the request does (`payment_intent.create`, `refund.create`).
     pub operation: String,
@@ -127,9 +129,10 @@ pub struct Intent {
     pub category: String,
     /// The request's idempotency key, if it carried one.
     pub idempotency_key: Option<String>,
-    /// The account the request acts for (Stripe Connect's
-    /// `Stripe-Account`), when the vendor has one: policies filter on it
-    /// (`accounts:`) and the audit entry names it.
+    /// The account the request acts for (the value of the adapter's
+    /// [`account_header`](crate::adapters::Adapter::account_header)), when
+    /// the vendor has one: policies filter on it (`accounts:`) and the audit
+    /// entry names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// Where values not in the request came from, by field:
@@ -282,10 +285,14 @@ pub struct RequestView<'a> {
     pub query: Option<&'a str>,
     /// The `Content-Type` header value.
     pub content_type: Option<&'a str>,
-    /// The `Idempotency-Key` header value.
+    /// The value of the adapter's idempotency header
+    /// ([`crate::adapters::Adapter::idempotency_header`], `Idempotency-Key`
+    /// by default).
     pub idempotency_key: Option<&'a str>,
     /// The account the request acts as, when the vendor has such a header
-    /// (Stripe Connect's `Stripe-Account`). Part of the fingerprint.
+    /// (the adapter's
+    /// [`account_header`](crate::adapters::Adapter::account_header)). Part
+    /// of the fingerprint.
     pub account: Option<&'a str>,
     /// The body, already decoded with [`crate::body::decode_for_reading`].
     pub body: &'a [u8],
@@ -362,30 +369,30 @@ mod tests {
 
     #[test]
     fn fingerprint_framing_separates_parts() {
-        let a = Fingerprint::of("POST", "api.stripe.com", "/v1/x", b"");
-        let b = Fingerprint::of("POST", "api.stripe.co", "m/v1/x", b"");
-        let c = Fingerprint::of("POST", "api.stripe.com", "/v1/", b"x");
-        let d = Fingerprint::of("POS", "Tapi.stripe.com", "/v1/x", b"");
+        let a = Fingerprint::of("POST", "api.example.com", "/v1/x", b"");
+        let b = Fingerprint::of("POST", "api.example.co", "m/v1/x", b"");
+        let c = Fingerprint::of("POST", "api.example.com", "/v1/", b"x");
+        let d = Fingerprint::of("POS", "Tapi.example.com", "/v1/x", b"");
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
-        assert_eq!(a, Fingerprint::of("POST", "api.stripe.com", "/v1/x", b""));
+        assert_eq!(a, Fingerprint::of("POST", "api.example.com", "/v1/x", b""));
     }
 
     #[test]
     fn fingerprint_normalises_host_only() {
-        let a = Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"amount=1");
+        let a = Fingerprint::of("POST", "api.example.com", "/v1/refunds", b"amount=1");
         assert_eq!(
             a,
-            Fingerprint::of("POST", "API.Stripe.com.:443", "/v1/refunds", b"amount=1")
+            Fingerprint::of("POST", "API.Example.com.:443", "/v1/refunds", b"amount=1")
         );
         assert_ne!(
             a,
-            Fingerprint::of("post", "api.stripe.com", "/v1/refunds", b"amount=1")
+            Fingerprint::of("post", "api.example.com", "/v1/refunds", b"amount=1")
         );
         assert_ne!(
             a,
-            Fingerprint::of("POST", "api.stripe.com", "/V1/refunds", b"amount=1")
+            Fingerprint::of("POST", "api.example.com", "/V1/refunds", b"amount=1")
         );
     }
 
@@ -410,7 +417,7 @@ mod tests {
     fn view_fingerprint_includes_query() {
         let mut v = RequestView {
             method: "POST",
-            host: "api.stripe.com",
+            host: "api.example.com",
             path: "/v1/refunds",
             query: None,
             content_type: None,
@@ -422,7 +429,7 @@ mod tests {
         let plain = v.fingerprint();
         assert_eq!(
             plain,
-            Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"amount=1"),
+            Fingerprint::of("POST", "api.example.com", "/v1/refunds", b"amount=1"),
             "no account: the digest is unchanged"
         );
         v.query = Some("amount=9");
@@ -435,7 +442,7 @@ mod tests {
     fn the_account_a_request_acts_as_is_part_of_its_fingerprint() {
         let mut v = RequestView {
             method: "POST",
-            host: "api.stripe.com",
+            host: "api.example.com",
             path: "/v1/payouts",
             query: None,
             content_type: None,
@@ -455,7 +462,7 @@ mod tests {
         // Framed: moving bytes between body and account changes the digest.
         let moved = Fingerprint::acting_as(
             "POST",
-            "api.stripe.com",
+            "api.example.com",
             "/v1/payouts",
             Some("1"),
             b"amount=100&currency=euracct_",
@@ -467,7 +474,7 @@ mod tests {
     fn draft_into_intent_serializes() {
         let eur = Currency::parse("eur").unwrap();
         let draft = IntentDraft {
-            vendor: "stripe".into(),
+            vendor: "acme".into(),
             operation: "refund.create".into(),
             amount: Some(Money::new(Decimal::new(1250, 2), eur)),
             beneficiary: Some("ch_1".into()),
@@ -475,7 +482,7 @@ mod tests {
             idempotency_key: Some("k1".into()),
             sources: Default::default(),
         };
-        let fp = Fingerprint::of("POST", "api.stripe.com", "/v1/refunds", b"");
+        let fp = Fingerprint::of("POST", "api.example.com", "/v1/refunds", b"");
         let at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
         let intent = draft.into_intent("growth-agent", fp, at);
         let v: serde_json::Value = serde_json::to_value(&intent).unwrap();

@@ -24,8 +24,8 @@
 //! button clicks.
 
 pub mod adapters;
-pub mod agent_env;
 pub mod admin;
+pub mod agent_env;
 pub mod answer;
 pub mod audit;
 pub mod body;

@@ -261,7 +261,7 @@ struct ExplainArgs {
     #[arg(long)]
     agent: String,
     /// The vendor: a built-in adapter's name or a custom vendor's.
-    #[arg(long, default_value = leash::adapters::stripe::VENDOR)]
+    #[arg(long, default_value = leash::adapters::DEFAULT_VENDOR)]
     vendor: String,
     /// The operation (payment_intent.create, refund.create, ...).
     #[arg(long, default_value = "payment_intent.create")]

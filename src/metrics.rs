@@ -334,9 +334,9 @@ mod tests {
     #[test]
     fn counters_encode_with_their_labels_and_total_suffix() {
         let m = metrics();
-        m.request("stripe", "spend");
-        m.request("stripe", "spend");
-        m.request("stripe", "safe");
+        m.request("acme", "spend");
+        m.request("acme", "spend");
+        m.request("acme", "safe");
         m.answer("leash_rejected");
         m.decision("growth-agent", Action::AutoApprove, None, false);
         m.decision("growth-agent", Action::Reject, Some(10), false);
@@ -347,16 +347,13 @@ mod tests {
         assert_eq!(
             sample(
                 &text,
-                r#"leash_requests_total{vendor="stripe",class="spend"}"#
+                r#"leash_requests_total{vendor="acme",class="spend"}"#
             ),
             Some(2.0),
             "{text}"
         );
         assert_eq!(
-            sample(
-                &text,
-                r#"leash_requests_total{vendor="stripe",class="safe"}"#
-            ),
+            sample(&text, r#"leash_requests_total{vendor="acme",class="safe"}"#),
             Some(1.0)
         );
         assert_eq!(
@@ -412,9 +409,9 @@ mod tests {
     #[test]
     fn upstream_latency_is_a_histogram_in_seconds() {
         let m = metrics();
-        m.upstream_answered("stripe", Duration::from_millis(30));
-        m.upstream_answered("stripe", Duration::from_millis(700));
-        m.upstream_failed("stripe");
+        m.upstream_answered("acme", Duration::from_millis(30));
+        m.upstream_answered("acme", Duration::from_millis(700));
+        m.upstream_failed("acme");
         let text = m.encode().unwrap();
         assert!(
             text.contains("# UNIT leash_upstream_latency_seconds seconds"),
@@ -423,7 +420,7 @@ mod tests {
         let series = |suffix: &str| {
             sample(
                 &text,
-                &format!("leash_upstream_latency_seconds_{suffix}{{vendor=\"stripe\"}}"),
+                &format!("leash_upstream_latency_seconds_{suffix}{{vendor=\"acme\"}}"),
             )
         };
         assert_eq!(series("count"), Some(2.0));
@@ -432,7 +429,7 @@ mod tests {
         let bucket = |le: &str| {
             sample(
                 &text,
-                &format!("leash_upstream_latency_seconds_bucket{{le=\"{le}\",vendor=\"stripe\"}}"),
+                &format!("leash_upstream_latency_seconds_bucket{{le=\"{le}\",vendor=\"acme\"}}"),
             )
         };
         assert_eq!(bucket("0.025"), Some(0.0), "{text}");
@@ -440,7 +437,7 @@ mod tests {
         assert_eq!(bucket("1.0"), Some(2.0));
         assert_eq!(bucket("+Inf"), Some(2.0));
         assert_eq!(
-            sample(&text, r#"leash_upstream_errors_total{vendor="stripe"}"#),
+            sample(&text, r#"leash_upstream_errors_total{vendor="acme"}"#),
             Some(1.0)
         );
     }

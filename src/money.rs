@@ -87,7 +87,7 @@ fn snippet(s: &str) -> String {
 /// A few codes recently withdrawn from list one are kept because payment
 /// processors still accept them during the changeover (ANG until XCG takes
 /// over, HRK, SLL, ZWL, CUC). Accepting a code only means leash can *read* an
-/// amount in it; whether Stripe charges in it is Stripe's business.
+/// amount in it; whether a vendor charges in it is the vendor's business.
 ///
 /// This is data, not logic: a sorted table searched by binary search.
 const ISO_4217: &[(&str, u32)] = &[
@@ -381,9 +381,9 @@ impl Currency {
     /// The ISO 4217 minor-unit exponent (EUR 2, JPY 0, KWD 3), or `None` for
     /// a non-ISO asset, which has none.
     ///
-    /// Note that a *vendor* may scale differently from ISO: Stripe sends ISK
-    /// and UGX with two decimals although ISO says zero. Vendor adapters keep
-    /// their own table and use this only as a default.
+    /// Note that a *vendor* may scale differently from ISO: a card API may
+    /// send ISK and UGX with two decimals although ISO says zero. Vendor
+    /// adapters keep their own table and use this only as a default.
     pub fn iso_exponent(&self) -> Option<u32> {
         match self.kind {
             Kind::Iso { exponent } => Some(exponent),

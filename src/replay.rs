@@ -1,6 +1,6 @@
 //! `leash policy replay`: re-decide the audited requests under a candidate
 //! policy set, and list every decision that would change — the backtest ops
-//! teams run before shipping a policy change (like Stripe Radar's rule
+//! teams run before shipping a policy change (like a fraud tool's rule
 //! backtests).
 //!
 //! Each audited decision is re-decided at the clock time it was made, with the

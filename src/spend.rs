@@ -254,7 +254,7 @@ mod tests {
         SpendEvent {
             at,
             agent: "growth-agent".into(),
-            vendor: "stripe".into(),
+            vendor: "acme".into(),
             operation: "charge.create".into(),
             category: "payment".into(),
             beneficiary: None,

@@ -97,9 +97,9 @@ fn decision(i: u64) -> NewEntry {
             "idempotency_key": null, "fingerprint": hex::encode(Sha256::digest(i.to_be_bytes())),
             "at": "2025-06-01T12:00:00Z",
         }),
-        if i % 3 == 0 { "REJECT" } else { "AUTO_APPROVE" },
+        if i.is_multiple_of(3) { "REJECT" } else { "AUTO_APPROVE" },
         Some(10),
-        json!([{"priority": 10, "type": "cap", "action": "REJECT", "triggered": i % 3 == 0,
+        json!([{"priority": 10, "type": "cap", "action": "REJECT", "triggered": i.is_multiple_of(3),
                 "shadow": false, "reason": "spent 0.00 + 1.00 <= 5000.00 EUR"}]),
         "ab".repeat(32),
     )

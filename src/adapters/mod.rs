@@ -94,6 +94,21 @@ pub trait Adapter: Send + Sync {
     fn short_lived_signatures(&self) -> bool {
         false
     }
+    /// The request headers (lowercase) a lookup for this vendor copies
+    /// from the agent's request, besides [`Adapter::account_header`]: the
+    /// credentials (`Authorization`, the default), and whatever makes the
+    /// vendor answer in the shape the agent's own requests get (an API
+    /// version header). Never a signature: lookups are new requests.
+    fn lookup_headers(&self) -> Vec<&str> {
+        vec!["authorization"]
+    }
+    /// Whether a body field called `name` bears an amount, for the raw
+    /// fields an approver is shown when leash could not read a request's
+    /// amount (they must state it). The default: `currency`, `…[currency]`
+    /// and any name containing `amount`, in any letter case.
+    fn amount_field(&self, name: &str) -> bool {
+        names_an_amount(name)
+    }
     /// leash's own answer (a refusal, a hold) in the shape this vendor's
     /// SDKs parse into their normal typed error without retrying. The
     /// default is the generic JSON `{"error":{"code","message"}}`.
@@ -138,6 +153,16 @@ impl Shaped {
         }
     }
 }
+
+/// The default of [`Adapter::amount_field`]: `currency`, `…[currency]` and
+/// any name containing `amount`, in any letter case.
+pub fn names_an_amount(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "currency" || name.contains("amount") || name.ends_with("[currency]")
+}
+
+/// The vendor commands assume when none is named (`leash explain`).
+pub const DEFAULT_VENDOR: &str = stripe::VENDOR;
 
 /// Vendor names of the built-in adapters (SPEC §4.3), including those
 /// still being written (their policies load today, and a custom vendor may

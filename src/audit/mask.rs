@@ -151,7 +151,7 @@ fn luhn_valid(window: &[u8]) -> bool {
         sum += d;
         double = !double;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether the window `[start, stop)` is part of a digest or a UUID rather

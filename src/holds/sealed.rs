@@ -341,7 +341,7 @@ mod tests {
         StoredRequest {
             method: "POST".into(),
             path_and_query: "/v1/payouts?expand[]=destination".into(),
-            host: "api.stripe.com".into(),
+            host: "api.example.com".into(),
             port: 443,
             headers: vec![
                 ("authorization".into(), b"Bearer sk_live_SECRET123".to_vec()),

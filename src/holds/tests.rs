@@ -54,7 +54,7 @@ fn need(priority: u32, approvers: &[&str], quorum: Quorum) -> Need {
 fn new_hold(needs: Vec<Need>) -> NewHold {
     NewHold {
         agent: "growth-agent".into(),
-        vendor: "stripe".into(),
+        vendor: "acme".into(),
         intents: json!([{"operation": "payout.create", "amount": {"amount": "1800.00", "currency": "EUR"}}]),
         needs,
         fingerprint: "ab".repeat(32),
@@ -68,7 +68,7 @@ fn request() -> StoredRequest {
     StoredRequest {
         method: "POST".into(),
         path_and_query: "/v1/payouts".into(),
-        host: "api.stripe.com".into(),
+        host: "api.example.com".into(),
         port: 443,
         headers: vec![
             ("authorization".into(), AUTH.as_bytes().to_vec()),
@@ -758,7 +758,7 @@ fn a_retry_finds_the_existing_hold() {
     // Another agent or vendor is another request.
     let changes: [fn(&mut NewHold); 2] = [
         |n| n.agent = "other-agent".into(),
-        |n| n.vendor = "wise".into(),
+        |n| n.vendor = "globex".into(),
     ];
     for change in changes {
         let mut other = new_hold(vec![need(20, &["maya"], Quorum::Count(1))]);
@@ -774,7 +774,7 @@ fn a_retry_finds_the_existing_hold() {
     assert_eq!(recalled.hold.id, first.hold.id);
     assert_eq!(
         env.holds
-            .find_open_by_fingerprint("growth-agent", "stripe", &"ab".repeat(32), t0())
+            .find_open_by_fingerprint("growth-agent", "acme", &"ab".repeat(32), t0())
             .unwrap()
             .map(|h| h.id),
         Some(first.hold.id.clone())
@@ -823,20 +823,20 @@ fn a_retry_of_an_overdue_hold_expires_it() {
 #[test]
 fn retry_keys_are_framed() {
     let fp = "ab".repeat(32);
-    let base = retry_key("a", "stripe", Some("k"), &fp);
+    let base = retry_key("a", "acme", Some("k"), &fp);
     assert_eq!(base.len(), 64);
-    assert_ne!(base, retry_key("as", "tripe", Some("k"), &fp));
-    assert_ne!(base, retry_key("a", "stripe", None, &fp));
+    assert_ne!(base, retry_key("aa", "cme", Some("k"), &fp));
+    assert_ne!(base, retry_key("a", "acme", None, &fp));
     // An idempotency key equal to the fingerprint is still not the
     // fingerprint.
     assert_ne!(
-        retry_key("a", "stripe", Some(&fp), &fp),
-        retry_key("a", "stripe", None, &fp)
+        retry_key("a", "acme", Some(&fp), &fp),
+        retry_key("a", "acme", None, &fp)
     );
     // Without a key, only the fingerprint matters.
     assert_eq!(
-        retry_key("a", "stripe", None, &fp),
-        retry_key("a", "stripe", None, &fp)
+        retry_key("a", "acme", None, &fp),
+        retry_key("a", "acme", None, &fp)
     );
 }
 

@@ -382,7 +382,8 @@ pub struct HoldSummary {
     pub hold_id: String,
     /// The agent's name, as leash identified it.
     pub agent: String,
-    /// The vendor's name (`stripe`, a custom vendor's `name`).
+    /// The vendor's name: its adapter's name (a built-in one, or a custom
+    /// vendor's `name`).
     pub vendor: String,
     /// What the request does (`charge`, `payout`, a custom operation).
     pub operation: String,
@@ -1024,7 +1025,7 @@ mod tests {
         HoldSummary {
             hold_id: HOLD.into(),
             agent: "invoice-bot".into(),
-            vendor: "stripe".into(),
+            vendor: "acme".into(),
             operation: "payout".into(),
             amount: "1,800.00 EUR".into(),
             beneficiary: Some("ACME GmbH".into()),
@@ -1077,7 +1078,7 @@ mod tests {
             fields,
             [
                 "*Amount*\n1,800.00 EUR",
-                "*Vendor*\nstripe · payout",
+                "*Vendor*\nacme · payout",
                 "*Beneficiary*\nACME GmbH",
                 "*Agent*\ninvoice-bot",
             ]
@@ -1113,7 +1114,7 @@ mod tests {
         // Line breaks flattened: the agent cannot add a fake "Amount" line.
         assert_eq!(fields[3]["text"], "*Agent*\nbot *Amount* 1.00 EUR");
         // The override character is gone.
-        assert_eq!(fields[1]["text"], "*Vendor*\nstripe · payoutmoc.lapyap");
+        assert_eq!(fields[1]["text"], "*Vendor*\nacme · payoutmoc.lapyap");
         for f in &fields {
             assert_eq!(f["verbatim"], true);
         }

@@ -108,7 +108,7 @@ pub struct Verdict {
     /// The rule is shadow (its own `shadow: true`, or its stack's mode).
     pub shadow: bool,
     /// Why, in words a policy author reads: "spent 4,200.00 + 900.00 >
-    /// 5,000.00 EUR", "filters do not match (vendor meta not in [stripe])",
+    /// 5,000.00 EUR", "filters do not match (vendor globex not in [acme])",
     /// "no beneficiary (fails closed)".
     pub reason: String,
 }
@@ -1357,7 +1357,7 @@ mod tests {
     fn intent_at(amount: Option<Money>, now: DateTime<Utc>) -> Intent {
         Intent {
             agent: "growth-agent".to_string(),
-            vendor: "stripe".to_string(),
+            vendor: "acme".to_string(),
             operation: "payment_intent.create".to_string(),
             amount,
             beneficiary: Some("cus_1".to_string()),
@@ -1365,7 +1365,7 @@ mod tests {
             idempotency_key: None,
             sources: Default::default(),
             account: None,
-            fingerprint: Fingerprint::of("POST", "api.stripe.com", "/v1/payment_intents", b""),
+            fingerprint: Fingerprint::of("POST", "api.example.com", "/v1/payments", b""),
             at: now,
         }
     }
@@ -1381,7 +1381,7 @@ mod tests {
         SpendEvent {
             at,
             agent: agent.to_string(),
-            vendor: "stripe".to_string(),
+            vendor: "acme".to_string(),
             operation: "payment_intent.create".to_string(),
             category: "payment".to_string(),
             beneficiary: Some("cus_1".to_string()),
@@ -1675,12 +1675,12 @@ mod tests {
         assert_eq!(v.reason, "category payment not in [gambling]");
         // A vendor filter that does not match wins too.
         let mut r2 = threshold(10, RJ, range("", "100", "", ""));
-        r2.filters.vendors = Some(set(&["meta"]));
+        r2.filters.vendors = Some(set(&["globex"]));
         let v = w.verdict(r2, &no_amount);
         assert!(!v.triggered);
         assert_eq!(
             v.reason,
-            "filters do not match (vendor stripe not in [meta])"
+            "filters do not match (vendor acme not in [globex])"
         );
         // But if the category is blocked, the missing amount is decisive.
         r.kind = RuleKind::CategoryBlocklist {
@@ -1733,7 +1733,7 @@ mod tests {
             (Filters::default(), true, ""),
             (
                 Filters {
-                    vendors: Some(set(&["stripe", "wise"])),
+                    vendors: Some(set(&["acme", "initech"])),
                     ..Filters::default()
                 },
                 true,
@@ -1785,7 +1785,7 @@ mod tests {
         let v = w.verdict(r, &eur_intent("1"));
         assert_eq!(
             v.reason,
-            "filters do not match (vendor stripe not in [v00, v01, v02, v03, v04, \u{2026} 7 more])"
+            "filters do not match (vendor acme not in [v00, v01, v02, v03, v04, \u{2026} 7 more])"
         );
     }
 
@@ -1975,14 +1975,14 @@ mod tests {
             &s,
             Subject::Unknown {
                 operation: "unknown",
-                reason: "POST /v1/widgets is not a known Stripe endpoint",
+                reason: "POST /v1/widgets is not an endpoint the adapter knows",
             },
             &w.ctx(),
         );
         assert_eq!(dec.action, RH);
         assert_eq!(
             dec.reason,
-            "unknown request (unknown): POST /v1/widgets is not a known Stripe endpoint"
+            "unknown request (unknown): POST /v1/widgets is not an endpoint the adapter knows"
         );
         assert_eq!(dec.approvals.len(), 1);
         assert_eq!(dec.approvals[0].priority, None);
@@ -2096,23 +2096,23 @@ mod tests {
 
     #[test]
     fn cap_filters_select_past_spend_but_amount_filter_only_the_intent() {
-        let mut meta = event(
+        let mut other = event(
             noon() - TimeDelta::hours(1),
             "growth-agent",
             money("700", eur()),
         );
-        meta.vendor = "meta".into();
+        other.vendor = "globex".into();
         let mut w = World::new().spend(
             noon() - TimeDelta::hours(2),
             "growth-agent",
             money("2000", eur()),
         );
-        w.spent.push(meta);
+        w.spent.push(other);
         let mut r = day_cap(10, RJ, "5000");
-        r.filters.vendors = Some(set(&["stripe"]));
+        r.filters.vendors = Some(set(&["acme"]));
         r.filters.amount = Some(range("", "", "1000", ""));
-        // The 2000 stripe spend counts even though it is above the amount
-        // filter; the meta spend does not count.
+        // The 2000 acme spend counts even though it is above the amount
+        // filter; the globex spend does not count.
         let v = w.verdict(r.clone(), &eur_intent("999"));
         assert_eq!(v.reason, "spent 2,000.00 + 999.00 \u{2264} 5,000.00 EUR");
         // The amount filter excludes this intent from the cap altogether.
@@ -2486,12 +2486,12 @@ mod tests {
             "outside scope: amount 150.00 EUR > max_amount 149.99 EUR"
         );
         let v = w.verdict(
-            r(None, None, Some(&["meta"][..]), Some(&["ad_spend"][..])),
+            r(None, None, Some(&["globex"][..]), Some(&["ad_spend"][..])),
             &i,
         );
         assert_eq!(
             v.reason,
-            "outside scope: vendor stripe not in [meta]; category payment not in [ad_spend]"
+            "outside scope: vendor acme not in [globex]; category payment not in [ad_spend]"
         );
         // In USD: 200 USD = 184 EUR > 150.
         let usd_i = intent_at(Some(money("200", usd())), noon());
@@ -2503,8 +2503,8 @@ mod tests {
         // Missing amount: a definite violation still decides; otherwise
         // missing data.
         let none = intent_at(None, noon());
-        let v = w.verdict(r(None, Some("150"), Some(&["meta"][..]), None), &none);
-        assert_eq!(v.reason, "outside scope: vendor stripe not in [meta]");
+        let v = w.verdict(r(None, Some("150"), Some(&["globex"][..]), None), &none);
+        assert_eq!(v.reason, "outside scope: vendor acme not in [globex]");
         let mut aa = r(None, Some("150"), None, None);
         aa.action = AA;
         assert!(!w.verdict(aa, &none).triggered);
@@ -2698,7 +2698,7 @@ mod tests {
             proptest::sample::subsequence(pool, 1..=pool.len()).prop_map(|v| set(&v)),
         )
     }
-    const VENDORS: &[&str] = &["stripe", "meta"];
+    const VENDORS: &[&str] = &["acme", "globex"];
     const CATEGORIES: &[&str] = &["payment", "refund"];
     const AGENTS: &[&str] = &["growth-agent", "other"];
     const BENEFS: &[&str] = &["cus_1", "cus_2"];

@@ -54,7 +54,7 @@
 //!     shadow: false          # evaluate and record only
 //!     approvers: [maya, partners]   # people / groups of leash.yaml (REQUIRE_HUMAN)
 //!     quorum: 2              # 1.. (default 1) or `all`; at most the people approvers resolve to
-//!     vendors: [stripe]      # filters: non-empty lists; vendors must be known
+//!     vendors: [acme]        # filters: non-empty lists; vendors must be known (built-in or custom_vendors)
 //!     operations: [payment_intent.create]
 //!     categories: [payment]  # (CATEGORY_BLOCKLIST: its own list)
 //!     amount: { gte: 100, lt: "1500.50", currency: USD }   # (AMOUNT_THRESHOLD: its own range)
@@ -1789,7 +1789,8 @@ fn category(s: &str) -> Result<(), String> {
     }
 }
 
-/// Operations are what adapters name them: `payment_intent.create`.
+/// Acting accounts are what the vendor calls them (an adapter's
+/// `account_header` value): any id of letters, digits, `_`, `-` and `.`.
 fn account_id(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 255
@@ -1799,11 +1800,12 @@ fn account_id(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not an account id like acct_1Nv0FGQ9RKHgCVdK"
+            "`{s}` is not an account id: at most 255 letters, digits, `_`, `-` and `.`"
         ))
     }
 }
 
+/// Operations are what adapters name them: `payment_intent.create`.
 fn operation(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.chars()

@@ -1213,7 +1213,7 @@ fn the_hash_covers_every_file_the_set_is_built_from() {
 fn check_dir_reports_stacks_and_tests_together() {
     let dir = dir_with(&[
         ("a.yaml", "agent: a\nrules:\n  - { priority: 1, type: DAILY_CAP, action: REJECT, limit: 5 }\n"),
-        ("tests/a.yaml", "cases:\n  - name: x\n    agent: a\n    at: \"2026-01-01T00:00:00Z\"\n    intent: { vendor: stripe, operation: charge.create, category: payment }\n    expect: { action: REJECT, rule: 2 }\n"),
+        ("tests/a.yaml", "cases:\n  - name: x\n    agent: a\n    at: \"2026-01-01T00:00:00Z\"\n    intent: { vendor: acme, operation: charge.create, category: payment }\n    expect: { action: REJECT, rule: 2 }\n"),
     ]);
     let check = check_dir(dir.path(), &config());
     assert!(!check.ok() && check.set.is_none());
@@ -1223,7 +1223,7 @@ fn check_dir_reports_stacks_and_tests_together() {
 
     std::fs::write(
         dir.path().join("tests/a.yaml"),
-        "cases:\n  - name: x\n    agent: a\n    at: \"2026-01-01T00:00:00Z\"\n    intent: { vendor: stripe, operation: charge.create, category: payment }\n    expect: { action: REJECT, rule: 1 }\n",
+        "cases:\n  - name: x\n    agent: a\n    at: \"2026-01-01T00:00:00Z\"\n    intent: { vendor: acme, operation: charge.create, category: payment }\n    expect: { action: REJECT, rule: 1 }\n",
     )
     .unwrap();
     let check = check_dir(dir.path(), &config());

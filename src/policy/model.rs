@@ -185,8 +185,10 @@ impl Default for Quorum {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
     pub vendors: Option<BTreeSet<String>>,
-    /// The acting accounts (Stripe Connect's `Stripe-Account`) the rule
-    /// looks at; an intent made for no account matches none.
+    /// The acting accounts (an adapter's
+    /// [`account_header`](crate::adapters::Adapter::account_header), e.g. a
+    /// platform's connected accounts) the rule looks at; an intent made for
+    /// no account matches none.
     pub accounts: Option<BTreeSet<String>>,
     pub operations: Option<BTreeSet<String>>,
     pub categories: Option<BTreeSet<String>>,

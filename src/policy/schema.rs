@@ -268,7 +268,7 @@ fn common_rule_key(key: &str) -> Value {
             "$ref": "#/$defs/vendors"
         }),
         "accounts" => json!({
-            "description": "Filter: only intents made for these acting accounts (Stripe-Account). Not on DAILY_CAP.",
+            "description": "Filter: only intents made for these acting accounts (read from the vendor's acting-account header, e.g. a connected account). Not on DAILY_CAP.",
             "$ref": "#/$defs/names"
         }),
         "operations" => json!({

@@ -13,7 +13,7 @@
 //! cases:
 //!   - name: over the daily cap is refused
 //!     agent: growth-agent
-//!     intent: { vendor: stripe, operation: payment_intent.create,
+//!     intent: { vendor: acme, operation: order.create,
 //!               amount: "900.00", currency: EUR, category: payment }
 //!     at: "2026-11-24T10:00:00+01:00"
 //!     spent:
@@ -756,25 +756,25 @@ rules:
     const CASES: &str = r#"cases:
   - name: nothing triggers, so the default holds it
     agent: growth-agent
-    intent: { vendor: stripe, operation: payment_intent.create, amount: "120.00", currency: EUR, category: payment }
+    intent: { vendor: acme, operation: payment_intent.create, amount: "120.00", currency: EUR, category: payment }
     at: "2026-11-24T10:00:00+01:00"
     expect: { action: REQUIRE_HUMAN, rule: null }
   - name: only the action is checked
     agent: growth-agent
     kind: unreadable
-    intent: { vendor: stripe, operation: refund.create }
+    intent: { vendor: acme, operation: refund.create }
     at: "2026-11-24T10:00:00Z"
     expect: { action: REQUIRE_HUMAN }
   - name: a wrong expectation fails
     agent: growth-agent
-    intent: { vendor: stripe, operation: payment_intent.create, amount: 250, currency: USD, category: payment, beneficiary: cus_1 }
+    intent: { vendor: acme, operation: payment_intent.create, amount: 250, currency: USD, category: payment, beneficiary: cus_1 }
     at: "2026-11-24T10:00:00+01:00"
     spent:
       - { amount: "4200", currency: EUR }
       - amount: 10
         at: "2026-11-23T09:00:00Z"
         agent: other-agent
-        vendor: meta
+        vendor: globex
         operation: adset.create
         category: ad_spend
         beneficiary: act_9
@@ -858,7 +858,7 @@ rules:
                 first.vendor.as_str(),
                 first.operation.as_str()
             ),
-            ("growth-agent", "stripe", "payment_intent.create")
+            ("growth-agent", "acme", "payment_intent.create")
         );
         assert_eq!(first.category, "payment");
         assert_eq!(first.beneficiary.as_deref(), Some("cus_1"));
@@ -872,7 +872,7 @@ rules:
                 second.vendor.as_str(),
                 second.category.as_str()
             ),
-            ("other-agent", "meta", "ad_spend")
+            ("other-agent", "globex", "ad_spend")
         );
         assert_eq!(second.beneficiary.as_deref(), Some("act_9"));
 
@@ -899,8 +899,7 @@ rules:
                 "cases:\n  - name: c\n    agent: growth-agent\n    at: \"2026-11-24T10:00:00Z\"\n{body}"
             )
         };
-        let intent =
-            "    intent: { vendor: stripe, operation: charge.create, category: payment }\n";
+        let intent = "    intent: { vendor: acme, operation: charge.create, category: payment }\n";
         let expect = "    expect: { action: REJECT }\n";
 
         let found = errors(&case(&format!("{intent}{expect}    when: now\n")));
@@ -919,9 +918,9 @@ rules:
         assert!(found[0].3.contains("is not an RFC 3339 time"), "{found:?}");
 
         let found = errors(&case(&format!(
-            "    intent: {{ vendor: stripe, operation: x, category: payment, amount: 12.50, currency: EUR }}\n{expect}"
+            "    intent: {{ vendor: acme, operation: x, category: payment, amount: 12.50, currency: EUR }}\n{expect}"
         )));
-        assert_eq!((found[0].1, found[0].2), (5, 72));
+        assert_eq!((found[0].1, found[0].2), (5, 70));
         assert!(found[0].3.contains("quote it, like \"12.50\""), "{found:?}");
 
         let found = errors(&case(&format!(
@@ -958,7 +957,7 @@ rules:
         );
 
         let found = errors(&case(&format!(
-            "    intent: {{ vendor: stripe, operation: x, category: payment, currency: EUR }}\n{expect}"
+            "    intent: {{ vendor: acme, operation: x, category: payment, currency: EUR }}\n{expect}"
         )));
         assert!(
             found[0].3.contains("`currency` without `amount`"),

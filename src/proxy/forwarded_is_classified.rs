@@ -25,14 +25,14 @@ use tokio::sync::Mutex;
 use super::intercept::{outgoing_request, prepare_head, HeadView, Tunnel};
 use crate::adapters::Registry;
 
-/// Header names the generator draws from: read by leash, hop-by-hop, and
-/// the rest that pass through.
+/// Header names the generator draws from besides those the built-in
+/// adapters read ([`adapter_headers`]): read for every vendor, hop-by-hop,
+/// and the rest that pass through.
 const NAMES: &[&str] = &[
     "content-type",
     "content-encoding",
     "idempotency-key",
-    "stripe-account",
-    "stripe-version",
+    "x-api-version",
     "authorization",
     "connection",
     "keep-alive",
@@ -49,6 +49,27 @@ const NAMES: &[&str] = &[
     "host",
 ];
 
+/// Every header a built-in adapter reads (its idempotency and acting-account
+/// headers, ...), lowercase.
+fn adapter_headers() -> Vec<String> {
+    let vendors = Registry::builtin();
+    let mut names: Vec<String> = vendors
+        .iter()
+        .flat_map(|a| a.read_headers())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A header value naming a header an adapter reads (as a `Connection`
+/// list would).
+fn read_header_name() -> impl Strategy<Value = HeaderValue> {
+    prop::sample::select(adapter_headers())
+        .prop_map(|name| HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("x")))
+}
+
 fn value() -> impl Strategy<Value = HeaderValue> {
     prop_oneof![
         Just(HeaderValue::from_static(
@@ -56,12 +77,12 @@ fn value() -> impl Strategy<Value = HeaderValue> {
         )),
         Just(HeaderValue::from_static("application/json")),
         Just(HeaderValue::from_static("gzip")),
-        Just(HeaderValue::from_static("acct_1")),
+        Just(HeaderValue::from_static("account-1")),
         Just(HeaderValue::from_static("close")),
         Just(HeaderValue::from_static("keep-alive, x-custom")),
-        Just(HeaderValue::from_static("stripe-account")),
+        read_header_name(),
         Just(HeaderValue::from_static("Content-Type , te")),
-        Just(HeaderValue::from_static("idempotency-key")),
+        read_header_name(),
         Just(HeaderValue::from_static("trailers")),
         Just(HeaderValue::from_static("")),
         // obs-text: not UTF-8, so `to_str` fails.
@@ -74,17 +95,22 @@ fn value() -> impl Strategy<Value = HeaderValue> {
     ]
 }
 
-fn headers() -> impl Strategy<Value = Vec<(&'static str, HeaderValue)>> {
-    prop::collection::vec((prop::sample::select(NAMES), value()), 0..10)
+fn headers() -> impl Strategy<Value = Vec<(String, HeaderValue)>> {
+    let names: Vec<String> = NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .chain(adapter_headers())
+        .collect();
+    prop::collection::vec((prop::sample::select(names), value()), 0..10)
 }
 
 fn target() -> impl Strategy<Value = String> {
     let segment = prop_oneof![
         Just("v1".to_string()),
         Just("refunds".to_string()),
-        Just("payment_intents".to_string()),
+        Just("payments".to_string()),
         Just("%2e%2e".to_string()),
-        Just("pi_123%2Fcapture".to_string()),
+        Just("pay_123%2Fcapture".to_string()),
         "[a-z0-9_]{1,8}",
     ];
     (
@@ -163,6 +189,7 @@ proptest! {
 
     #[test]
     fn what_is_forwarded_is_what_was_classified(
+        vendor in prop::sample::select(Registry::builtin().names().into_iter().map(str::to_owned).collect::<Vec<_>>()),
         method in method(),
         target in target(),
         headers in headers(),
@@ -171,7 +198,7 @@ proptest! {
     ) {
         let mut request = Request::builder().method(method).uri(target.as_str());
         for (name, value) in &headers {
-            request = request.header(*name, value.clone());
+            request = request.header(name.as_str(), value.clone());
         }
         let body = Bytes::from(body);
         if declare_length {
@@ -183,8 +210,9 @@ proptest! {
             || parts.headers.contains_key("x-method-override");
 
         let vendors = Registry::builtin();
-        let stripe = vendors.for_host("api.stripe.com").cloned();
-        let reads = stripe.as_deref().map(|a| a.read_headers()).unwrap_or_default();
+        let adapter = vendors.named(&vendor).cloned();
+        prop_assert!(adapter.is_some(), "{vendor} is a built-in adapter");
+        let reads = adapter.as_deref().map(|a| a.read_headers()).unwrap_or_default();
         let (classified, ambiguity) = prepare_head(parts, &reads);
         if overridden {
             prop_assert!(ambiguity.is_some(), "a method override is always ambiguous");
@@ -205,7 +233,7 @@ proptest! {
             .expect("a runtime");
         let received = runtime.block_on(async {
             let (addr, seen) = recorder().await;
-            let tunnel = Tunnel::new("agent".into(), "127.0.0.1".into(), addr.port(), stripe.clone());
+            let tunnel = Tunnel::new("agent".into(), "127.0.0.1".into(), addr.port(), adapter.clone());
             let mut outgoing = outgoing_request(&tunnel, classified.clone(), body.clone())
                 .expect("a target that parsed parses again");
             // Plain HTTP on loopback; the head and body are written the same
@@ -238,8 +266,8 @@ proptest! {
             prop_assert_eq!(length.to_str().ok(), Some(expected.as_str()));
         }
         prop_assert_eq!(
-            HeadView::of(&wire, stripe.as_deref()),
-            HeadView::of(&classified, stripe.as_deref())
+            HeadView::of(&wire, adapter.as_deref()),
+            HeadView::of(&classified, adapter.as_deref())
         );
     }
 }

@@ -79,8 +79,12 @@ impl Proxy {
             body: request.raw,
         };
         // An amountless request's record shows the approvers what leash read.
-        let intents =
-            crate::gate::with_read_fields(request.intents, request.parts.uri.path(), &stored.body);
+        let intents = crate::gate::with_read_fields(
+            request.intents,
+            request.parts.uri.path(),
+            &stored.body,
+            tunnel.shape(),
+        );
         let new = NewHold {
             agent: tunnel.agent.clone(),
             vendor: tunnel.vendor().to_owned(),

@@ -90,10 +90,9 @@ impl Tunnel {
 }
 
 /// How many times an adapter may ask for lookups that follow from the
-/// previous answers (a PaymentIntent, then its latest charge).
+/// previous answers (an object, then one it refers to).
 const MAX_LOOKUP_ROUNDS: usize = 3;
 
-/// Why a request body could not be read.
 /// What became of a forwarded request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forwarded {
@@ -115,6 +114,7 @@ impl Forwarded {
     }
 }
 
+/// Why a request body could not be read.
 enum BodyReadError {
     TooLarge,
     Broken(String),
@@ -979,19 +979,19 @@ mod tests {
         headers.insert("keep-alive", "timeout=5".parse().unwrap());
         headers.insert("proxy-authorization", "Basic abc".parse().unwrap());
         headers.insert("transfer-encoding", "chunked".parse().unwrap());
-        headers.insert("stripe-version", "2024-06-20".parse().unwrap());
+        headers.insert("x-api-version", "2024-06-20".parse().unwrap());
         headers.insert("idempotency-key", "k1".parse().unwrap());
         strip_hop_by_hop(&mut headers);
         let left: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
-        assert!(headers.contains_key("stripe-version"));
+        assert!(headers.contains_key("x-api-version"));
         assert!(headers.contains_key("idempotency-key"));
     }
 
     #[test]
     fn authority_omits_default_port_and_brackets_ipv6() {
-        let t = Tunnel::new("a".into(), "api.stripe.com".into(), 443, None);
-        assert_eq!(t.authority(), "api.stripe.com");
+        let t = Tunnel::new("a".into(), "api.example.com".into(), 443, None);
+        assert_eq!(t.authority(), "api.example.com");
         let t = Tunnel::new("a".into(), "::1".into(), 8443, None);
         assert_eq!(t.authority(), "[::1]:8443");
     }

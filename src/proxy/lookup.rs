@@ -102,7 +102,9 @@ impl LookupCache {
 pub(super) struct Scope {
     agent: String,
     host: String,
-    credentials: Option<HeaderValue>,
+    /// The adapter's [`lookup_headers`](crate::adapters::Adapter::lookup_headers)
+    /// as the request carried them: credentials, API version.
+    credentials: Vec<(HeaderName, HeaderValue)>,
     account: Option<(HeaderName, HeaderValue)>,
 }
 
@@ -117,20 +119,41 @@ impl Scope {
                 let value = parts.headers.get(&name)?.clone();
                 Some((name, value))
             });
+        let copied = tunnel
+            .shape()
+            .map(|a| a.lookup_headers())
+            .unwrap_or_else(|| vec![AUTHORIZATION.as_str()]);
+        let credentials = copied
+            .into_iter()
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter_map(|name| {
+                let value = parts.headers.get(&name)?.clone();
+                Some((name, value))
+            })
+            .collect();
         Scope {
             agent: tunnel.agent.clone(),
             host: tunnel.host.clone(),
-            credentials: parts.headers.get(AUTHORIZATION).cloned(),
+            credentials,
             account,
         }
     }
 
     fn key(&self, path: &str) -> [u8; 32] {
+        // Every copied header is part of what the vendor answers to: name
+        // and value framed, so no two sets share a key.
+        let mut credentials = Vec::new();
+        for (name, value) in &self.credentials {
+            for part in [name.as_str().as_bytes(), value.as_bytes()] {
+                credentials.extend_from_slice(&(part.len() as u64).to_be_bytes());
+                credentials.extend_from_slice(part);
+            }
+        }
         cache_key(
             &self.agent,
             &self.host,
             path,
-            self.credentials.as_ref().map(|v| v.as_bytes()),
+            (!credentials.is_empty()).then_some(&credentials[..]),
             self.account.as_ref().map(|(_, v)| v.as_bytes()),
         )
     }
@@ -152,8 +175,8 @@ impl Proxy {
         }
         let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
         let mut request = Request::builder().method(Method::GET).uri(uri);
-        if let Some(credentials) = &scope.credentials {
-            request = request.header(AUTHORIZATION, credentials);
+        for (name, value) in &scope.credentials {
+            request = request.header(name, value);
         }
         if let Some((name, account)) = &scope.account {
             request = request.header(name, account);
@@ -255,7 +278,7 @@ mod tests {
         let scope = |agent: &str| Scope {
             agent: agent.into(),
             host: "api.example.com".into(),
-            credentials: None,
+            credentials: Vec::new(),
             account: None,
         };
         let (a, b) = (scope("a"), scope("b"));

@@ -323,7 +323,7 @@ mod tests {
         config.alpn_protocols = alpn;
         let mut conn = rustls::ClientConnection::new(
             std::sync::Arc::new(config),
-            "api.stripe.com".try_into().unwrap(),
+            "api.example.com".try_into().unwrap(),
         )
         .unwrap();
         let mut hello = Vec::new();
@@ -337,7 +337,7 @@ mod tests {
             .unwrap();
         match peeked {
             Ok(h) => {
-                assert_eq!(h.server_name.as_deref(), Some("api.stripe.com"));
+                assert_eq!(h.server_name.as_deref(), Some("api.example.com"));
                 assert_eq!(h.bytes, hello);
             }
             Err(e) => panic!("{e:?}"),
