@@ -198,9 +198,10 @@ enum AuditCommand {
     /// Exit 0 with the entry count and head hash, or non-zero naming the
     /// first entry that was changed, removed or reordered. Also checks the
     /// chain against a checkpoint note (a copy of data_dir/checkpoint kept
-    /// off-box), so a chain cut shorter than it is detected. Run it on a
-    /// stopped leash or on a copy of data_dir (the database allows one
-    /// process at a time).
+    /// off-box), so a chain cut shorter than it is detected. Reads the
+    /// database of a stopped leash (or a copy of data_dir); while leash
+    /// runs, streams its chain through the admin API (with
+    /// LEASH_AUDIT_TOKEN or --token-file) and checks it here.
     Verify {
         /// A checkpoint note to check the chain against [default:
         /// data_dir/checkpoint when present].
@@ -210,6 +211,17 @@ enum AuditCommand {
         /// leash-audit.pub beside the CA key].
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// Verify a running leash's chain through its admin API at ADDR
+        /// (host:port, or http://host:port) instead of a database. The
+        /// entries are streamed with GET /v1/audit and checked here, with
+        /// the key and checkpoint given here. Without it, the database is
+        /// read, or the admin API from the config when leash holds it.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<String>,
+        /// A file holding the token for the admin API [default:
+        /// $LEASH_AUDIT_TOKEN]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Write entries as JSON Lines to stdout.
     ///
@@ -470,23 +482,51 @@ impl AuditSource {
     fn open(config: &Config, token_file: Option<&Path>) -> Result<Self, String> {
         match leash::store::Store::open(&config.data_dir) {
             Ok(store) => Ok(AuditSource::Local(store)),
-            Err(_) => {
-                let token = match token_file {
-                    Some(file) => std::fs::read_to_string(file)
-                        .map_err(|e| format!("{}: {e}", file.display()))?
-                        .trim()
-                        .to_string(),
-                    None => std::env::var("LEASH_AUDIT_TOKEN").map_err(|_| {
-                        "the database is in use by a running leash, so entries are read through its admin API, which needs a token: set LEASH_AUDIT_TOKEN or pass --token-file FILE (an approver's or an auditor's token)".to_string()
-                    })?,
-                };
-                if token.is_empty() || token.chars().any(char::is_control) {
-                    return Err("the audit token is empty or holds control characters".to_string());
+            Err(_) => Ok(AuditSource::Admin(
+                loopback_if_unspecified(config.admin),
+                audit_token(token_file).map_err(|e| {
+                    format!("the database is in use by a running leash, so entries are read through its admin API: {e}")
+                })?,
+            )),
+        }
+    }
+
+    /// The admin API at `addr` (`host:port` or `http://host:port`), with
+    /// the token from `token_file` or `LEASH_AUDIT_TOKEN`.
+    fn admin(addr: &str, token_file: Option<&Path>) -> Result<Self, String> {
+        let bare = addr
+            .strip_prefix("http://")
+            .unwrap_or(addr)
+            .trim_end_matches('/');
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(bare)
+            .map_err(|e| format!("--admin {addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--admin {addr}: no address"))?;
+        Ok(AuditSource::Admin(addr, audit_token(token_file)?))
+    }
+
+    /// Verifies the chain the admin API serves, page by page, here: an
+    /// error reading a page is `Err`, a chain that does not verify is
+    /// `Ok(Err)`.
+    fn verify_served(
+        &self,
+        key: &leash::audit::PublicKey,
+        external: Option<&leash::audit::Checkpoint>,
+    ) -> Result<Result<leash::audit::VerifyReport, leash::audit::VerifyError>, String> {
+        let mut walk = match leash::audit::ChainWalk::new(key, external) {
+            Ok(walk) => walk,
+            Err(error) => return Ok(Err(error)),
+        };
+        loop {
+            let after = walk.next_seq().checked_sub(1);
+            let page = self.fetch(after, 1000)?;
+            if page.is_empty() {
+                return Ok(walk.finish());
+            }
+            for entry in page {
+                if let Err(error) = walk.served(entry) {
+                    return Ok(Err(error));
                 }
-                Ok(AuditSource::Admin(
-                    loopback_if_unspecified(config.admin),
-                    token,
-                ))
             }
         }
     }
@@ -536,11 +576,27 @@ impl AuditSource {
 }
 
 /// A plain HTTP/1.1 GET to the admin listener (loopback, no TLS).
+/// The token for `GET /v1/audit`: from `token_file`, else
+/// `LEASH_AUDIT_TOKEN`.
+fn audit_token(token_file: Option<&Path>) -> Result<String, String> {
+    let token = match token_file {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("LEASH_AUDIT_TOKEN").map_err(|_| {
+            "the admin API needs a token: set LEASH_AUDIT_TOKEN or pass --token-file FILE (an approver's or an auditor's token)".to_string()
+        })?,
+    };
+    if token.is_empty() || token.chars().any(char::is_control) {
+        return Err("the audit token is empty or holds control characters".to_string());
+    }
+    Ok(token)
+}
+
 fn admin_get(addr: std::net::SocketAddr, path: &str, token: &str) -> Result<String, String> {
     use std::io::{Read, Write};
-    let unreachable = |e: std::io::Error| {
-        format!("the database is in use and the admin API at {addr} does not answer: {e}")
-    };
+    let unreachable = |e: std::io::Error| format!("the admin API at {addr} does not answer: {e}");
     let mut stream = std::net::TcpStream::connect(addr).map_err(unreachable)?;
     write!(
         stream,
@@ -566,8 +622,13 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
         AuditCommand::Verify {
             checkpoint,
             public_key,
+            admin,
+            token_file,
         } => {
-            let store = open_store(config)?;
+            let source = match admin {
+                Some(addr) => AuditSource::admin(&addr, token_file.as_deref())?,
+                None => AuditSource::open(config, token_file.as_deref())?,
+            };
             let key_path = public_key.unwrap_or_else(|| {
                 leash::audit::public_key_path(&leash::server::audit_key_path(config))
             });
@@ -587,7 +648,11 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
                 }
                 None => None,
             };
-            match leash::audit::verify(&store, &key, external.as_ref()) {
+            let verified = match &source {
+                AuditSource::Local(store) => leash::audit::verify(store, &key, external.as_ref()),
+                AuditSource::Admin(..) => source.verify_served(&key, external.as_ref())?,
+            };
+            match verified {
                 Ok(report) => {
                     println!(
                         "ok: {} entries, head {}, {} signed checkpoint(s) checked{}",

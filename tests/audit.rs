@@ -97,7 +97,11 @@ fn decision(i: u64) -> NewEntry {
             "idempotency_key": null, "fingerprint": hex::encode(Sha256::digest(i.to_be_bytes())),
             "at": "2025-06-01T12:00:00Z",
         }),
-        if i.is_multiple_of(3) { "REJECT" } else { "AUTO_APPROVE" },
+        if i.is_multiple_of(3) {
+            "REJECT"
+        } else {
+            "AUTO_APPROVE"
+        },
         Some(10),
         json!([{"priority": 10, "type": "cap", "action": "REJECT", "triggered": i.is_multiple_of(3),
                 "shadow": false, "reason": "spent 0.00 + 1.00 <= 5000.00 EUR"}]),
@@ -618,4 +622,121 @@ fn after_kill_9_the_chain_continues_without_gap_fork_or_lost_acks() {
     }
     let report = install.verify(Some(&install.note_copy())).unwrap();
     assert!(report.entries > 800);
+}
+
+/// A stand-in for a running leash's admin API: serves `entries` on
+/// `GET /v1/audit?after=&limit=` to the bearer `token`, a page at a time,
+/// as leash does. Returns its address.
+fn admin_double(entries: Vec<Value>, token: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head.split(' ').nth(1).unwrap_or("").to_string();
+            let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let mut after = None;
+            let mut limit = 100usize;
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                match k.as_ref() {
+                    "after" => after = v.parse::<u64>().ok(),
+                    "limit" => limit = v.parse().unwrap_or(100),
+                    _ => {}
+                }
+            }
+            let authorized = head.contains(&format!("Authorization: Bearer {token}\r\n"));
+            let (status, body) = if !authorized {
+                (
+                    "401 Unauthorized",
+                    json!({"error": {"code": "unauthorized"}}),
+                )
+            } else {
+                let start = after.map_or(0, |a| a as usize + 1);
+                let page: Vec<Value> = entries.iter().skip(start).take(limit).cloned().collect();
+                ("200 OK", json!({ "entries": page }))
+            };
+            let body = body.to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn verify_through_the_admin_api_checks_the_served_chain_with_the_local_key() {
+    let install = Install::new();
+    build(&install, 2500, every(1000));
+    let entries = {
+        let store = Store::open(&install.data()).unwrap();
+        read_entries(&store, None, 10_000).unwrap()
+    };
+    assert!(entries.len() > 2500, "decisions and checkpoints");
+    let key = public_key_path(&install.key());
+    let run = |addr: std::net::SocketAddr, token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_leash"))
+            .args(["audit", "verify", "--admin", &format!("http://{addr}")])
+            .arg("--public-key")
+            .arg(&key)
+            .current_dir(&install.root)
+            .env("LEASH_AUDIT_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+
+    // The honest chain, served in pages of 1,000: verified here.
+    let output = run(admin_double(entries.clone(), "auditor"), "auditor");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("ok: {} entries", entries.len())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 signed checkpoint(s)"), "{stdout}");
+
+    // One entry changed and rehashed by the server: caught at the next
+    // entry's link, named.
+    let mut tampered = entries.clone();
+    tampered[1234]["decision"] = json!("AUTO_APPROVE");
+    tampered[1234]["details"]["rule"] = json!(null);
+    rehash(&mut tampered[1234]);
+    let output = run(admin_double(tampered, "auditor"), "auditor");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FAILED"), "{stderr}");
+    assert!(stderr.contains("entry 1234"), "{stderr}");
+
+    // An entry left out of the pages: named as missing.
+    let mut cut = entries.clone();
+    cut.remove(700);
+    let output = run(admin_double(cut, "auditor"), "auditor");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("entry 700 is missing"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A wrong token is an error, not a verified chain.
+    let output = run(admin_double(entries, "auditor"), "someone-else");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

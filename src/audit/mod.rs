@@ -63,7 +63,7 @@ pub use entry::{Kind, NewEntry};
 pub use log::{Appended, AuditLog, CheckpointPolicy};
 pub use mask::mask_card_numbers;
 pub use read::{one_line, read_entries};
-pub use verify::{verify, VerifyError, VerifyReport};
+pub use verify::{verify, ChainWalk, VerifyError, VerifyReport};
 
 /// The sled tree that holds the chain.
 pub const TREE: &str = "audit";

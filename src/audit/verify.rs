@@ -142,40 +142,119 @@ pub fn verify(
     public_key: &PublicKey,
     external: Option<&Checkpoint>,
 ) -> Result<VerifyReport, VerifyError> {
-    let external = match external {
-        Some(cp) => {
-            cp.verify_signature(public_key)
-                .map_err(VerifyError::BadExternal)?;
-            let hash = cp
-                .hash_bytes()
-                .ok_or_else(|| VerifyError::BadExternal("hash is not 64 hex digits".into()))?;
-            Some((cp.seq, hash))
-        }
-        None => None,
-    };
-
+    let mut walk = ChainWalk::new(public_key, external)?;
     let tree = store.tree(TREE)?;
-    let mut expected: u64 = 0;
-    let mut prev: Hash = GENESIS;
-    let mut checkpoints = 0;
-    let mut last_signed = None;
     for item in tree.iter() {
         let (key, bytes) = item.map_err(StoreError::from)?;
         let seq = seq_of_key(&key).ok_or_else(|| VerifyError::ForeignKey {
             key: hex::encode(&key),
         })?;
-        if seq != expected {
+        walk.stored(seq, &bytes)?;
+    }
+    walk.finish()
+}
+
+/// The walk of [`verify`], one entry at a time, for chains that do not come
+/// from a local database: `leash audit verify --admin` feeds it the pages
+/// of a running leash's `GET /v1/audit`.
+///
+/// An entry read over the API was parsed and written again by the server,
+/// so its bytes say nothing (check 6 is skipped for [`ChainWalk::served`]);
+/// everything else — order, members, content hash, links, checkpoint
+/// signatures, the external checkpoint — is checked as for a database, by
+/// the client, with the key it trusts.
+pub struct ChainWalk<'k> {
+    public_key: &'k PublicKey,
+    external: Option<(u64, Hash)>,
+    expected: u64,
+    prev: Hash,
+    checkpoints: u64,
+    last_signed: Option<u64>,
+}
+
+impl<'k> ChainWalk<'k> {
+    /// A walk from the first entry; the external checkpoint's own signature
+    /// is checked here.
+    pub fn new(
+        public_key: &'k PublicKey,
+        external: Option<&Checkpoint>,
+    ) -> Result<ChainWalk<'k>, VerifyError> {
+        let external = match external {
+            Some(cp) => {
+                cp.verify_signature(public_key)
+                    .map_err(VerifyError::BadExternal)?;
+                let hash = cp
+                    .hash_bytes()
+                    .ok_or_else(|| VerifyError::BadExternal("hash is not 64 hex digits".into()))?;
+                Some((cp.seq, hash))
+            }
+            None => None,
+        };
+        Ok(ChainWalk {
+            public_key,
+            external,
+            expected: 0,
+            prev: GENESIS,
+            checkpoints: 0,
+            last_signed: None,
+        })
+    }
+
+    /// The entry stored under key `seq`, as its bytes.
+    pub fn stored(&mut self, seq: u64, bytes: &[u8]) -> Result<(), VerifyError> {
+        self.in_order(seq)?;
+        let checked = check_entry(seq, Some(bytes), parse_entry(seq, bytes)?, &self.prev)?;
+        self.passed(seq, checked)
+    }
+
+    /// The next entry served by a leash's admin API (its `seq` member says
+    /// where it belongs).
+    pub fn served(&mut self, entry: Value) -> Result<(), VerifyError> {
+        let seq =
+            entry
+                .get("seq")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| VerifyError::Unreadable {
+                    seq: self.expected,
+                    reason: "no numeric seq".into(),
+                })?;
+        self.in_order(seq)?;
+        let Value::Object(entry) = entry else {
+            return Err(VerifyError::Unreadable {
+                seq,
+                reason: "not a JSON object".into(),
+            });
+        };
+        let checked = check_entry(seq, None, entry, &self.prev)?;
+        self.passed(seq, checked)
+    }
+
+    /// The sequence number the next entry must have.
+    pub fn next_seq(&self) -> u64 {
+        self.expected
+    }
+
+    fn in_order(&self, seq: u64) -> Result<(), VerifyError> {
+        if seq != self.expected {
             return Err(VerifyError::Missing {
-                seq: expected,
+                seq: self.expected,
                 next: seq,
             });
         }
-        let checked = check_entry(seq, &bytes, &prev)?;
+        Ok(())
+    }
+
+    fn passed(&mut self, seq: u64, checked: Checked) -> Result<(), VerifyError> {
         if checked.kind == Kind::Checkpoint {
-            last_signed = Some(check_checkpoint(seq, &checked, &prev, public_key)?);
-            checkpoints += 1;
+            self.last_signed = Some(check_checkpoint(
+                seq,
+                &checked,
+                &self.prev,
+                self.public_key,
+            )?);
+            self.checkpoints += 1;
         }
-        if let Some((ext_seq, ext_hash)) = external {
+        if let Some((ext_seq, ext_hash)) = self.external {
             if ext_seq == seq && ext_hash != checked.hash {
                 return Err(VerifyError::ExternalMismatch {
                     seq,
@@ -184,25 +263,31 @@ pub fn verify(
                 });
             }
         }
-        prev = checked.hash;
-        expected = seq + 1;
+        self.prev = checked.hash;
+        self.expected = seq + 1;
+        Ok(())
     }
-    if let Some((ext_seq, _)) = external {
-        if ext_seq >= expected {
-            return Err(VerifyError::CutShort {
-                checkpoint_seq: ext_seq,
-                entries: expected,
-                first_missing: expected,
-            });
+
+    /// The report, once every entry was given: the external checkpoint must
+    /// have been reached.
+    pub fn finish(self) -> Result<VerifyReport, VerifyError> {
+        if let Some((ext_seq, _)) = self.external {
+            if ext_seq >= self.expected {
+                return Err(VerifyError::CutShort {
+                    checkpoint_seq: ext_seq,
+                    entries: self.expected,
+                    first_missing: self.expected,
+                });
+            }
         }
+        Ok(VerifyReport {
+            entries: self.expected,
+            head_hash: (self.expected > 0).then(|| hex::encode(self.prev)),
+            checkpoints_checked: self.checkpoints,
+            last_signed_seq: self.last_signed,
+            external_checked: self.external.is_some(),
+        })
     }
-    Ok(VerifyReport {
-        entries: expected,
-        head_hash: (expected > 0).then(|| hex::encode(prev)),
-        checkpoints_checked: checkpoints,
-        last_signed_seq: last_signed,
-        external_checked: external.is_some(),
-    })
 }
 
 /// An entry that passed the per-entry checks.
@@ -212,13 +297,25 @@ struct Checked {
     entry: Map<String, Value>,
 }
 
-fn check_entry(seq: u64, bytes: &[u8], prev: &Hash) -> Result<Checked, VerifyError> {
+fn parse_entry(seq: u64, bytes: &[u8]) -> Result<Map<String, Value>, VerifyError> {
     let unreadable = |reason: String| VerifyError::Unreadable { seq, reason };
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| unreadable(format!("not JSON ({e})")))?;
-    let Value::Object(entry) = value else {
-        return Err(unreadable("not a JSON object".into()));
-    };
+    match value {
+        Value::Object(entry) => Ok(entry),
+        _ => Err(unreadable("not a JSON object".into())),
+    }
+}
+
+/// Checks 2–6 on one entry; `bytes` are its stored bytes when it comes from
+/// a database (then they must be its canonical form).
+fn check_entry(
+    seq: u64,
+    bytes: Option<&[u8]>,
+    entry: Map<String, Value>,
+    prev: &Hash,
+) -> Result<Checked, VerifyError> {
+    let unreadable = |reason: String| VerifyError::Unreadable { seq, reason };
     let found = entry
         .get("seq")
         .and_then(Value::as_u64)
@@ -253,7 +350,8 @@ fn check_entry(seq: u64, bytes: &[u8], prev: &Hash) -> Result<Checked, VerifyErr
     // The fast path: canonicalise once, hash the bytes around "hash".
     let (canonical, hash_span) =
         canonical_with_hash_span(&entry).map_err(|e| unreadable(e.to_string()))?;
-    let is_canonical = canonical == bytes;
+    // Served entries have no stored bytes: their content is what counts.
+    let is_canonical = bytes.is_none_or(|bytes| canonical == bytes);
     let actual = match (is_canonical, hash_span) {
         (true, Some((start, end))) => {
             let mut hasher = Sha256::new();
