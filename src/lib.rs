@@ -18,7 +18,8 @@
 //! to the audit chain, the approvers' notifications and the waiting agent
 //! (the release itself runs on the agent's connection, in the proxy).
 //!
-//! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up and
+//! [`config`] and [`yaml`] load `leash.yaml`; [`server`] wires it all up
+//! (and [`lifecycle`] stops it gracefully, [`startup`] says what started) and
 //! [`admin`] serves the admin API, [`metrics`] included. [`notify`] signs the webhooks and builds
 //! the Slack messages that tell approvers about holds, and verifies Slack's
 //! button clicks.
@@ -40,6 +41,7 @@ pub mod identity;
 pub mod idle;
 pub mod intent;
 pub mod keyfile;
+pub mod lifecycle;
 pub mod metrics;
 pub mod money;
 pub mod notify;
@@ -48,6 +50,7 @@ pub mod proxy;
 pub mod replay;
 pub mod server;
 pub mod spend;
+pub mod startup;
 pub mod store;
 pub mod upstream;
 pub mod yaml;

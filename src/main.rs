@@ -8,6 +8,44 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use leash::ca::{CaOrigin, CertificateAuthority};
 use leash::config::Config;
 
+/// `println!` for command output, in a function returning
+/// `Result<_, String>`: a reader that went away (`leash audit export |
+/// head -1`) ends leash quietly with exit 0, the way SIGPIPE ends a C tool
+/// (Rust ignores SIGPIPE, and `println!` would panic); any other write
+/// error is returned (`?` is inside the macro).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))?
+    };
+}
+
+/// `eprintln!` that never panics: with stderr gone (`2>&1 | head`) there
+/// is no one left to tell.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes to stdout for [`outln!`] and [`out!`].
+fn write_stdout(text: std::fmt::Arguments) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => Err(format!("cannot write to stdout: {error}")),
+    }
+}
+
 /// leash: a sidecar proxy that puts AI agents on a leash when they spend money.
 ///
 /// Agents send their HTTPS traffic through leash (HTTPS_PROXY). leash reads
@@ -330,7 +368,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("leash: {message}");
+            errln!("leash: {message}");
             ExitCode::FAILURE
         }
     }
@@ -341,22 +379,30 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
+/// Colours in the text logs only for a person: stderr is a terminal, and
+/// `NO_COLOR` (https://no-color.org) is unset or empty.
+fn colour_on_stderr() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     let config = Config::load(cli.global.config.as_deref()).map_err(|e| e.to_string())?;
     match cli.command {
-        Command::Run => run(config),
+        Command::Run => run(config, cli.global.log_format),
         Command::Ca(CaCommand::Init) => {
             let (_, origin) = load_ca(&config)?;
             match origin {
-                CaOrigin::Created => println!("created {}", config.ca.cert.display()),
-                CaOrigin::Loaded => println!(
+                CaOrigin::Created => outln!("created {}", config.ca.cert.display()),
+                CaOrigin::Loaded => outln!(
                     "{} already exists; leash never overwrites a CA",
                     config.ca.cert.display()
                 ),
@@ -365,7 +411,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Ca(CaCommand::Export) => {
             let (ca, _) = load_ca(&config)?;
-            print!("{}", ca.cert_pem());
+            out!("{}", ca.cert_pem());
             Ok(ExitCode::SUCCESS)
         }
         Command::Env(args) => env(&config, args),
@@ -379,7 +425,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             let schema = leash::policy::schema::policy_json_schema();
             let text = serde_json::to_string_pretty(&schema)
                 .map_err(|e| format!("cannot render the schema: {e}"))?;
-            println!("{text}");
+            outln!("{text}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -393,14 +439,18 @@ fn policy_check(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String
     let dir = args.policies.unwrap_or_else(|| config.policies.clone());
     let check = leash::policy::load::check_dir(&dir, config);
     for warning in &check.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     for error in &check.errors {
-        eprintln!("error: {error}");
+        errln!("error: {error}");
     }
     match &check.set {
+        Some(set) if check.ok() && set.stacks.is_empty() => {
+            errln!("error: {}", no_stacks(&dir));
+            Ok(ExitCode::FAILURE)
+        }
         Some(set) if check.ok() => {
-            println!(
+            outln!(
                 "{}: {} stack file(s), {} test case(s), policy set {}",
                 dir.display(),
                 set.stacks.len(),
@@ -410,7 +460,7 @@ fn policy_check(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("{} error(s)", check.errors.len());
+            errln!("{} error(s)", check.errors.len());
             Ok(ExitCode::FAILURE)
         }
     }
@@ -419,8 +469,11 @@ fn policy_check(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String
 fn policy_test(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String> {
     let dir = args.policies.unwrap_or_else(|| config.policies.clone());
     let set = leash::policy::load::load_policy_set(&dir, config).map_err(join_errors)?;
+    if set.stacks.is_empty() {
+        return Err(no_stacks(&dir));
+    }
     let report = leash::policy::testing::run_tests(&set, &dir).map_err(join_errors)?;
-    print!("{report}");
+    out!("{report}");
     Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -428,16 +481,34 @@ fn policy_test(config: &Config, args: PolicyDirArgs) -> Result<ExitCode, String>
     })
 }
 
+/// Why `policy check` and `policy test` fail on a directory without a
+/// stack: nothing to check is almost always the wrong directory (`leash
+/// run` only warns, and refuses every request that may move money).
+fn no_stacks(dir: &Path) -> String {
+    let what = if dir.is_dir() {
+        "has no policy files (*.yaml or *.yml directly in it)"
+    } else {
+        "does not exist"
+    };
+    format!(
+        "{}: the policies directory {what}, so there is nothing to check; give the directory with --policies DIR or policies: in leash.yaml",
+        dir.display()
+    )
+}
+
 fn policy_replay(config: &Config, args: ReplayArgs) -> Result<ExitCode, String> {
     let candidate =
         leash::policy::load::load_policy_set(&args.policies, config).map_err(join_errors)?;
     let source = AuditSource::Local(open_store(config)?);
     let mut entries = Vec::new();
-    source.each_after(None, |entry| entries.push(entry.clone()))?;
+    source.each_after(None, |entry| {
+        entries.push(entry.clone());
+        Ok(())
+    })?;
     let report = leash::replay::replay(entries, &candidate, args.since);
     for change in &report.changes {
         let rule = |r: Option<u32>| r.map(|p| format!(" (rule {p})")).unwrap_or_default();
-        println!(
+        outln!(
             "seq {:>6}  {}  {}  {}  {}{} -> {}{}  {}",
             change.seq,
             change.at.to_rfc3339(),
@@ -451,9 +522,9 @@ fn policy_replay(config: &Config, args: ReplayArgs) -> Result<ExitCode, String> 
         );
     }
     for (seq, why) in &report.skipped {
-        eprintln!("seq {seq}: not replayed: {why}");
+        errln!("seq {seq}: not replayed: {why}");
     }
-    println!(
+    outln!(
         "{} decision(s) replayed under policy set {}: {} would change",
         report.replayed,
         candidate.hash,
@@ -463,8 +534,11 @@ fn policy_replay(config: &Config, args: ReplayArgs) -> Result<ExitCode, String> 
 }
 
 fn open_store(config: &Config) -> Result<leash::store::Store, String> {
-    leash::store::Store::open(&config.data_dir).map_err(|e| {
-        format!("{e}\n(the database allows one process at a time: stop leash, or point --config at a copy of data_dir)")
+    leash::store::Store::open(&config.data_dir).map_err(|e| match e {
+        leash::store::StoreError::Locked { .. } => format!(
+            "{e}\n(to read the database while leash runs, copy data_dir and point --config at a leash.yaml whose data_dir is the copy)"
+        ),
+        other => other.to_string(),
     })
 }
 
@@ -482,7 +556,11 @@ impl AuditSource {
     fn open(config: &Config, token_file: Option<&Path>) -> Result<Self, String> {
         match leash::store::Store::open(&config.data_dir) {
             Ok(store) => Ok(AuditSource::Local(store)),
-            Err(_) => Ok(AuditSource::Admin(
+            // Not locked: a database that does not open is the error.
+            Err(error @ leash::store::StoreError::Open { .. })
+            | Err(error @ leash::store::StoreError::Sled(_))
+            | Err(error @ leash::store::StoreError::Corrupt { .. }) => Err(error.to_string()),
+            Err(leash::store::StoreError::Locked { .. }) => Ok(AuditSource::Admin(
                 loopback_if_unspecified(config.admin),
                 audit_token(token_file).map_err(|e| {
                     format!("the database is in use by a running leash, so entries are read through its admin API: {e}")
@@ -536,7 +614,7 @@ impl AuditSource {
     fn each_after(
         &self,
         mut after: Option<u64>,
-        mut f: impl FnMut(&serde_json::Value),
+        mut f: impl FnMut(&serde_json::Value) -> Result<(), String>,
     ) -> Result<Option<u64>, String> {
         loop {
             let batch = self.fetch(after, 1000)?;
@@ -547,7 +625,9 @@ impl AuditSource {
             else {
                 return Ok(after);
             };
-            batch.iter().for_each(&mut f);
+            for entry in &batch {
+                f(entry)?;
+            }
             after = Some(last);
         }
     }
@@ -654,7 +734,7 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
             };
             match verified {
                 Ok(report) => {
-                    println!(
+                    outln!(
                         "ok: {} entries, head {}, {} signed checkpoint(s) checked{}",
                         report.entries,
                         report.head_hash.as_deref().unwrap_or("(empty chain)"),
@@ -666,7 +746,7 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(error) => {
-                    eprintln!("audit chain verification FAILED: {error}");
+                    errln!("audit chain verification FAILED: {error}");
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -682,8 +762,9 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
                     .as_deref()
                     .is_none_or(|a| entry.get("agent").and_then(|v| v.as_str()) == Some(a));
                 if matches {
-                    println!("{entry}");
+                    outln!("{entry}");
                 }
+                Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -694,12 +775,13 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
         } => {
             let source = AuditSource::open(config, token_file.as_deref())?;
             // Find the head, then show the last `lines` entries.
-            let head = source.each_after(None, |_| {})?;
+            let head = source.each_after(None, |_| Ok(()))?;
             // From the start when the chain is shorter than `lines`.
             let mut after = head.and_then(|h| h.checked_sub(lines));
             loop {
                 after = source.each_after(after, |entry| {
-                    println!("{}", leash::audit::one_line(entry));
+                    outln!("{}", leash::audit::one_line(entry));
+                    Ok(())
                 })?;
                 if !follow {
                     break;
@@ -736,8 +818,8 @@ fn explain(config: &Config, args: ExplainArgs) -> Result<ExitCode, String> {
         spent: args.spent,
     };
     let decision = leash::explain::explain(&set, &described)?;
-    println!("policy set {}", set.hash);
-    print!("{}", leash::explain::render(&decision));
+    outln!("policy set {}", set.hash);
+    out!("{}", leash::explain::render(&decision));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -745,31 +827,146 @@ fn load_ca(config: &Config) -> Result<(CertificateAuthority, CaOrigin), String> 
     CertificateAuthority::load_or_create(&config.ca.cert, &config.ca.key).map_err(|e| e.to_string())
 }
 
-fn run(config: Config) -> Result<ExitCode, String> {
+/// `leash run`: serves until SIGTERM or SIGINT (Ctrl-C), then stops
+/// gracefully ([`leash::server::Running::shutdown`], within
+/// [`leash::lifecycle::GRACE`]) and exits 0; a second signal exits at once
+/// (128 + the signal's number).
+///
+/// Once listening, it says what it runs with ([`leash::startup`]): a short
+/// block for a person when stderr is a terminal and the log format is text,
+/// log lines (one per agent, one per policy stack, the approvers, the next
+/// command) otherwise, since then a log collector reads stderr.
+fn run(config: Config, format: LogFormat) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
+        // Before start-up: a signal during it then stops leash gracefully
+        // once it has started, instead of killing it half-way.
+        let mut signals = Signals::install()?;
         if let Some(source) = &config.source {
             tracing::info!(config = %source.display(), "configuration loaded");
         } else {
             tracing::info!("no leash.yaml: running with the built-in defaults");
         }
-        let running = leash::server::start(&config)
+        let mut running = leash::server::start(&config)
             .await
             .map_err(|e| e.to_string())?;
+        let summary = leash::startup::Summary::new(
+            &config,
+            &running.policies(),
+            running.proxy_addr,
+            running.admin_addr,
+            &program_name(),
+        );
+        let human = matches!(format, LogFormat::Text)
+            && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        if human {
+            errln!("{}", summary.human().trim_end());
+        } else {
+            summary.log();
+        }
+        let signal = tokio::select! {
+            signal = signals.next() => signal,
+            () = running.listener_ended() => {
+                return Err("a listener stopped on its own; leash serves nothing there, so it exits".to_string());
+            }
+        };
+        let grace = leash::lifecycle::GRACE;
+        tracing::info!(
+            signal = signal.name,
+            grace = %humantime::format_duration(grace),
+            "{}: stopping gracefully (the same signal again stops at once)",
+            signal.name
+        );
+        let stop = running.shutdown(grace, signal.name);
+        tokio::pin!(stop);
         tokio::select! {
-            _ = running.wait() => {}
-            signal = tokio::signal::ctrl_c() => {
-                if let Err(error) = signal {
-                    return Err(format!("cannot listen for Ctrl-C: {error}"));
-                }
-                tracing::info!("Ctrl-C: stopping");
+            stopped = &mut stop => {
+                tracing::info!(
+                    drained = stopped.drained,
+                    connections_cut = stopped.cut,
+                    recorded = stopped.recorded,
+                    "leash stopped"
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            again = signals.next() => {
+                tracing::warn!(signal = again.name, "second signal: exiting at once");
+                std::process::exit(again.code);
             }
         }
-        Ok(ExitCode::SUCCESS)
-    })
+    });
+    // What is still running (a connection cut at the end of the grace
+    // period) is dropped, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// How the user ran leash (argv[0]), so that a suggested command works as
+/// printed (`target/release/leash env ...` under cargo).
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .filter(|arg| !arg.is_empty())
+        .unwrap_or_else(|| "leash".to_string())
+}
+
+/// The signals that stop `leash run`: SIGTERM (Kubernetes, systemd,
+/// `docker stop`) and SIGINT (Ctrl-C), handled alike.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+/// A signal received: its name, and the exit code of a stop at once.
+#[derive(Debug, Clone, Copy)]
+struct Caught {
+    name: &'static str,
+    code: i32,
+}
+
+impl Signals {
+    fn install() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+            let interrupt = signal(SignalKind::interrupt())
+                .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+            Ok(Self { term, interrupt })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal. A stream that can deliver no more never resolves.
+    async fn next(&mut self) -> Caught {
+        #[cfg(unix)]
+        {
+            let Self { term, interrupt } = self;
+            tokio::select! {
+                Some(()) = term.recv() => Caught { name: "SIGTERM", code: 128 + 15 },
+                Some(()) = interrupt.recv() => Caught { name: "SIGINT", code: 128 + 2 },
+                else => std::future::pending().await,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            Caught {
+                name: "Ctrl-C",
+                code: 128 + 2,
+            }
+        }
+    }
 }
 
 fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
@@ -810,7 +1007,7 @@ fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
     let vars = AgentEnv::new(&agent, token, &config.listen.to_string(), &bundle, &ca_path);
     let comment =
         format!("leash: route this agent through the proxy as {agent:?} and trust leash's CA");
-    print!("{}", vars.render(args.format, &comment));
+    out!("{}", vars.render(args.format, &comment));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -934,12 +1131,12 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             .unwrap_or("refused")
             .to_string();
         if api.json {
-            println!("{answer}");
+            outln!("{answer}");
         }
         return Err(format!("{status}: {message}"));
     }
     if api.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&answer).unwrap_or_default()
         );
@@ -947,13 +1144,13 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
     }
     if let Some(holds) = answer["holds"].as_array() {
         if holds.is_empty() {
-            println!("no holds");
+            outln!("no holds");
         }
         for hold in holds {
-            println!("{}", hold_line(hold));
+            outln!("{}", hold_line(hold));
         }
     } else if answer.get("vote").is_some() {
-        println!(
+        outln!(
             "{}: {} by {} counted; the hold is {}",
             answer["hold"]["id"].as_str().unwrap_or(""),
             answer["vote"].as_str().unwrap_or(""),
@@ -961,14 +1158,14 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             answer["state"].as_str().unwrap_or("")
         );
         if let Some(message) = answer["message"].as_str() {
-            println!("  {message}");
+            outln!("  {message}");
         }
     } else {
         let hold = &answer["hold"];
-        println!("{}", hold_line(hold));
-        println!("  why: {}", hold["reason"].as_str().unwrap_or(""));
+        outln!("{}", hold_line(hold));
+        outln!("  why: {}", hold["reason"].as_str().unwrap_or(""));
         for approval in hold["approvals"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "  {} {} via {} at {}{}",
                 approval["approver"].as_str().unwrap_or(""),
                 approval["decision"].as_str().unwrap_or(""),
@@ -981,7 +1178,7 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             );
         }
         if let Some(resolution) = hold["resolution"].as_str() {
-            println!("  {resolution}");
+            outln!("  {resolution}");
         }
     }
     Ok(ExitCode::SUCCESS)

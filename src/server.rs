@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,6 +21,7 @@ use crate::desk::{DeskParts, HoldDesk};
 use crate::gate::Gate;
 use crate::holds::{hold_key_path, ApproverTokens, HoldKey, HoldStore};
 use crate::identity::Identities;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::notify::send::{AdminUrl, Notifier, RetryPolicy};
 use crate::policy::live::LivePolicies;
@@ -69,26 +71,164 @@ pub enum StartError {
     },
 }
 
-/// A running leash. Dropping it stops accepting connections.
+/// A running leash. Dropping it stops accepting connections;
+/// [`Running::shutdown`] stops it gracefully.
 pub struct Running {
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub health: Arc<Health>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The proxy's and the admin API's accept loops.
+    listeners: Vec<JoinHandle<()>>,
+    /// The expiry sweep and the policy watcher.
+    background: Vec<JoinHandle<()>>,
+    lifecycle: Arc<Lifecycle>,
+    desk: Arc<HoldDesk>,
+    audit: AuditLog,
+    store: Store,
+    policies: Arc<LivePolicies>,
+}
+
+/// How a graceful stop went ([`Running::shutdown`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    /// Every connection finished within the grace period.
+    pub drained: bool,
+    /// Connections still open when the grace period ran out (cut at exit).
+    pub cut: usize,
+    /// The `stopped` entry was written, and the chain signed and flushed.
+    pub recorded: bool,
 }
 
 impl Running {
-    /// Waits until the listeners stop (they run until the process ends).
+    /// Waits until the listeners stop: when [`Running::shutdown`] runs, or
+    /// if one of them ended on its own (which it does not otherwise do).
     pub async fn wait(mut self) {
-        for task in self.tasks.drain(..) {
+        for task in self.listeners.drain(..) {
             let _ = task.await;
         }
     }
+
+    /// Resolves if a listener ended without a stop (a panic in its task):
+    /// leash then serves nothing on that port and should exit.
+    pub async fn listener_ended(&mut self) {
+        if self.listeners.is_empty() {
+            return std::future::pending().await;
+        }
+        let index = first_finished(&mut self.listeners).await;
+        self.listeners.remove(index);
+    }
+
+    /// The policy set in force.
+    pub fn policies(&self) -> Arc<crate::policy::model::PolicySet> {
+        self.policies.current()
+    }
+
+    /// Stops gracefully, in this order:
+    ///
+    /// 1. both listeners close: no new connection is accepted;
+    /// 2. every agent connection waiting on a hold is answered as if
+    ///    `holds.wait` had run out (403 `leash_held` in the vendor's shape,
+    ///    with the hold id; the hold stays open for a retry after restart);
+    /// 3. requests in flight (forwards, releases, admin calls) get up to
+    ///    `grace` to finish; keep-alive connections close after their
+    ///    current request, HTTP/2 ones get GOAWAY;
+    /// 4. the expiry sweep and the policy watcher stop;
+    /// 5. a `stopped` entry is appended (`reason`, whether everything
+    ///    drained, how many connections were cut), a checkpoint signs the
+    ///    head, and the database is flushed.
+    ///
+    /// An audit chain that refuses writes is logged, not fatal: the entries
+    /// it took are durable already (write-ahead).
+    pub async fn shutdown(mut self, grace: Duration, reason: &str) -> Stopped {
+        self.lifecycle.stop();
+        self.desk.waiters.stop_waiting();
+        for task in self.listeners.drain(..) {
+            // They return at once on the stop; bounded all the same.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!(
+            connections = self.lifecycle.active(),
+            grace = %humantime::format_duration(grace),
+            "listeners closed; answering held requests and finishing those in flight"
+        );
+        let drained = tokio::time::timeout(grace, self.lifecycle.drained())
+            .await
+            .is_ok();
+        let cut = self.lifecycle.active();
+        if !drained {
+            tracing::warn!(
+                connections = cut,
+                "grace period over: cutting the connections still open; a forward cut here has its decision but no outcome in the audit chain"
+            );
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        let recorded = self.record_stop(reason, drained, cut).await;
+        Stopped {
+            drained,
+            cut,
+            recorded,
+        }
+    }
+
+    /// The last entry, a checkpoint over it, and a flush.
+    async fn record_stop(&self, reason: &str, drained: bool, cut: usize) -> bool {
+        let entry = NewEntry::stopped(json!({
+            "reason": reason,
+            "drained": drained,
+            "connections_cut": cut,
+            "holds_pending": self.desk.store.pending().map(|p| p.len()).unwrap_or(0),
+        }));
+        let mut recorded = true;
+        if let Err(error) = self.audit.append(entry).await {
+            tracing::error!(%error, "could not record the stop in the audit chain");
+            recorded = false;
+        }
+        if let Err(error) = self.audit.checkpoint_now().await {
+            tracing::error!(%error, "could not sign a final checkpoint");
+            recorded = false;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not flush the database");
+                recorded = false;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not flush the database");
+                recorded = false;
+            }
+        }
+        recorded
+    }
+}
+
+/// The index of the first of `tasks` to finish (each is polled only until
+/// then: the caller removes it).
+async fn first_finished(tasks: &mut [JoinHandle<()>]) -> usize {
+    use std::future::Future;
+    std::future::poll_fn(|cx| {
+        for (index, task) in tasks.iter_mut().enumerate() {
+            if std::pin::Pin::new(task).poll(cx).is_ready() {
+                return std::task::Poll::Ready(index);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.listeners.iter().chain(&self.background) {
             task.abort();
         }
     }
@@ -104,6 +244,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
 /// [`start`], reading the secrets the config names through `env` (tests
 /// pass a map instead of changing the process environment).
+///
+/// Everything that can refuse a start is checked before the first audit
+/// entry: the CA, the policies, the database's lock (another leash on the
+/// same `data_dir`), both listeners, every secret the config names
+/// (`secret_env`, `signing_secret_env`) and the holds' key. So the chain
+/// holds a `started` entry only for a leash that did start.
 pub async fn start_with_env(
     config: &Config,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
@@ -116,36 +262,17 @@ pub async fn start_with_env(
     {
         let set = policies.current();
         tracing::info!(dir = %config.policies.display(), hash = %set.hash, files = ?set.files, "policies loaded");
+        if set.stacks.is_empty() {
+            tracing::warn!(
+                dir = %config.policies.display(),
+                "{}",
+                no_policies_warning(&config.policies)
+            );
+        }
     }
+    // The lock first: a second leash with the same leash.yaml is told
+    // about the other leash, not about its ports.
     let store = Store::open(&config.data_dir)?;
-    let ledger = Arc::new(SpendLedger::open(&store, chrono::Utc::now())?);
-    let audit = AuditLog::open(
-        &store,
-        &audit_key_path(config),
-        CheckpointPolicy {
-            every_entries: config.audit.checkpoint_every,
-            every: config.audit.checkpoint_interval,
-        },
-        config.data_dir.join("checkpoint"),
-    )?;
-    audit.set_min_free_space(config.audit.min_free_space);
-    audit
-        .append(NewEntry::started(json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "listen": config.listen.to_string(),
-            "admin": config.admin.to_string(),
-            "policies": config.policies.display().to_string(),
-        })))
-        .await?;
-    {
-        let set = policies.current();
-        audit
-            .append(NewEntry::policy_loaded(
-                set.hash.clone(),
-                json!({ "files": set.files }),
-            ))
-            .await?;
-    }
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -182,14 +309,37 @@ pub async fn start_with_env(
             .cloned()
             .chain(config.default_agent.clone()),
     ));
-    let desk = Arc::new(open_desk(
-        config,
+    let desk_parts = desk_parts(config, &store, admin_addr, env)?;
+    let ledger = Arc::new(SpendLedger::open(&store, chrono::Utc::now())?);
+    let audit = AuditLog::open(
         &store,
-        &audit,
-        admin_addr,
-        env,
-        Arc::clone(&metrics),
-    )?);
+        &audit_key_path(config),
+        CheckpointPolicy {
+            every_entries: config.audit.checkpoint_every,
+            every: config.audit.checkpoint_interval,
+        },
+        config.data_dir.join("checkpoint"),
+    )?;
+    audit.set_min_free_space(config.audit.min_free_space);
+    audit
+        .append(NewEntry::started(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": proxy_addr.to_string(),
+            "admin": admin_addr.to_string(),
+            "policies": config.policies.display().to_string(),
+        })))
+        .await?;
+    {
+        let set = policies.current();
+        audit
+            .append(NewEntry::policy_loaded(
+                set.hash.clone(),
+                json!({ "files": set.files }),
+            ))
+            .await?;
+    }
+
+    let desk = Arc::new(desk_parts.into_desk(&audit, Arc::clone(&metrics)));
     {
         let interrupted = desk
             .settle_interrupted_releases(chrono::Utc::now())
@@ -200,6 +350,7 @@ pub async fn start_with_env(
     }
 
     let health = Arc::new(Health::default());
+    let lifecycle = Arc::new(Lifecycle::new());
     let proxy = Arc::new(Proxy {
         identities: Identities::new(config.agents.clone(), config.default_agent.clone()),
         ca: Arc::new(ca),
@@ -219,6 +370,7 @@ pub async fn start_with_env(
         header_read_timeout: config.limits.header_read_timeout,
         own_listeners: vec![proxy_addr, admin_addr],
         metrics: Arc::clone(&metrics),
+        lifecycle: Arc::clone(&lifecycle),
     });
     let admin = Arc::new(Admin {
         desk: Some(Arc::clone(&desk)),
@@ -232,6 +384,7 @@ pub async fn start_with_env(
             idle_timeout: config.limits.idle_timeout,
             max_connections: config.limits.max_admin_connections.get(),
         },
+        lifecycle: Arc::clone(&lifecycle),
     });
     let expiry = {
         let desk = Arc::clone(&desk);
@@ -244,11 +397,13 @@ pub async fn start_with_env(
             }
         }
     };
-    let tasks = vec![
-        tokio::spawn(expiry),
+    let listeners = vec![
         tokio::spawn(proxy.serve(proxy_listener)),
         tokio::spawn(admin.serve(admin_listener)),
-        tokio::spawn(policies.watch(POLICY_POLL, move |change| {
+    ];
+    let watcher = {
+        let audit = audit.clone();
+        Arc::clone(&policies).watch(POLICY_POLL, move |change| {
             let entry = match change {
                 Reload::Swapped(set) => {
                     NewEntry::policy_loaded(set.hash.clone(), json!({ "files": set.files }))
@@ -273,37 +428,74 @@ pub async fn start_with_env(
                     tracing::error!(%error, "could not record a policy reload in the audit chain");
                 }
             });
-        })),
-    ];
+        })
+    };
+    let background = vec![tokio::spawn(expiry), tokio::spawn(watcher)];
     tracing::info!(%proxy_addr, %admin_addr, "leash is listening");
     Ok(Running {
         proxy_addr,
         admin_addr,
         health,
-        tasks,
+        listeners,
+        background,
+        lifecycle,
+        desk,
+        audit,
+        store,
+        policies,
     })
 }
 
-/// Opens the holds and everything that acts on them: the sealing key beside
-/// the CA key, the approvers' tokens, the notification targets (a webhook
-/// whose secret variable is unset stops start-up) and the Slack signing
-/// secrets.
-fn open_desk(
+/// What `leash run` says when the policies directory has no stack: what
+/// leash does with every request then (the loader makes an empty set, in
+/// which every agent has the fail-closed defaults, see
+/// [`crate::policy::load`]).
+pub fn no_policies_warning(dir: &std::path::Path) -> String {
+    let state = if dir.is_dir() {
+        "has no policy files (*.yaml)"
+    } else {
+        "does not exist"
+    };
+    format!(
+        "the policies directory {} {state}: leash runs with no policy stack, so every request that may move money (spend, unknown or unreadable) gets the built-in default REQUIRE_HUMAN, and with no stack naming approvers nobody could release it, so it is refused (403 leash_rejected); reads and other safe requests are forwarded. Add a stack there (leash policy check checks it); leash loads it within seconds, no restart",
+        dir.display()
+    )
+}
+
+/// The holds and everything that acts on them, before the audit chain is
+/// open: the sealing key beside the CA key, the hold store, the
+/// notification targets (a webhook whose secret variable is unset stops
+/// start-up) and the Slack signing secrets (likewise).
+struct DeskInputs {
+    holds: HoldStore,
+    tokens: ApproverTokens,
+    notifier: Notifier,
+    admin_url: AdminUrl,
+    wait: std::time::Duration,
+    slack_secrets: Vec<Vec<u8>>,
+}
+
+impl DeskInputs {
+    fn into_desk(self, audit: &AuditLog, metrics: Arc<Metrics>) -> HoldDesk {
+        HoldDesk::new(DeskParts {
+            store: self.holds,
+            audit: audit.clone(),
+            tokens: self.tokens,
+            notifier: self.notifier,
+            admin_url: self.admin_url,
+            wait: self.wait,
+            slack_secrets: self.slack_secrets,
+            metrics,
+        })
+    }
+}
+
+fn desk_parts(
     config: &Config,
     store: &Store,
-    audit: &AuditLog,
     admin_addr: SocketAddr,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
-    metrics: Arc<Metrics>,
-) -> Result<HoldDesk, StartError> {
-    let key = HoldKey::load_or_create(&hold_key_path(&config.ca.key))
-        .map_err(|e| StartError::Holds(e.to_string()))?;
-    let holds = HoldStore::open(store, key, config.holds.ttl)
-        .map_err(|e| StartError::Holds(e.to_string()))?
-        .with_quota(crate::holds::store::Quota {
-            max_open: config.holds.max_open_per_agent,
-            max_bytes: config.holds.max_bytes_per_agent,
-        });
+) -> Result<DeskInputs, StartError> {
     let notifier = Notifier::new(&config.notify, env, RetryPolicy::default())
         .map_err(|e| StartError::Notify(e.to_string()))?;
     let admin_url =
@@ -325,16 +517,22 @@ fn open_desk(
             }
         }
     }
-    Ok(HoldDesk::new(DeskParts {
-        store: holds,
-        audit: audit.clone(),
+    let key = HoldKey::load_or_create(&hold_key_path(&config.ca.key))
+        .map_err(|e| StartError::Holds(e.to_string()))?;
+    let holds = HoldStore::open(store, key, config.holds.ttl)
+        .map_err(|e| StartError::Holds(e.to_string()))?
+        .with_quota(crate::holds::store::Quota {
+            max_open: config.holds.max_open_per_agent,
+            max_bytes: config.holds.max_bytes_per_agent,
+        });
+    Ok(DeskInputs {
+        holds,
         tokens: ApproverTokens::new(&config.approvers),
         notifier,
         admin_url,
         wait: config.holds.wait,
         slack_secrets,
-        metrics,
-    }))
+    })
 }
 
 /// The audit signing key lives beside the CA key (SPEC §8).

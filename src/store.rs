@@ -17,6 +17,13 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+    /// Another process holds the database's lock: almost always another
+    /// leash (`leash run`, or a command reading the chain) on the same
+    /// `data_dir`.
+    #[error(
+        "{path}: another leash is running on this data_dir (its database is locked; sled allows one process at a time). Stop the other leash, or give this one another data_dir"
+    )]
+    Locked { path: PathBuf },
     #[error("database: {0}")]
     Sled(#[from] sled::Error),
     #[error("database record {key}: {reason}")]
@@ -75,6 +82,11 @@ impl Store {
                 {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                Err(source) if is_lock_contention(&source) => {
+                    return Err(StoreError::Locked {
+                        path: data_dir.to_path_buf(),
+                    })
                 }
                 Err(source) => {
                     return Err(StoreError::Open {
@@ -264,7 +276,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _held = Store::open(dir.path()).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
-        assert!(matches!(err, StoreError::Open { .. }), "{err}");
-        assert!(err.to_string().contains("lock"), "{err}");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("another leash is running on this data_dir"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("another data_dir"), "{message}");
     }
 }

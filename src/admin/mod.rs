@@ -73,6 +73,9 @@ pub struct Admin {
     /// `limits.header_read_timeout`, `limits.idle_timeout` and
     /// `limits.max_admin_connections`.
     pub limits: ConnectionLimits,
+    /// Stopping: the accept loop returns, connections finish what they
+    /// have and close (see [`crate::lifecycle`]).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
 }
 
 /// What bounds one admin connection, and how many there may be.
@@ -147,10 +150,17 @@ impl Admin {
     /// `header_read_timeout`, closed after `idle_timeout` with nothing moving,
     /// and beyond `max_connections` open at once a new one is closed on
     /// accept.
+    ///
+    /// Returns (closing the listener) once leash stops.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                biased;
+                () = self.lifecycle.stopping() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed on the admin listener");
@@ -164,6 +174,7 @@ impl Admin {
                 continue;
             };
             let admin = Arc::clone(&self);
+            let lifecycle = Arc::clone(&self.lifecycle);
             tokio::spawn(async move {
                 let _slot = slot;
                 let limits = admin.limits.clone();
@@ -179,6 +190,8 @@ impl Admin {
                     .header_read_timeout(limits.header_read_timeout);
                 builder.http2().timer(TokioTimer::new());
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection =
+                    lifecycle.serve(connection, |connection| connection.graceful_shutdown());
                 if activity
                     .until_idle(connection, limits.idle_timeout)
                     .await

@@ -77,10 +77,14 @@ pub enum Kind {
     /// error): when it failed, why, and how many entries it refused in the
     /// gap. Written only by the log itself.
     Recovered,
+    /// leash stopped on a signal (SIGTERM, Ctrl-C), after answering what it
+    /// could: the last entry of a clean stop. A run whose chain ends
+    /// without one was killed or crashed.
+    Stopped,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Started,
         Kind::PolicyLoaded,
         Kind::Decision,
@@ -90,6 +94,7 @@ impl Kind {
         Kind::HoldResolved,
         Kind::Checkpoint,
         Kind::Recovered,
+        Kind::Stopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +108,7 @@ impl Kind {
             Kind::HoldResolved => "hold_resolved",
             Kind::Checkpoint => "checkpoint",
             Kind::Recovered => "recovered",
+            Kind::Stopped => "stopped",
         }
     }
 }
@@ -173,6 +179,11 @@ impl NewEntry {
     /// leash started; `details` says which version with what configuration.
     pub fn started(details: Value) -> Self {
         Self::new(Kind::Started).with_details(details)
+    }
+
+    /// leash stopped cleanly; `details` says why and how it went.
+    pub fn stopped(details: Value) -> Self {
+        Self::new(Kind::Stopped).with_details(details)
     }
 
     /// A policy set was loaded: its hash; `details` lists the files (or, for

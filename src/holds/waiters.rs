@@ -40,9 +40,21 @@ use super::HoldState;
 type Channels = Arc<Mutex<HashMap<String, watch::Sender<HoldState>>>>;
 
 /// The doorbells of holds someone is waiting on. Cheap to clone (shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct HoldWaiters {
     channels: Channels,
+    /// True once leash is stopping: every wait ends at once, as if
+    /// `holds.wait` had run out ([`HoldWaiters::stop_waiting`]).
+    stopped: Arc<watch::Sender<bool>>,
+}
+
+impl Default for HoldWaiters {
+    fn default() -> Self {
+        Self {
+            channels: Channels::default(),
+            stopped: Arc::new(watch::Sender::new(false)),
+        }
+    }
 }
 
 impl std::fmt::Debug for HoldWaiters {
@@ -75,7 +87,16 @@ impl HoldWaiters {
             id: id.to_string(),
             receiver: Some(receiver),
             channels: Arc::clone(&self.channels),
+            stopped: self.stopped.subscribe(),
         }
+    }
+
+    /// Ends every wait, now and from now on, as if `holds.wait` had run
+    /// out: leash is stopping, and each waiting agent gets the hold answer
+    /// (`leash_held`, with the hold's id to retry against) instead of a
+    /// dropped connection. The holds themselves stay open.
+    pub fn stop_waiting(&self) {
+        self.stopped.send_replace(true);
     }
 
     /// Tells everyone waiting on hold `id` that it is now `state`; returns
@@ -114,6 +135,7 @@ pub struct HoldSubscription {
     /// counting the receivers left.
     receiver: Option<watch::Receiver<HoldState>>,
     channels: Channels,
+    stopped: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for HoldSubscription {
@@ -139,16 +161,30 @@ impl HoldSubscription {
     }
 
     /// Waits until the hold is notified as anything but `pending`, for at
-    /// most `timeout`: the new state, or `None` if time ran out first.
+    /// most `timeout`: the new state, or `None` if time ran out first or
+    /// leash is stopping ([`HoldWaiters::stop_waiting`]).
     pub async fn wait_for_decision(&mut self, timeout: Duration) -> Option<HoldState> {
         let receiver = self.receiver.as_mut()?;
         let decided = receiver.wait_for(|state| *state != HoldState::Pending);
-        match tokio::time::timeout(timeout, decided).await {
-            Ok(Ok(state)) => Some(*state),
-            // The sender lives in the map while any receiver does, so it
-            // cannot close under us; if it ever did, there is nothing to
-            // wait for.
-            Ok(Err(_)) | Err(_) => None,
+        let stopped = &mut self.stopped;
+        let stopping = async move {
+            if stopped.wait_for(|stopped| *stopped).await.is_err() {
+                // The waiters were dropped without a stop: nothing will
+                // stop this wait but its own end.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            // A decision already made wins over a stop.
+            biased;
+            decided = tokio::time::timeout(timeout, decided) => match decided {
+                Ok(Ok(state)) => Some(*state),
+                // The sender lives in the map while any receiver does, so
+                // it cannot close under us; if it ever did, there is
+                // nothing to wait for.
+                Ok(Err(_)) | Err(_) => None,
+            },
+            () = stopping => None,
         }
     }
 }
@@ -206,6 +242,32 @@ mod tests {
         // Nobody waiting: the notification goes nowhere and leaves nothing.
         assert_eq!(waiters.notify("hold_1", HoldState::Rejected), 0);
         assert_eq!(waiters.waited_on(), 0);
+    }
+
+    #[tokio::test]
+    async fn stop_waiting_ends_every_wait_now_and_later() {
+        let waiters = HoldWaiters::new();
+        let mut waiting = waiters.subscribe("hold_1");
+        let wait = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let state = waiting.wait_for_decision(Duration::from_secs(60)).await;
+            (state, started.elapsed())
+        });
+        tokio::task::yield_now().await;
+        waiters.stop_waiting();
+        let (state, took) = wait.await.unwrap();
+        assert_eq!(state, None);
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        // A wait that starts after the stop ends at once.
+        let mut later = waiters.subscribe("hold_2");
+        assert_eq!(later.wait_for_decision(Duration::from_secs(60)).await, None);
+        // A decision already made still wins over the stop.
+        let mut decided = waiters.subscribe("hold_3");
+        waiters.notify("hold_3", HoldState::Approved);
+        assert_eq!(
+            decided.wait_for_decision(Duration::from_secs(60)).await,
+            Some(HoldState::Approved)
+        );
     }
 
     #[tokio::test]

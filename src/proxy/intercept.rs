@@ -136,6 +136,7 @@ impl Proxy {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         let header_read_timeout = self.header_read_timeout;
+        let lifecycle = Arc::clone(&self.lifecycle);
         let tunnel = Arc::new(tunnel);
         let service = service_fn(move |request| {
             let proxy = Arc::clone(&self);
@@ -160,8 +161,9 @@ impl Proxy {
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_read_timeout);
         }
-        builder
-            .serve_connection(TokioIo::new(tls), service)
+        let connection = builder.serve_connection(TokioIo::new(tls), service);
+        lifecycle
+            .serve(connection, |connection| connection.graceful_shutdown())
             .await
             .map_err(|e| io::Error::other(e.to_string()))
     }

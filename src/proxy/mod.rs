@@ -72,13 +72,22 @@ pub struct Proxy {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Objects looked up for requests that leave something out.
     pub lookups: lookup::LookupCache,
+    /// Stopping: the accept loop returns, connections finish what they
+    /// have and close (see [`crate::lifecycle`]).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
 }
 
 impl Proxy {
-    /// Accepts agent connections until the task is dropped.
+    /// Accepts agent connections until leash stops (or the task is
+    /// dropped); the listener is closed on return.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                biased;
+                () = self.lifecycle.stopping() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -89,6 +98,7 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let proxy = Arc::clone(&self);
+            let lifecycle = Arc::clone(&self.lifecycle);
             tokio::spawn(async move {
                 let header_read_timeout = proxy.header_read_timeout;
                 let service = service_fn(move |request| {
@@ -104,7 +114,10 @@ impl Proxy {
                     .header_read_timeout(header_read_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
-                if let Err(error) = connection.await {
+                let served = lifecycle
+                    .serve(connection, |connection| connection.graceful_shutdown())
+                    .await;
+                if let Err(error) = served {
                     tracing::debug!(%peer, %error, "agent connection ended with an error");
                 }
             });
@@ -159,6 +172,9 @@ impl Proxy {
 
         tracing::debug!(%agent, %host, port, plan = ?plan, "CONNECT accepted");
         let on_upgrade = hyper::upgrade::on(&mut request);
+        // A stop waits for the tunnel from here (the front connection ends
+        // with the upgrade) until it is known to be blind (see `sniff`).
+        let tracked = self.lifecycle.track();
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => TokioIo::new(upgraded),
@@ -171,9 +187,11 @@ impl Proxy {
                 Plan::Intercept => {
                     let adapter = self.vendors.for_host(&host).cloned();
                     let tunnel = Tunnel::new(agent, host, port, adapter);
-                    self.intercept(tunnel, upgraded).await
+                    let result = self.intercept(tunnel, upgraded).await;
+                    drop(tracked);
+                    result
                 }
-                Plan::Sniff(target) => self.sniff(agent, target, upgraded).await,
+                Plan::Sniff(target) => self.sniff(agent, target, upgraded, tracked).await,
             };
             if let Err(error) = result {
                 tracing::debug!(%error, "tunnel ended with an error");
@@ -303,11 +321,15 @@ impl Proxy {
     ///   that `passthrough` lets through: tunnelled to the checked address;
     /// - anything else — no SNI, no readable hello, an SNI naming another
     ///   host than the CONNECT: refused, nothing relayed.
+    ///
+    /// `tracked` keeps a stop waiting until the tunnel turns out blind,
+    /// which a stop does not wait for ([`crate::lifecycle`]).
     async fn sniff(
         self: Arc<Self>,
         agent: String,
         target: Target,
         mut upgraded: TokioIo<hyper::upgrade::Upgraded>,
+        tracked: crate::lifecycle::Tracked,
     ) -> std::io::Result<()> {
         let hello = match tunnel::peek(&mut upgraded, self.header_read_timeout).await? {
             Ok(hello) => hello,
@@ -326,10 +348,16 @@ impl Proxy {
                 // name the agent meant.
                 let adapter = self.vendors.for_host(&name).cloned();
                 let tunnel = Tunnel::new(agent, name, target.port, adapter);
-                self.intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
-                    .await
+                let result = self
+                    .intercept(tunnel, tunnel::Rewind::new(hello.bytes, upgraded))
+                    .await;
+                drop(tracked);
+                result
             }
-            Sni::Tunnel => self.tunnel(upgraded, &target.dial, &hello.bytes).await,
+            Sni::Tunnel => {
+                drop(tracked);
+                self.tunnel(upgraded, &target.dial, &hello.bytes).await
+            }
             Sni::Refuse(why) => {
                 tracing::info!(%agent, target = %target.host, port = target.port, sni = ?hello.server_name, reason = %why, "tunnel refused before relaying anything");
                 tunnel::refuse_inside(&mut upgraded, tunnel::NotAHelloOr::Tls(&why)).await;
