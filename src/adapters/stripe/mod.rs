@@ -7,7 +7,8 @@
 //! `line_items[0][price_data][unit_amount]=500`). Amounts are integers in the
 //! currency's minor unit next to a lowercase ISO code: `amount=1099&currency=usd`
 //! is 10.99 USD. Reads are `GET`; creates and updates are `POST`; a few
-//! objects can be `DELETE`d.
+//! objects can be `DELETE`d. The v2 API (`/v2/...`) takes JSON bodies
+//! instead (`v2.rs`).
 //!
 //! # How Stripe scales amounts (not always as ISO 4217 does)
 //!
@@ -39,52 +40,76 @@
 //!     payouts, even though you can charge two-decimal amounts"; manual
 //!     payouts must be divisible by 100. The *representation* stays
 //!     two-decimal (a HUF 10 payout is `1000`), so the exponent is **2**.
+//!     A payout Stripe would refuse for not being divisible by 100 moves no
+//!     money, so leash reads it as written and does not refuse it itself.
 //! - Any other currency whose ISO exponent is not 2 (IQD, LYD, CLF, UYW,
 //!   UYI) is not documented by Stripe; leash refuses to guess and reports the
 //!   request unreadable. Guessing 2 for a 0-exponent currency would read 100×
 //!   too little.
 //!
+//! The same table scales amounts leash looks up (a PaymentIntent's
+//! `amount`, an invoice's `amount_remaining`, a Price's `unit_amount`): they
+//! are in the same minor units as request amounts.
+//!
 //! # Endpoints read as spends (params from the Stripe API reference,
 //! <https://docs.stripe.com/api>)
 //!
-//! | request | operation | amount |
-//! |---|---|---|
-//! | `POST /v1/payment_intents` | `payment_intent.create` | `amount` + `currency` |
-//! | `POST /v1/payment_intents/{id}` with `amount` | `payment_intent.update` | `amount` + `currency` |
-//! | `POST /v1/payment_intents/{id}/confirm` | `payment_intent.confirm` | not in the request: unreadable |
-//! | `POST /v1/payment_intents/{id}/capture` | `payment_intent.capture` | `amount_to_capture` is optional and there is no `currency` param: unreadable |
-//! | `POST /v1/payment_intents/{id}/increment_authorization` | `payment_intent.increment_authorization` | `amount` without currency: unreadable |
-//! | `POST /v1/charges` | `charge.create` | `amount` + `currency` |
-//! | `POST /v1/charges/{id}/capture` | `charge.capture` | optional `amount`, no `currency`: unreadable |
-//! | `POST /v1/refunds` | `refund.create` | `amount` (optional: absent = full refund) + `currency` (optional: absent = the charge's) |
-//! | `POST /v1/charges/{id}/refunds`, `/refund` (legacy) | `refund.create` | as above |
-//! | `POST /v1/transfers` | `transfer.create` | `amount` + `currency` |
-//! | `POST /v1/payouts` | `payout.create` | `amount` + `currency` |
-//! | `POST /v1/topups` | `topup.create` | `amount` + `currency` |
-//! | `POST /v1/invoiceitems`, `/v1/invoiceitems/{id}` | `invoiceitem.create` / `.update` | `amount` + `currency`, or `unit_amount` × `quantity`, or `price_data[unit_amount]` × `quantity` with `price_data[currency]` |
-//! | `POST /v1/checkout/sessions` (`mode=payment`) | `checkout_session.create` | Σ `line_items[i][price_data][unit_amount]` × `line_items[i][quantity]`, one currency |
+//! "looked up" means leash GETs the object (SPEC §4.2a) with the agent's
+//! own key and `Stripe-Account`, and records in the intent's `sources` which
+//! value came from where (`currency: "eur (GET /v1/payment_intents/pi_1)"`).
+//! A lookup that fails leaves the request unreadable, with the failure in
+//! the reason; nothing is ever guessed.
 //!
-//! An invoice-item update carries no `currency` (Stripe keeps the item's), so
-//! only `price_data[...]` with an explicit `quantity` is readable there.
+//! | request | operation | amount | looked up |
+//! |---|---|---|---|
+//! | `POST /v1/payment_intents` | `payment_intent.create` | `amount` + `currency` | — |
+//! | `POST /v1/payment_intents/{id}` with `amount` | `payment_intent.update` | `amount` + `currency` | the PaymentIntent, when `currency` is absent |
+//! | `POST /v1/payment_intents/{id}/confirm` | `payment_intent.confirm` | `amount_to_confirm`, else the PI's `amount` | the PaymentIntent (currency, amount, beneficiary) |
+//! | `POST /v1/payment_intents/{id}/capture` | `payment_intent.capture` | `amount_to_capture`, else the PI's `amount_capturable` | the PaymentIntent |
+//! | `POST /v1/payment_intents/{id}/increment_authorization` | `payment_intent.increment_authorization` | `amount` (the whole new total) | the PaymentIntent (currency) |
+//! | `POST /v1/charges` | `charge.create` | `amount` + `currency` | — |
+//! | `POST /v1/charges/{id}/capture` | `charge.capture` | `amount`, else the charge's `amount` − `amount_refunded` | the Charge |
+//! | `POST /v1/refunds`, `/v1/charges/{id}/refunds`, `/refund` | `refund.create` | `amount`, else what is left of the charge | the Charge (through the PaymentIntent's `latest_charge`) |
+//! | `POST /v1/transfers` | `transfer.create` | `amount` + `currency` | — |
+//! | `POST /v1/transfers/{id}/reversals` | `transfer.reversal` | `amount`, else `amount` − `amount_reversed` | the Transfer |
+//! | `POST /v1/payouts` | `payout.create` | `amount` + `currency` | — |
+//! | `POST /v1/payouts/{id}/reverse` | `payout.reverse` | the payout's `amount` | the Payout |
+//! | `POST /v1/topups` | `topup.create` | `amount` + `currency` | — |
+//! | `POST /v1/invoiceitems`, `/v1/invoiceitems/{id}` | `invoiceitem.create` / `.update` | `amount`, `unit_amount` × `quantity`, `price_data`, or a Price × `quantity` | `price` / `pricing[price]` |
+//! | `POST /v1/invoices/{id}/pay` | `invoice.pay` | the invoice's `amount_remaining` (else `amount_due`) | the Invoice; none with `paid_out_of_band=true` (safe) |
+//! | `POST /v1/checkout/sessions` (`mode=payment`) | `checkout_session.create` | Σ line items: `price_data` or a Price, × `quantity` | `line_items[i][price]` |
+//! | `POST /v1/subscriptions`, `/v1/subscriptions/{id}` | `subscription.create` / `.update` | Σ `items` (one period) + `add_invoice_items` | prices; existing items |
+//! | `POST /v1/subscription_items`, `/v1/subscription_items/{id}` | `subscription_item.create` / `.update` | a Price or `price_data`, × `quantity` | the Price; the item |
+//! | `POST /v1/customers/{id}/balance_transactions` | `customer_balance_transaction.create` | `amount` (signed) + `currency` | — |
+//! | `POST /v1/application_fees/{id}/refunds`, `/refund` | `application_fee.refund` | `amount`, else `amount` − `amount_refunded` | the ApplicationFee |
+//! | `POST /v1/treasury/outbound_payments`, `/outbound_transfers` | `treasury.outbound_payment.create` / `treasury.outbound_transfer.create` | `amount` + `currency` | — |
+//! | `POST /v1/setup_intents` with `single_use` | `setup_intent.create` | `single_use[amount]` + `single_use[currency]` | — |
+//! | `POST /v2/money_management/outbound_payments`, `/outbound_transfers` | `v2.outbound_payment.create` / `v2.outbound_transfer.create` | JSON `amount.value` + `amount.currency` | — |
 //!
-//! Stripe takes the currency of a capture, a confirm, and of a refund sent
-//! without `currency` from the underlying PaymentIntent or Charge. leash does
-//! not look objects up (yet), so those requests are unreadable, and the
-//! reason says so. A refund without `amount` is a full refund whose amount is
-//! likewise not in the request.
+//! Where the parts of a payment go (`application_fee_amount`,
+//! `transfer_data[amount]`, legacy `destination[amount]`) is recorded in the
+//! intent's `sources`, scaled in the payment's currency (`payments.rs`).
+//!
+//! Not read as spends, on purpose: `invoice.finalize` (unknown: Stripe may
+//! then collect automatically, at a time leash does not see) and
+//! `quote.accept` (unreadable: it commits the quote's amount, which leash
+//! does not read). Meter events (`/v2/billing/meter_event*`) are unknown:
+//! they bill usage at prices leash does not read.
 //!
 //! # Writes known to move no money (safe)
 //!
 //! Creating or updating customers (unless the write sets `balance`, a credit
 //! on future invoices), products, prices, payment methods (and attach /
-//! detach), setup intents (and confirm / cancel / verify), tax rates, tokens,
-//! ephemeral keys, webhook endpoints and customer tax ids; cancelling a
-//! PaymentIntent, refund, payout or top-up; expiring a checkout session;
-//! updates of charges, refunds, transfers, payouts, top-ups, payment intents,
-//! invoice items and checkout sessions that set only descriptive fields
-//! (`metadata`, `description`, ...); deleting customers, customer tax ids,
-//! products, webhook endpoints and ephemeral keys. Every other write is
-//! unknown.
+//! detach), setup intents without an amount (and confirm / cancel / verify),
+//! tax rates, tokens, ephemeral keys, webhook endpoints and customer tax ids;
+//! cancelling a PaymentIntent, refund, payout, top-up or treasury outbound
+//! payment / transfer; expiring a checkout session; paying an invoice out of
+//! band; updates of charges, refunds, transfers, payouts, top-ups, payment
+//! intents, invoice items, subscriptions, subscription items, customer
+//! balance transactions and checkout sessions that set only descriptive
+//! fields (`metadata`, `description`, ...); deleting customers, customer tax
+//! ids, products, webhook endpoints and ephemeral keys; the v2 account and
+//! event-destination writes listed in `v2.rs`. Every other write is unknown.
 //!
 //! # Beneficiary: first present, in this order
 //!
@@ -92,6 +117,7 @@
 //!   (charges only) the legacy `destination[account]` / `destination`, then
 //!   `on_behalf_of`, then `customer`. A connected account that receives the
 //!   funds is where the money goes, so it wins over the paying customer.
+//!   Confirms and captures take them from the looked-up object.
 //! - checkout sessions: `payment_intent_data[transfer_data][destination]`,
 //!   `payment_intent_data[on_behalf_of]`, `customer`.
 //! - refunds: `charge`, then `payment_intent`, then `customer` (customer
@@ -99,8 +125,11 @@
 //!   id in the path.
 //! - transfers and payouts: `destination` (a payout without one goes to the
 //!   default external account, and has no beneficiary in the intent).
-//! - top-ups: none (money moves into the platform's own balance).
-//! - invoice items: `customer`, then `customer_account`.
+//! - top-ups and payout reversals: none (money moves into the platform's own
+//!   balance). Transfer reversals: the transfer.
+//! - invoice items: `customer`, then `customer_account`; invoice payments:
+//!   the invoice's `customer`; subscriptions: `transfer_data[destination]`,
+//!   `on_behalf_of`, `customer`; subscription items: their `subscription`.
 //!
 //! # Fail-closed rules
 //!
@@ -108,18 +137,33 @@
 //! - A non-read to a path that is not canonical (`/v1/x` with segments of
 //!   `[A-Za-z0-9_]` only: no `%`, `.`, `//` or trailing `/`) is unknown, so
 //!   that `/v1/customers/..%2Frefunds` cannot pass as a customer update.
-//! - The query string is read together with the body ([`Form::parse_parts`]).
+//! - The query string is read together with the body ([`Form::parse_parts`]),
+//!   once per classification (`Call`).
 //! - Any duplicate field, malformed escape, non-UTF-8 text, raw `;`, odd name
-//!   or JSON body on a spend path makes the request unreadable.
+//!   or JSON body on a v1 spend path makes the request unreadable (or
+//!   ambiguous); a form body on a v2 money path too.
 //! - Amounts must be plain non-negative integers without a leading zero.
-//!   Negative invoice items (credits) are therefore unreadable too.
+//!   Negative invoice items (credits) are therefore unreadable too; the one
+//!   signed amount leash reads is a customer balance transaction's.
+//! - A looked-up object whose `object` field names another kind of object
+//!   (a charge where a PaymentIntent was asked for) is not used.
 //! - Checkout totals are pre-tax (Stripe computes tax from rates and
 //!   addresses leash does not see). Anything that lets the end customer
 //!   raise the total (adjustable quantities, optional items, shipping
-//!   options) or that leash cannot price (a `price` id, `unit_amount_decimal`,
-//!   recurring prices, `mode=subscription`) makes the session unreadable.
+//!   options) or that leash cannot price (`unit_amount_decimal` with a
+//!   fraction, tiered or metered prices, recurring prices in
+//!   `mode=payment`, `mode=subscription`) makes the session unreadable.
 
-use crate::adapters::{normalize_host, Adapter, Form, Refusal, Shaped};
+mod balances;
+mod billing;
+mod learn;
+mod lookups;
+mod payments;
+#[cfg(test)]
+mod testing;
+mod v2;
+
+use crate::adapters::{json::Json, normalize_host, Adapter, Form, Refusal, Shaped};
 use crate::intent::{Classification, Facts, IntentDraft, Lookup, RequestView};
 use crate::money::{minor_value_to_major, parse_minor_digits, Currency, Money, MoneyError};
 
@@ -132,6 +176,9 @@ pub const HOSTS: &[&str] = &[
     "connect.stripe.com",
     "meter-events.stripe.com",
 ];
+
+/// The host of the API proper: the only one with lookups and learned facts.
+const API_HOST: &str = "api.stripe.com";
 
 /// Vendor name in intents and policies.
 pub const VENDOR: &str = "stripe";
@@ -181,24 +228,8 @@ const PI_UPDATE: Op = Op {
     name: "payment_intent.update",
     category: "payment",
 };
-const PI_CONFIRM: Op = Op {
-    name: "payment_intent.confirm",
-    category: "payment",
-};
-const PI_CAPTURE: Op = Op {
-    name: "payment_intent.capture",
-    category: "payment",
-};
-const PI_INCREMENT: Op = Op {
-    name: "payment_intent.increment_authorization",
-    category: "payment",
-};
 const CHARGE_CREATE: Op = Op {
     name: "charge.create",
-    category: "payment",
-};
-const CHARGE_CAPTURE: Op = Op {
-    name: "charge.capture",
     category: "payment",
 };
 const REFUND_CREATE: Op = Op {
@@ -217,22 +248,6 @@ const TOPUP_CREATE: Op = Op {
     name: "topup.create",
     category: "topup",
 };
-const INVOICEITEM_CREATE: Op = Op {
-    name: "invoiceitem.create",
-    category: "invoice",
-};
-const INVOICEITEM_UPDATE: Op = Op {
-    name: "invoiceitem.update",
-    category: "invoice",
-};
-const CHECKOUT_CREATE: Op = Op {
-    name: "checkout_session.create",
-    category: "payment",
-};
-const CHECKOUT_UPDATE: Op = Op {
-    name: "checkout_session.update",
-    category: "payment",
-};
 
 const PAYMENT_BENEFICIARY: &[&str] = &["transfer_data[destination]", "on_behalf_of", "customer"];
 const CHARGE_BENEFICIARY: &[&str] = &[
@@ -242,30 +257,7 @@ const CHARGE_BENEFICIARY: &[&str] = &[
     "on_behalf_of",
     "customer",
 ];
-const REFUND_BENEFICIARY: &[&str] = &["charge", "payment_intent", "customer"];
 const DESTINATION_BENEFICIARY: &[&str] = &["destination"];
-const INVOICEITEM_BENEFICIARY: &[&str] = &["customer", "customer_account"];
-const CHECKOUT_BENEFICIARY: &[&str] = &[
-    "payment_intent_data[transfer_data][destination]",
-    "payment_intent_data[on_behalf_of]",
-    "customer",
-];
-
-/// Fields a PaymentIntent update may carry and still move no money. Anything
-/// else without an `amount` (a new `currency`, `transfer_data`,
-/// `application_fee_amount`, ...) changes what the PaymentIntent commits.
-const PI_UPDATE_HARMLESS: &[&str] = &[
-    "description",
-    "expand",
-    "metadata",
-    "receipt_email",
-    "shipping",
-    "statement_descriptor",
-    "statement_descriptor_suffix",
-];
-
-/// Invoice-item update fields that change no amount.
-const INVOICEITEM_UPDATE_HARMLESS: &[&str] = &["description", "expand", "metadata", "period"];
 
 /// The Stripe adapter. Stateless; see the module docs for what it reads.
 ///
@@ -316,7 +308,7 @@ impl Adapter for StripeAdapter {
     }
 
     fn lookups(&self, req: &RequestView<'_>) -> Vec<Lookup> {
-        refund_lookups(req)
+        lookups::lookups(req)
     }
 
     fn read_headers(&self) -> Vec<&str> {
@@ -325,6 +317,14 @@ impl Adapter for StripeAdapter {
 
     fn account_header(&self) -> Option<&str> {
         Some("stripe-account")
+    }
+
+    fn learns_from(&self, req: &RequestView<'_>) -> bool {
+        learn::learns_from(req)
+    }
+
+    fn learn(&self, req: &RequestView<'_>, answer: &Json) -> Vec<(String, Json)> {
+        learn::learn(req, answer)
     }
 
     /// Stripe's SDKs pick the exception class from the status and
@@ -393,6 +393,52 @@ fn canonical_segments(path: &str) -> Option<Vec<&str>> {
     ok.then_some(segs)
 }
 
+/// One request being classified: the view, and its form parameters (query
+/// and body) read once. Every operation reads the form from here, so a
+/// request is parsed once per classification, and the ambiguity check and
+/// the operation cannot read two different forms.
+struct Call<'a> {
+    req: RequestView<'a>,
+    /// The form, or why it cannot be read (not a form, or malformed).
+    form: Result<Form, String>,
+    /// Why the form can be read in more than one way, if it can. Only
+    /// bodies Stripe would read as a form are looked at; a malformed escape
+    /// is unreadable, not ambiguous, and left to the operation's reading.
+    ambiguity: Option<String>,
+}
+
+impl<'a> Call<'a> {
+    fn new(req: &RequestView<'a>) -> Call<'a> {
+        let (form, ambiguity) = match read_form_media(req) {
+            Err(reason) => (Err(reason), None),
+            Ok(()) => match Form::parse_parts(req.query, req.body) {
+                Ok(form) => (Ok(form), None),
+                Err(e) => (
+                    Err(format!("the form body is unreadable: {e}")),
+                    e.is_ambiguous()
+                        .then(|| format!("the form parameters are ambiguous: {e}")),
+                ),
+            },
+        };
+        Call {
+            req: *req,
+            form,
+            ambiguity,
+        }
+    }
+
+    /// The request's parameters, refused unless the body is form-encoded
+    /// and unambiguous.
+    fn form(&self) -> Result<&Form, String> {
+        self.form.as_ref().map_err(String::clone)
+    }
+
+    /// What leash looked up for this request.
+    fn facts(&self) -> &'a Facts {
+        self.req.facts
+    }
+}
+
 /// Reads one request. Total: every input yields a classification.
 ///
 /// A write whose parameters can be read in more than one way is
@@ -417,8 +463,9 @@ pub fn classify(req: &RequestView<'_>) -> Classification {
         "meter-events.stripe.com" => return side_host(req, &[]),
         _ => {}
     }
-    let read = classify_write(req);
-    match form_ambiguity(req) {
+    let call = Call::new(req);
+    let read = classify_write(&call);
+    match call.ambiguity {
         Some(reason) => Classification::Ambiguous {
             operation: read.operation().to_owned(),
             reason,
@@ -447,21 +494,8 @@ fn side_host(req: &RequestView<'_>, harmless: &[(&str, &str, &str)]) -> Classifi
     }
 }
 
-/// Why the request's form parameters (query and body) can be read in more
-/// than one way, if they can. Only bodies Stripe would read as a form are
-/// looked at; a malformed escape is unreadable, not ambiguous, and left to
-/// the operation's own reading.
-fn form_ambiguity(req: &RequestView<'_>) -> Option<String> {
-    if read_form_media(req).is_err() {
-        return None;
-    }
-    match Form::parse_parts(req.query, req.body) {
-        Err(e) if e.is_ambiguous() => Some(format!("the form parameters are ambiguous: {e}")),
-        _ => None,
-    }
-}
-
-fn classify_write(req: &RequestView<'_>) -> Classification {
+fn classify_write(c: &Call<'_>) -> Classification {
+    let req = &c.req;
     let Some(segs) = canonical_segments(req.path) else {
         return unknown(
             "unknown",
@@ -473,7 +507,7 @@ fn classify_write(req: &RequestView<'_>) -> Classification {
         );
     };
     match req.method {
-        "POST" => classify_post(req, &segs),
+        "POST" => classify_post(c, &segs),
         "DELETE" => classify_delete(req, &segs),
         other => unknown(
             "unknown",
@@ -503,45 +537,45 @@ fn classify_delete(req: &RequestView<'_>, segs: &[&str]) -> Classification {
     }
 }
 
-fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
+fn classify_post(c: &Call<'_>, segs: &[&str]) -> Classification {
+    // Every operation that may need a lookup is matched in one place,
+    // shared with `lookups`.
+    if let Some(route) = lookups::route(segs) {
+        return route.classify(c);
+    }
     match segs {
-        // Spends.
-        ["v1", "payment_intents"] => simple_spend(req, PI_CREATE, PAYMENT_BENEFICIARY, None),
-        ["v1", "payment_intents", _] => payment_intent_update(req),
-        ["v1", "payment_intents", _, "confirm"] => unreadable(
-            PI_CONFIRM,
-            "confirming a PaymentIntent charges the amount set when it was created or updated; \
-             the confirm request does not carry it, and leash does not look it up"
-                .to_owned(),
+        ["v2", ..] => v2::classify(c, segs),
+
+        // Spends read from the request alone.
+        ["v1", "payment_intents"] => payments::create(c, PI_CREATE, PAYMENT_BENEFICIARY),
+        ["v1", "charges"] => payments::create(c, CHARGE_CREATE, CHARGE_BENEFICIARY),
+        ["v1", "transfers"] => simple_spend(c, TRANSFER_CREATE, DESTINATION_BENEFICIARY),
+        ["v1", "payouts"] => simple_spend(c, PAYOUT_CREATE, DESTINATION_BENEFICIARY),
+        ["v1", "topups"] => simple_spend(c, TOPUP_CREATE, &[]),
+        ["v1", "treasury", "outbound_payments"] => simple_spend(
+            c,
+            balances::TREASURY_OUTBOUND_PAYMENT,
+            balances::TREASURY_PAYMENT_BENEFICIARY,
         ),
-        ["v1", "payment_intents", _, "capture"] => {
-            capture(req, PI_CAPTURE, "amount_to_capture", "PaymentIntent")
-        }
-        ["v1", "payment_intents", _, "increment_authorization"] => unreadable(
-            PI_INCREMENT,
-            "increment_authorization sets a new `amount` without a `currency` (Stripe uses the \
-             PaymentIntent's), so leash cannot scale it"
-                .to_owned(),
+        ["v1", "treasury", "outbound_transfers"] => simple_spend(
+            c,
+            balances::TREASURY_OUTBOUND_TRANSFER,
+            balances::TREASURY_TRANSFER_BENEFICIARY,
         ),
-        ["v1", "payment_intents", _, "cancel"] => safe("payment_intent.cancel"),
-        ["v1", "charges"] => simple_spend(req, CHARGE_CREATE, CHARGE_BENEFICIARY, None),
-        ["v1", "charges", _, "capture"] => capture(req, CHARGE_CAPTURE, "amount", "Charge"),
-        ["v1", "charges", charge, "refunds"] | ["v1", "charges", charge, "refund"] => {
-            refund(req, Some(charge))
+        ["v1", "customers", customer, "balance_transactions"] => {
+            balances::customer_balance_transaction(c, customer)
         }
-        ["v1", "refunds"] => refund(req, None),
-        ["v1", "transfers"] => simple_spend(req, TRANSFER_CREATE, DESTINATION_BENEFICIARY, None),
-        ["v1", "payouts"] => simple_spend(req, PAYOUT_CREATE, DESTINATION_BENEFICIARY, None),
-        ["v1", "topups"] => simple_spend(req, TOPUP_CREATE, &[], None),
-        ["v1", "invoiceitems"] => invoice_item(req, INVOICEITEM_CREATE),
-        ["v1", "invoiceitems", _] => invoice_item(req, INVOICEITEM_UPDATE),
-        ["v1", "checkout", "sessions"] => checkout_session_create(req),
-        ["v1", "checkout", "sessions", _] => checkout_session_update(req),
+        ["v1", "setup_intents"] => balances::setup_intent(c, balances::SETUP_CREATE),
+        ["v1", "setup_intents", _] => balances::setup_intent(c, balances::SETUP_UPDATE),
+        ["v1", "setup_intents", _, "confirm"] => balances::setup_intent(c, balances::SETUP_CONFIRM),
+        ["v1", "checkout", "sessions", _] => billing::checkout_session_update(c),
+        ["v1", "invoices", _, "finalize"] => billing::invoice_finalize(),
+        ["v1", "quotes", _, "accept"] => billing::quote_accept(),
 
         // Updates of money objects: safe only with fields that change no
         // money; anything else is a write leash does not know.
         ["v1", "charges", _] => update(
-            req,
+            c,
             "charge.update",
             &[
                 "customer",
@@ -554,24 +588,34 @@ fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
                 "transfer_group",
             ],
         ),
-        ["v1", "refunds", _] => update(req, "refund.update", &["expand", "metadata"]),
-        ["v1", "transfers", _] => update(
-            req,
-            "transfer.update",
+        ["v1", "refunds", _] => update(c, "refund.update", &["expand", "metadata"]),
+        ["v1", "transfers", _] => {
+            update(c, "transfer.update", &["description", "expand", "metadata"])
+        }
+        ["v1", "payouts", _] => update(c, "payout.update", &["expand", "metadata"]),
+        ["v1", "topups", _] => update(c, "topup.update", &["description", "expand", "metadata"]),
+        ["v1", "customers", _, "balance_transactions", _] => update(
+            c,
+            "customer_balance_transaction.update",
             &["description", "expand", "metadata"],
         ),
-        ["v1", "payouts", _] => update(req, "payout.update", &["expand", "metadata"]),
-        ["v1", "topups", _] => update(req, "topup.update", &["description", "expand", "metadata"]),
 
         // Cancellations keep money where it is.
+        ["v1", "payment_intents", _, "cancel"] => safe("payment_intent.cancel"),
         ["v1", "refunds", _, "cancel"] => safe("refund.cancel"),
         ["v1", "payouts", _, "cancel"] => safe("payout.cancel"),
         ["v1", "topups", _, "cancel"] => safe("topup.cancel"),
         ["v1", "checkout", "sessions", _, "expire"] => safe("checkout_session.expire"),
+        ["v1", "treasury", "outbound_payments", _, "cancel"] => {
+            safe("treasury.outbound_payment.cancel")
+        }
+        ["v1", "treasury", "outbound_transfers", _, "cancel"] => {
+            safe("treasury.outbound_transfer.cancel")
+        }
 
         // Customers are safe unless the write sets their credit balance.
-        ["v1", "customers"] => customer_write(req, "customer.create"),
-        ["v1", "customers", _] => customer_write(req, "customer.update"),
+        ["v1", "customers"] => customer_write(c, "customer.create"),
+        ["v1", "customers", _] => customer_write(c, "customer.update"),
 
         // Known writes that move no money.
         ["v1", "customers", _, "tax_ids"] => safe("customer.tax_id.create"),
@@ -583,9 +627,6 @@ fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
         ["v1", "payment_methods", _] => safe("payment_method.update"),
         ["v1", "payment_methods", _, "attach"] => safe("payment_method.attach"),
         ["v1", "payment_methods", _, "detach"] => safe("payment_method.detach"),
-        ["v1", "setup_intents"] => safe("setup_intent.create"),
-        ["v1", "setup_intents", _] => safe("setup_intent.update"),
-        ["v1", "setup_intents", _, "confirm"] => safe("setup_intent.confirm"),
         ["v1", "setup_intents", _, "cancel"] => safe("setup_intent.cancel"),
         ["v1", "setup_intents", _, "verify_microdeposits"] => {
             safe("setup_intent.verify_microdeposits")
@@ -601,28 +642,16 @@ fn classify_post(req: &RequestView<'_>, segs: &[&str]) -> Classification {
             "unknown",
             format!(
                 "POST {} is not a Stripe endpoint leash knows to be safe or knows how to read",
-                shown(req.path)
+                shown(c.req.path)
             ),
         ),
     }
 }
 
-/// The request's parameters (query and body), refused unless the body is
-/// form-encoded and unambiguous.
-fn read_form(req: &RequestView<'_>) -> Result<Form, String> {
-    read_form_media(req)?;
-    Form::parse_parts(req.query, req.body).map_err(|e| format!("the form body is unreadable: {e}"))
-}
-
 /// Refuses a body that is not declared (or shaped) as a form.
 fn read_form_media(req: &RequestView<'_>) -> Result<(), String> {
     if let Some(ct) = req.content_type {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = media_type(ct);
         if media != "application/x-www-form-urlencoded" {
             return Err(format!(
                 "the body is {}, not application/x-www-form-urlencoded; Stripe's v1 API reads form fields",
@@ -635,6 +664,16 @@ fn read_form_media(req: &RequestView<'_>) -> Result<(), String> {
         return Err("the body looks like JSON; Stripe's v1 API reads form fields".to_owned());
     }
     Ok(())
+}
+
+/// The media type of a `Content-Type` value, lowercase, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// A scalar field, refusing one that is only given nested (`amount[x]=1`).
@@ -696,27 +735,18 @@ fn draft(req: &RequestView<'_>, op: Op, amount: Money, beneficiary: Option<Strin
 }
 
 /// `amount` + `currency` operations.
-fn simple_spend(
-    req: &RequestView<'_>,
-    op: Op,
-    beneficiary_keys: &[&str],
-    path_beneficiary: Option<&str>,
-) -> Classification {
-    match read_amount_currency(req, op) {
-        Ok((money, form)) => {
-            let who = path_beneficiary
-                .map(str::to_owned)
-                .or_else(|| beneficiary(&form, beneficiary_keys));
-            Classification::spend(op.name, vec![draft(req, op, money, who)])
+fn simple_spend(c: &Call<'_>, op: Op, beneficiary_keys: &[&str]) -> Classification {
+    let form = match c.form() {
+        Ok(form) => form,
+        Err(reason) => return unreadable(op, reason),
+    };
+    match amount_currency(form, op) {
+        Ok(money) => {
+            let who = beneficiary(form, beneficiary_keys);
+            Classification::spend(op.name, vec![draft(&c.req, op, money, who)])
         }
         Err(reason) => unreadable(op, reason),
     }
-}
-
-fn read_amount_currency(req: &RequestView<'_>, op: Op) -> Result<(Money, Form), String> {
-    let form = read_form(req)?;
-    let money = amount_currency(&form, op)?;
-    Ok((money, form))
 }
 
 fn amount_currency(form: &Form, op: Op) -> Result<Money, String> {
@@ -754,253 +784,12 @@ fn amount_currency(form: &Form, op: Op) -> Result<Money, String> {
     to_money("amount", minor, currency, exp)
 }
 
-/// The object a refund draws on: its currency and refundable amount are
-/// that object's (Stripe refuses `currency` on a charge refund, so SDK
-/// refunds carry none).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RefundOf<'a> {
-    Charge(&'a str),
-    PaymentIntent(&'a str),
-}
-
 /// A Stripe object id fit for a lookup path: letters, digits and `_`.
 fn object_id(id: &str) -> Option<&str> {
     let ok = !id.is_empty()
         && id.len() <= 255
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     ok.then_some(id)
-}
-
-fn refund_of<'a>(form: &'a Form, path_charge: Option<&'a str>) -> Option<RefundOf<'a>> {
-    if let Some(charge) = path_charge {
-        return object_id(charge).map(RefundOf::Charge);
-    }
-    let field = |name| form.get(name).filter(|v| !v.is_empty());
-    match (field("charge"), field("payment_intent")) {
-        (Some(charge), _) => object_id(charge).map(RefundOf::Charge),
-        (None, Some(pi)) => object_id(pi).map(RefundOf::PaymentIntent),
-        (None, None) => None,
-    }
-}
-
-/// The path of the refund's path charge (`/v1/charges/{id}/refunds`).
-fn path_charge<'a>(req: &RequestView<'a>) -> Option<&'a str> {
-    match canonical_segments(req.path)?.as_slice() {
-        ["v1", "charges", charge, "refunds"] | ["v1", "charges", charge, "refund"] => Some(charge),
-        _ => None,
-    }
-}
-
-fn charge_path(id: &str) -> String {
-    format!("/v1/charges/{id}")
-}
-
-fn payment_intent_path(id: &str) -> String {
-    format!("/v1/payment_intents/{id}")
-}
-
-/// The charge a refund draws on, once known: directly, or a
-/// PaymentIntent's `latest_charge`.
-fn refund_charge(of: RefundOf<'_>, facts: &Facts) -> Option<String> {
-    match of {
-        RefundOf::Charge(id) => Some(charge_path(id)),
-        RefundOf::PaymentIntent(id) => facts
-            .get(&payment_intent_path(id))?
-            .pointer("/latest_charge")?
-            .as_str()
-            .and_then(object_id)
-            .map(charge_path),
-    }
-}
-
-/// A refund's lookups: its charge (through its PaymentIntent when it names
-/// one), for the currency and the refundable amount, and to check a
-/// `currency` the request gives.
-fn refund_lookups(req: &RequestView<'_>) -> Vec<Lookup> {
-    let is_refund_path = matches!(
-        canonical_segments(req.path).as_deref(),
-        Some(["v1", "refunds"])
-            | Some(["v1", "charges", _, "refunds"])
-            | Some(["v1", "charges", _, "refund"])
-    );
-    if req.method != "POST" || !is_refund_path {
-        return Vec::new();
-    }
-    let Ok(form) = read_form(req) else {
-        return Vec::new();
-    };
-    let Some(of) = refund_of(&form, path_charge(req)) else {
-        return Vec::new();
-    };
-    if let RefundOf::PaymentIntent(id) = of {
-        let path = payment_intent_path(id);
-        if !req.facts.has(&path) {
-            return vec![Lookup {
-                path,
-                why: "a refund of a PaymentIntent draws on its latest charge".into(),
-            }];
-        }
-    }
-    match refund_charge(of, req.facts) {
-        Some(path) => vec![Lookup {
-            path,
-            why: "a refund's currency and refundable amount are its charge's".into(),
-        }],
-        None => Vec::new(),
-    }
-}
-
-/// `POST /v1/refunds` and the legacy charge refunds: the amount and
-/// currency the request gives, checked against (or completed from) the
-/// charge leash looked up.
-fn refund(req: &RequestView<'_>, path_charge: Option<&str>) -> Classification {
-    let op = REFUND_CREATE;
-    let form = match read_form(req) {
-        Ok(form) => form,
-        Err(reason) => return unreadable(op, reason),
-    };
-    let beneficiary = path_charge
-        .map(str::to_owned)
-        .or_else(|| beneficiary(&form, REFUND_BENEFICIARY));
-    let of = refund_of(&form, path_charge);
-    let charge_at = of.and_then(|of| refund_charge(of, req.facts));
-    let charge = charge_at.as_deref().and_then(|at| req.facts.get(at));
-    let Some(charge) = charge else {
-        // Nothing looked up (no charge named, or the lookup failed): what
-        // the request itself says, if it says everything.
-        let failed = [
-            of.and_then(|of| match of {
-                RefundOf::PaymentIntent(id) => req.facts.failure(&payment_intent_path(id)),
-                RefundOf::Charge(_) => None,
-            }),
-            charge_at.as_deref().and_then(|at| req.facts.failure(at)),
-        ]
-        .into_iter()
-        .flatten()
-        .next();
-        return match amount_currency(&form, op) {
-            Ok(money) => Classification::spend(op.name, vec![draft(req, op, money, beneficiary)]),
-            Err(reason) => unreadable(
-                op,
-                match failed {
-                    Some(failed) => format!("{reason}; {failed}"),
-                    None => reason,
-                },
-            ),
-        };
-    };
-    let source = format!("GET {}", charge_at.as_deref().unwrap_or(""));
-    let looked_up = |what: &str| format!("{what} ({source})");
-    let Some(charge_currency) = charge.pointer("/currency").and_then(|c| c.as_str()) else {
-        return unreadable(op, format!("the charge has no `currency` ({source})"));
-    };
-    let (currency, exp) = match stripe_currency("currency", charge_currency) {
-        Ok(c) => c,
-        Err(reason) => return unreadable(op, looked_up(&reason)),
-    };
-    let mut sources = std::collections::BTreeMap::new();
-    match scalar(&form, "currency") {
-        Err(reason) => return unreadable(op, reason),
-        Ok(Some(given)) if !given.is_empty() => {
-            if !given.eq_ignore_ascii_case(charge_currency) {
-                return Classification::Ambiguous {
-                    operation: op.name.to_owned(),
-                    reason: format!(
-                        "the refund says `currency` {} but its charge is in {} ({source})",
-                        shown(given),
-                        currency
-                    ),
-                };
-            }
-        }
-        Ok(_) => {
-            sources.insert(
-                "currency".to_owned(),
-                looked_up(&currency.code().to_ascii_lowercase()),
-            );
-        }
-    }
-    let minor = match scalar(&form, "amount") {
-        Err(reason) => return unreadable(op, reason),
-        Ok(Some(amount)) => match integer("amount", amount) {
-            Ok(minor) => minor,
-            Err(reason) => return unreadable(op, reason),
-        },
-        Ok(None) => {
-            // A full refund: what is left to refund of the charge.
-            let field = |name: &str| charge.pointer(name).and_then(|v| v.as_i64());
-            let (Some(amount), Some(refunded)) = (field("/amount"), field("/amount_refunded"))
-            else {
-                return unreadable(
-                    op,
-                    format!("a full refund's amount is the charge's `amount` - `amount_refunded`, which the charge does not give as integers ({source})"),
-                );
-            };
-            let left = amount.saturating_sub(refunded).max(0);
-            sources.insert(
-                "amount".to_owned(),
-                looked_up(&format!("{left} minor units left to refund")),
-            );
-            u128::try_from(left).unwrap_or(0)
-        }
-    };
-    match to_money("amount", minor, currency, exp) {
-        Ok(money) => {
-            let mut draft = draft(req, op, money, beneficiary);
-            draft.sources = sources;
-            Classification::spend(op.name, vec![draft])
-        }
-        Err(reason) => unreadable(op, reason),
-    }
-}
-
-/// Captures never carry a currency, so they are always unreadable; the
-/// reason says which part is missing.
-fn capture(req: &RequestView<'_>, op: Op, amount_field: &str, object: &str) -> Classification {
-    let reason = match read_form(req) {
-        Err(e) => e,
-        Ok(form) if form.has_root(amount_field) => format!(
-            "`{amount_field}` is given but a capture carries no `currency` (Stripe uses the \
-             {object}'s), so the amount cannot be scaled"
-        ),
-        Ok(_) => format!(
-            "a capture without `{amount_field}` captures the whole authorized amount of the \
-             {object}, which is not in the request"
-        ),
-    };
-    unreadable(op, reason)
-}
-
-fn payment_intent_update(req: &RequestView<'_>) -> Classification {
-    let op = PI_UPDATE;
-    let form = match read_form(req) {
-        Ok(f) => f,
-        Err(e) => return unreadable(op, e),
-    };
-    if form.has_root("amount") {
-        return match amount_currency(&form, op) {
-            Ok(money) => {
-                let who = beneficiary(&form, PAYMENT_BENEFICIARY);
-                Classification::spend(op.name, vec![draft(req, op, money, who)])
-            }
-            Err(e) => unreadable(op, e),
-        };
-    }
-    match form
-        .roots()
-        .into_iter()
-        .find(|r| !PI_UPDATE_HARMLESS.contains(r))
-    {
-        None => safe(op.name),
-        Some(field) => unreadable(
-            op,
-            format!(
-                "changes `{}` of a PaymentIntent without stating its `amount`; leash cannot \
-                 tell what the PaymentIntent then commits",
-                shown_field(field)
-            ),
-        ),
-    }
 }
 
 /// A field name for a reason string, without the quotes `shown` adds.
@@ -1014,14 +803,19 @@ fn shown_field(field: &str) -> String {
     cut
 }
 
+/// The first field of `form` not in `harmless`, if any.
+fn first_not_in<'f>(form: &'f Form, harmless: &[&str]) -> Option<&'f str> {
+    form.roots().into_iter().find(|r| !harmless.contains(r))
+}
+
 /// Updates of money objects: `Safe` when every field is in `harmless`,
 /// otherwise `Unknown` naming the first other field.
-fn update(req: &RequestView<'_>, operation: &str, harmless: &[&str]) -> Classification {
-    let form = match read_form(req) {
+fn update(c: &Call<'_>, operation: &str, harmless: &[&str]) -> Classification {
+    let form = match c.form() {
         Ok(f) => f,
         Err(e) => return unknown(operation, e),
     };
-    match form.roots().into_iter().find(|r| !harmless.contains(r)) {
+    match first_not_in(form, harmless) {
         None => safe(operation),
         Some(field) => unknown(
             operation,
@@ -1035,372 +829,14 @@ fn update(req: &RequestView<'_>, operation: &str, harmless: &[&str]) -> Classifi
 
 /// Customer writes are safe unless they set `balance`, the customer's
 /// credit (negative) or debit (positive) towards future invoices.
-fn customer_write(req: &RequestView<'_>, operation: &str) -> Classification {
-    match read_form(req) {
+fn customer_write(c: &Call<'_>, operation: &str) -> Classification {
+    match c.form() {
         Err(e) => unknown(operation, e),
         Ok(form) if form.has_root("balance") => unknown(
             operation,
             "sets `balance`, which credits or debits the customer's future invoices".to_owned(),
         ),
         Ok(_) => safe(operation),
-    }
-}
-
-/// Invoice items: `amount`, or `unit_amount` × `quantity`, or
-/// `price_data[unit_amount]` × `quantity`; exactly one of them.
-fn invoice_item(req: &RequestView<'_>, op: Op) -> Classification {
-    let form = match read_form(req) {
-        Ok(f) => f,
-        Err(e) => return unreadable(op, e),
-    };
-    match invoice_item_amount(&form, op) {
-        Ok(Some(money)) => {
-            let who = beneficiary(&form, INVOICEITEM_BENEFICIARY);
-            Classification::spend(op.name, vec![draft(req, op, money, who)])
-        }
-        Ok(None) => safe(op.name),
-        Err(e) => unreadable(op, e),
-    }
-}
-
-/// `Ok(None)` only for an update that changes no amount.
-fn invoice_item_amount(form: &Form, op: Op) -> Result<Option<Money>, String> {
-    let is_update = op.name == INVOICEITEM_UPDATE.name;
-    for (field, why) in [
-        (
-            "unit_amount_decimal",
-            "is a fractional count of minor units that Stripe rounds",
-        ),
-        (
-            "price_data[unit_amount_decimal]",
-            "is a fractional count of minor units that Stripe rounds",
-        ),
-        ("quantity_decimal", "is a fractional quantity"),
-        (
-            "price",
-            "references a Price whose amount is not in the request",
-        ),
-        (
-            "pricing",
-            "references a Price whose amount is not in the request",
-        ),
-    ] {
-        if form.has_root(field) {
-            return Err(format!("`{field}` {why}"));
-        }
-    }
-    let sources: Vec<&str> = ["amount", "unit_amount", "price_data"]
-        .into_iter()
-        .filter(|f| form.has_root(f))
-        .collect();
-    match sources.as_slice() {
-        [] if is_update => {
-            if let Some(field) = form
-                .roots()
-                .into_iter()
-                .find(|r| !INVOICEITEM_UPDATE_HARMLESS.contains(r))
-            {
-                return Err(format!(
-                    "changes `{}` of an invoice item without stating its amount",
-                    shown_field(field)
-                ));
-            }
-            Ok(None)
-        }
-        [] => {
-            Err("no amount: needs `amount`, `unit_amount` or `price_data[unit_amount]`".to_owned())
-        }
-        ["amount"] => {
-            if is_update {
-                return Err(
-                    "`amount` is changed, but an invoice item update carries no \
-                            currency (Stripe keeps the item's), so the amount cannot be scaled"
-                        .to_owned(),
-                );
-            }
-            if form.has_root("quantity") {
-                return Err(
-                    "both `amount` and `quantity` are given; the total is ambiguous".to_owned(),
-                );
-            }
-            amount_currency(form, op).map(Some)
-        }
-        ["unit_amount"] if is_update => Err(
-            "`unit_amount` is changed, but an invoice item update carries no currency \
-             (Stripe keeps the item's), so the amount cannot be scaled"
-                .to_owned(),
-        ),
-        ["unit_amount"] => unit_times_quantity(form, "unit_amount", "currency", false).map(Some),
-        ["price_data"] => {
-            // An update that omits `quantity` keeps the item's current one,
-            // which is not in the request.
-            let money = unit_times_quantity(
-                form,
-                "price_data[unit_amount]",
-                "price_data[currency]",
-                is_update,
-            )?;
-            if let Some(top) = scalar(form, "currency")? {
-                let (top, _) = stripe_currency("currency", top)?;
-                if top != money.currency {
-                    return Err(format!(
-                        "`currency` ({top}) differs from `price_data[currency]` ({})",
-                        money.currency
-                    ));
-                }
-            }
-            Ok(Some(money))
-        }
-        several => Err(format!(
-            "several amount sources are given ({}); the amount is ambiguous",
-            several.join(", ")
-        )),
-    }
-}
-
-/// `unit × quantity` in minor units, scaled once, exactly. A missing
-/// quantity is 1 on create (Stripe's default for invoice items) and
-/// unreadable when `quantity_required` (an update keeps the old quantity).
-fn unit_times_quantity(
-    form: &Form,
-    unit_field: &str,
-    currency_field: &str,
-    quantity_required: bool,
-) -> Result<Money, String> {
-    let unit = scalar(form, unit_field)?.ok_or_else(|| format!("no `{unit_field}`"))?;
-    let unit = integer(unit_field, unit)?;
-    let quantity = match scalar(form, "quantity")? {
-        Some(q) => integer("quantity", q)?,
-        None if quantity_required => {
-            return Err(format!(
-                "`{unit_field}` is changed without `quantity`; the item keeps its current \
-                 quantity, which is not in the request"
-            ))
-        }
-        None => 1,
-    };
-    let currency = scalar(form, currency_field)?
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| format!("no `{currency_field}`"))?;
-    let (currency, exp) = stripe_currency(currency_field, currency)?;
-    let total = unit
-        .checked_mul(quantity)
-        .ok_or_else(|| format!("`{unit_field}` × `quantity` is too large to represent"))?;
-    to_money(unit_field, total, currency, exp)
-}
-
-/// Fields of one checkout line item that leash understands, by their path
-/// after `line_items[i]`. `[price_data][product_data]...`, `[metadata]...`,
-/// `[tax_rates]...` and `[dynamic_tax_rates]...` are allowed as prefixes.
-const LINE_ITEM_FIELDS: &[&str] = &[
-    "[quantity]",
-    "[price_data][currency]",
-    "[price_data][unit_amount]",
-    "[price_data][product]",
-    "[price_data][tax_behavior]",
-    "[adjustable_quantity][enabled]",
-    "[adjustable_quantity][minimum]",
-    "[adjustable_quantity][maximum]",
-];
-const LINE_ITEM_PREFIXES: &[&str] = &[
-    "[price_data][product_data][",
-    "[metadata][",
-    "[tax_rates][",
-    "[dynamic_tax_rates][",
-];
-
-fn checkout_session_create(req: &RequestView<'_>) -> Classification {
-    let op = CHECKOUT_CREATE;
-    let form = match read_form(req) {
-        Ok(f) => f,
-        Err(e) => return unreadable(op, e),
-    };
-    let mode = match scalar(&form, "mode") {
-        Ok(m) => m,
-        Err(e) => return unreadable(op, e),
-    };
-    match mode {
-        Some("payment") => {}
-        Some("setup") if !form.has_root("line_items") && !form.has_root("optional_items") => {
-            // Setup mode saves a payment method and charges nothing.
-            return safe(op.name);
-        }
-        Some("setup") => {
-            return unreadable(
-                op,
-                "`mode=setup` with line items is contradictory".to_owned(),
-            )
-        }
-        Some("subscription") => {
-            return unreadable(
-                op,
-                "`mode=subscription` commits recurring charges; leash reads one-off amounts only"
-                    .to_owned(),
-            )
-        }
-        Some(other) => {
-            return unreadable(
-                op,
-                format!("`mode` is {}, not payment or setup", shown(other)),
-            )
-        }
-        None => return unreadable(op, "no `mode`".to_owned()),
-    }
-    match checkout_total(&form) {
-        Ok(money) => {
-            let who = beneficiary(&form, CHECKOUT_BENEFICIARY);
-            Classification::spend(op.name, vec![draft(req, op, money, who)])
-        }
-        Err(e) => unreadable(op, e),
-    }
-}
-
-fn checkout_total(form: &Form) -> Result<Money, String> {
-    for (field, why) in [
-        (
-            "optional_items",
-            "lets the customer add items, so the total is not fixed",
-        ),
-        (
-            "shipping_options",
-            "adds the shipping rate the customer picks, which leash cannot know",
-        ),
-    ] {
-        if form.has_root(field) {
-            return Err(format!("`{field}` {why}"));
-        }
-    }
-    if form.get("line_items").is_some() {
-        return Err("`line_items` is given as a plain value, not as a list".to_owned());
-    }
-    // Group `line_items[i]...` fields by index.
-    let mut items: std::collections::BTreeMap<u32, Vec<(&str, &str)>> = Default::default();
-    for (name, value) in form.with_prefix("line_items[") {
-        let rest = name.get("line_items[".len()..).unwrap_or("");
-        let close = rest.find(']').unwrap_or(rest.len());
-        let index = rest.get(..close).unwrap_or("");
-        let sub = rest.get(close + 1..).unwrap_or("");
-        let i = line_item_index(index)?;
-        items.entry(i).or_default().push((sub, value));
-    }
-    if items.is_empty() {
-        return Err("no `line_items`".to_owned());
-    }
-    let mut total: u128 = 0;
-    let mut session_currency: Option<(Currency, u32)> = None;
-    for (i, fields) in &items {
-        let field = |sub: &str| fields.iter().find(|(s, _)| *s == sub).map(|(_, v)| *v);
-        for (sub, value) in fields {
-            let known = LINE_ITEM_FIELDS.contains(sub)
-                || LINE_ITEM_PREFIXES.iter().any(|p| sub.starts_with(p));
-            if *sub == "[price]" {
-                return Err(format!(
-                    "`line_items[{i}][price]` references a Price whose amount is not in the request"
-                ));
-            }
-            if *sub == "[price_data][unit_amount_decimal]" {
-                return Err(format!(
-                    "`line_items[{i}][price_data][unit_amount_decimal]` is a fractional count \
-                     of minor units that Stripe rounds"
-                ));
-            }
-            if sub.starts_with("[price_data][recurring]") {
-                return Err(format!(
-                    "`line_items[{i}]` has a recurring price; leash reads one-off amounts only"
-                ));
-            }
-            if *sub == "[adjustable_quantity][enabled]" && *value != "false" {
-                return Err(format!(
-                    "`line_items[{i}][adjustable_quantity]` lets the customer change the \
-                     quantity, so the total is not fixed"
-                ));
-            }
-            if !known {
-                return Err(format!(
-                    "`line_items[{i}]{}` is not a line-item field leash understands",
-                    shown_field(sub)
-                ));
-            }
-        }
-        let unit_field = format!("line_items[{i}][price_data][unit_amount]");
-        let unit =
-            field("[price_data][unit_amount]").ok_or_else(|| format!("no `{unit_field}`"))?;
-        let unit = integer(&unit_field, unit)?;
-        let qty_field = format!("line_items[{i}][quantity]");
-        let quantity = field("[quantity]").ok_or_else(|| format!("no `{qty_field}`"))?;
-        let quantity = integer(&qty_field, quantity)?;
-        let cur_field = format!("line_items[{i}][price_data][currency]");
-        let currency = field("[price_data][currency]")
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| format!("no `{cur_field}`"))?;
-        let (currency, exp) = stripe_currency(&cur_field, currency)?;
-        match session_currency {
-            None => session_currency = Some((currency, exp)),
-            Some((c, _)) if c != currency => {
-                return Err(format!(
-                    "line items mix currencies ({c} and {currency}); a session has one"
-                ))
-            }
-            Some(_) => {}
-        }
-        total = unit
-            .checked_mul(quantity)
-            .and_then(|line| total.checked_add(line))
-            .ok_or_else(|| "the line items' total is too large to represent".to_owned())?;
-    }
-    let (currency, exp) = session_currency.ok_or_else(|| "no `line_items`".to_owned())?;
-    if let Some(top) = scalar(form, "currency")? {
-        let (top, _) = stripe_currency("currency", top)?;
-        if top != currency {
-            return Err(format!(
-                "`currency` ({top}) differs from the line items' currency ({currency})"
-            ));
-        }
-    }
-    to_money("line_items", total, currency, exp)
-}
-
-/// A line-item index: a plain decimal without leading zeros, so that
-/// `[0]` and `[00]` cannot be two spellings of one item.
-fn line_item_index(index: &str) -> Result<u32, String> {
-    let bad = || format!("line item index {} is not a plain number", shown(index));
-    let n = parse_minor_digits(index).map_err(|_| bad())?;
-    u32::try_from(n)
-        .ok()
-        .filter(|n| *n < 10_000)
-        .ok_or_else(bad)
-}
-
-fn checkout_session_update(req: &RequestView<'_>) -> Classification {
-    let op = CHECKOUT_UPDATE;
-    let form = match read_form(req) {
-        Ok(f) => f,
-        Err(e) => return unknown(op.name, e),
-    };
-    for field in ["line_items", "shipping_options", "optional_items"] {
-        if form.has_root(field) {
-            return unreadable(
-                op,
-                format!(
-                    "changes `{field}` of an existing session, whose other items are not in \
-                     the request"
-                ),
-            );
-        }
-    }
-    match form
-        .roots()
-        .into_iter()
-        .find(|r| !["expand", "metadata"].contains(r))
-    {
-        None => safe(op.name),
-        Some(field) => unknown(
-            op.name,
-            format!(
-                "checkout_session.update sets `{}`, which leash does not know to be harmless",
-                shown_field(field)
-            ),
-        ),
     }
 }
 
@@ -2224,16 +1660,19 @@ mod tests {
 
     #[test]
     fn unknown_paths_name_the_path() {
+        // Subscriptions, invoice payments, v2 accounts and transfer
+        // reversals, unknown here once, are read now (see the tests in
+        // payments.rs, billing.rs, balances.rs and v2.rs).
         let c = post(
-            "/v1/subscriptions",
-            "customer=cus_1&items[0][price]=price_1",
+            "/v1/subscription_schedules",
+            "customer=cus_1&phases[0][items][0][price]=price_1",
         );
         assert_eq!(c.kind(), "unknown");
-        assert!(reason(&c).contains("/v1/subscriptions"));
+        assert!(reason(&c).contains("/v1/subscription_schedules"));
         for p in [
-            "/v1/invoices/in_1/pay",
-            "/v2/core/accounts",
-            "/v1/transfers/tr_1/reversals",
+            "/v1/invoices/in_1/send",
+            "/v2/core/vault/us_bank_accounts",
+            "/v1/transfers/tr_1/frobnicate",
         ] {
             assert_eq!(post(p, "").kind(), "unknown", "{p}");
         }
