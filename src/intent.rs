@@ -317,11 +317,15 @@ pub struct Lookup {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     got: std::collections::BTreeMap<String, Result<crate::adapters::json::Json, String>>,
+    /// The objects learned from a vendor's answer rather than looked up,
+    /// with the request that answer was to (`POST /v1/payment_intents`).
+    learned: std::collections::BTreeMap<String, String>,
 }
 
 /// No facts: what a request is classified with before any lookup.
 pub static NO_FACTS: Facts = Facts {
     got: std::collections::BTreeMap::new(),
+    learned: std::collections::BTreeMap::new(),
 };
 
 impl Facts {
@@ -343,8 +347,32 @@ impl Facts {
         self.got.contains_key(path)
     }
 
+    /// The answer to the lookup of `path` (or why there is none).
     pub fn insert(&mut self, path: String, got: Result<crate::adapters::json::Json, String>) {
+        self.learned.remove(&path);
         self.got.insert(path, got);
+    }
+
+    /// The object at `path`, learned from the vendor's answer to `from`
+    /// (`POST /v1/payment_intents`) instead of looked up.
+    pub fn insert_learned(
+        &mut self,
+        path: String,
+        json: crate::adapters::json::Json,
+        from: String,
+    ) {
+        self.learned.insert(path.clone(), from);
+        self.got.insert(path, Ok(json));
+    }
+
+    /// Where the object at `path` came from, for an intent's `sources`:
+    /// `GET /v1/charges/ch_1`, or `the answer to POST /v1/charges` when it
+    /// was learned.
+    pub fn source(&self, path: &str) -> String {
+        match self.learned.get(path) {
+            Some(from) => format!("the answer to {from}"),
+            None => format!("GET {path}"),
+        }
     }
 }
 

@@ -203,6 +203,10 @@ async fn a_confirm_is_decided_on_the_looked_up_payment_intent() {
     assert_eq!(got.len(), 1, "looked up once");
     assert_eq!(got[0].headers["authorization"], KEY, "the agent's own key");
     assert_eq!(
+        got[0].headers["stripe-version"], "2026-06-24.dahlia",
+        "the API version the agent pinned"
+    );
+    assert_eq!(
         got[0].headers["stripe-account"], ACCOUNT,
         "the same account"
     );
@@ -316,7 +320,11 @@ async fn a_checkout_session_is_priced_with_the_looked_up_price() {
     assert_eq!(forwarded.len(), 1);
     assert_eq!(forwarded[0].body, session(2).into_bytes());
     let price_gets = gets_of(&stripe, "/v1/prices/price_1");
-    assert!(!price_gets.is_empty());
+    assert_eq!(
+        price_gets.len(),
+        1,
+        "a Price cannot change: the forwarded session leaves it cached"
+    );
     assert_eq!(price_gets[0].headers["authorization"], KEY);
     assert_eq!(price_gets[0].headers["stripe-account"], ACCOUNT);
 
@@ -475,6 +483,25 @@ async fn a_confirm_after_a_create_reads_the_learned_payment_intent() {
     assert_eq!(confirmed["intent"][0]["beneficiary"], "cus_demo");
     assert_eq!(
         confirmed["intent"][0]["sources"]["currency"],
-        format!("eur (GET {pi_path})")
+        "eur (the answer to POST /v1/payment_intents)",
+        "cited as learned, not as a GET"
+    );
+
+    // The confirm changed the PaymentIntent: a second confirm of it is read
+    // against Stripe's object now, looked up.
+    let again = form(&client, &confirm, "", "k-confirm-again").await;
+    assert_eq!(
+        again.status, 400,
+        "the stand-in refuses a second confirm: {}",
+        again.json
+    );
+    let lookups = stripe
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path_and_query == pi_path)
+        .count();
+    assert_eq!(
+        lookups, 0,
+        "the confirm's own answer was learned in its place"
     );
 }

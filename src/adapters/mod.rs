@@ -102,6 +102,14 @@ pub trait Adapter: Send + Sync {
     fn lookup_headers(&self) -> Vec<&str> {
         vec!["authorization"]
     }
+    /// Whether the object looked up at `path` stays as it was when a
+    /// request that needed it is forwarded. By default every looked-up
+    /// object goes stale then (a refund changes its charge); an adapter
+    /// names the objects a write cannot change (a Stripe Price's amount is
+    /// fixed once created), so they are not looked up again.
+    fn stays_fresh(&self, _path: &str) -> bool {
+        false
+    }
     /// Whether a body field called `name` bears an amount, for the raw
     /// fields an approver is shown when leash could not read a request's
     /// amount (they must state it). The default: `currency`, `…[currency]`

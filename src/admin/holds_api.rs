@@ -186,7 +186,7 @@ fn vote_answer(
                     outcome
                         .hold
                         .release_by
-                        .map(|t| t.to_rfc3339())
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                         .unwrap_or_default()
                 ),
                 (state, _) => format!("{vote} by {approver} counted; the hold is {state}"),

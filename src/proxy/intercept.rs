@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
 use super::held::{HeldRequest, Retry};
-use super::lookup::Scope;
+use super::lookup::{Looked, Scope};
 use super::Proxy;
 use crate::adapters::Adapter;
 use crate::answer::{Answer, ProxyBody};
@@ -444,7 +444,14 @@ impl Proxy {
                         for lookup in wanted {
                             let got = self.look_up(tunnel, &scope, &lookup).await;
                             looked_up.push(lookup.path.clone());
-                            facts.insert(lookup.path, got);
+                            match got {
+                                Ok(Looked {
+                                    json,
+                                    learned_from: Some(from),
+                                }) => facts.insert_learned(lookup.path, json, from),
+                                Ok(Looked { json, .. }) => facts.insert(lookup.path, Ok(json)),
+                                Err(failure) => facts.insert(lookup.path, Err(failure)),
+                            }
                         }
                     }
                 }
@@ -518,7 +525,13 @@ impl Proxy {
                 Err(error) => !error.nothing_sent(),
             };
             if maybe_sent {
-                self.lookups.forget(scope, &after.looked_up);
+                let stale: Vec<String> = after
+                    .looked_up
+                    .iter()
+                    .filter(|path| !vendor.is_some_and(|a| a.stays_fresh(path)))
+                    .cloned()
+                    .collect();
+                self.lookups.forget(scope, &stale);
             }
         }
         match sent {
@@ -651,7 +664,8 @@ impl Proxy {
                     if !learned.is_empty() {
                         tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, objects = learned.len(), "learned from an answer");
                         self.metrics.lookup(tunnel.vendor(), "learned");
-                        self.lookups.learned(scope, learned);
+                        let from = format!("{} {}", request.method, request.uri.path());
+                        self.lookups.learned(scope, &from, learned);
                     }
                 }
             }

@@ -44,31 +44,54 @@ const MAX_ENTRIES: usize = 4096;
 /// Looked-up objects by [`cache_key`].
 #[derive(Default)]
 pub struct LookupCache {
-    entries: Mutex<HashMap<[u8; 32], (Instant, Json)>>,
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+/// One cached object: when it was put, what it is, and the request whose
+/// answer taught it (`None`: it was looked up).
+#[derive(Debug, Clone)]
+struct Cached {
+    at: Instant,
+    json: Json,
+    learned_from: Option<String>,
+}
+
+/// A lookup's answer: the object, and whether it was learned rather than
+/// looked up (then the request whose answer taught it).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Looked {
+    pub json: Json,
+    pub learned_from: Option<String>,
 }
 
 impl LookupCache {
-    fn get(&self, key: &[u8; 32]) -> Option<Json> {
+    fn get(&self, key: &[u8; 32]) -> Option<Looked> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
-            .map(|(_, json)| json.clone())
+            .filter(|c| c.at.elapsed() < CACHE_FOR)
+            .map(|c| Looked {
+                json: c.json.clone(),
+                learned_from: c.learned_from.clone(),
+            })
     }
 
-    fn put(&self, key: [u8; 32], json: Json) {
+    fn put(&self, key: [u8; 32], json: Json, learned_from: Option<String>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+        entries.retain(|_, c| c.at.elapsed() < CACHE_FOR);
         if entries.len() >= MAX_ENTRIES {
-            if let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = entries.iter().min_by_key(|(_, c)| c.at).map(|(k, _)| *k) {
                 entries.remove(&oldest);
             }
         }
-        entries.insert(key, (Instant::now(), json));
+        entries.insert(
+            key,
+            Cached {
+                at: Instant::now(),
+                json,
+                learned_from,
+            },
+        );
     }
 
     fn remove(&self, keys: &[[u8; 32]]) {
@@ -87,11 +110,12 @@ impl LookupCache {
         self.remove(&keys);
     }
 
-    /// Keeps what an adapter learned from a vendor's answer as if it had
-    /// been looked up, for the same scope.
-    pub(super) fn learned(&self, scope: &Scope, objects: Vec<(String, Json)>) {
+    /// Keeps what an adapter learned from the vendor's answer to `from`
+    /// (`POST /v1/payment_intents`) as if it had been looked up, for the
+    /// same scope; intents cite it as learned.
+    pub(super) fn learned(&self, scope: &Scope, from: &str, objects: Vec<(String, Json)>) {
         for (path, json) in objects {
-            self.put(scope.key(&path), json);
+            self.put(scope.key(&path), json, Some(from.to_owned()));
         }
     }
 }
@@ -166,12 +190,12 @@ impl Proxy {
         tunnel: &Tunnel,
         scope: &Scope,
         lookup: &Lookup,
-    ) -> Result<Json, String> {
+    ) -> Result<Looked, String> {
         let what = format!("GET {}", lookup.path);
         let key = scope.key(&lookup.path);
-        if let Some(json) = self.lookups.get(&key) {
+        if let Some(looked) = self.lookups.get(&key) {
             self.metrics.lookup(tunnel.vendor(), "cached");
-            return Ok(json);
+            return Ok(looked);
         }
         let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
         let mut request = Request::builder().method(Method::GET).uri(uri);
@@ -207,8 +231,11 @@ impl Proxy {
             Ok(Ok(json)) => {
                 self.metrics.lookup(tunnel.vendor(), "ok");
                 tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, lookup = %what, why = %lookup.why, "looked up");
-                self.lookups.put(key, json.clone());
-                Ok(json)
+                self.lookups.put(key, json.clone(), None);
+                Ok(Looked {
+                    json,
+                    learned_from: None,
+                })
             }
             Ok(Err(reason)) => Err(self.failed(tunnel, &what, &reason)),
             Err(_) => Err(self.failed(
@@ -284,16 +311,22 @@ mod tests {
         let (a, b) = (scope("a"), scope("b"));
         cache.learned(
             &a,
+            "POST /x",
             vec![
                 ("/x/1".into(), Json::Bool(true)),
                 ("/x/2".into(), Json::Null),
             ],
         );
-        cache.learned(&b, vec![("/x/1".into(), Json::Bool(false))]);
+        cache.learned(&b, "POST /x", vec![("/x/1".into(), Json::Bool(false))]);
         cache.forget(&a, &["/x/1".to_owned()]);
-        assert_eq!(cache.get(&a.key("/x/1")), None);
-        assert_eq!(cache.get(&a.key("/x/2")), Some(Json::Null));
-        assert_eq!(cache.get(&b.key("/x/1")), Some(Json::Bool(false)));
+        let json = |key: [u8; 32]| cache.get(&key).map(|l| l.json);
+        assert_eq!(json(a.key("/x/1")), None);
+        assert_eq!(json(a.key("/x/2")), Some(Json::Null));
+        assert_eq!(json(b.key("/x/1")), Some(Json::Bool(false)));
+        assert_eq!(
+            cache.get(&a.key("/x/2")).and_then(|l| l.learned_from),
+            Some("POST /x".to_owned())
+        );
     }
 
     #[test]
@@ -302,13 +335,13 @@ mod tests {
         for i in 0..(MAX_ENTRIES + 10) {
             let mut key = [0u8; 32];
             key[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            cache.put(key, Json::Null);
+            cache.put(key, Json::Null, None);
         }
         assert!(cache.entries.lock().unwrap().len() <= MAX_ENTRIES);
         let key = [9u8; 32];
-        cache.put(key, Json::Bool(true));
-        assert_eq!(cache.get(&key), Some(Json::Bool(true)));
-        cache.entries.lock().unwrap().get_mut(&key).unwrap().0 =
+        cache.put(key, Json::Bool(true), None);
+        assert_eq!(cache.get(&key).map(|l| l.json), Some(Json::Bool(true)));
+        cache.entries.lock().unwrap().get_mut(&key).unwrap().at =
             Instant::now() - CACHE_FOR - Duration::from_secs(1);
         assert_eq!(cache.get(&key), None);
     }

@@ -254,11 +254,12 @@ pub(super) fn subscription_item_path(id: &str) -> String {
     format!("/v1/subscription_items/{id}")
 }
 
-/// A looked-up object and how to cite it (`GET /v1/charges/ch_1`).
-#[derive(Debug, Clone, Copy)]
+/// A looked-up (or learned) object and how to cite it
+/// (`GET /v1/charges/ch_1`, `the answer to POST /v1/charges`).
+#[derive(Debug, Clone)]
 pub(super) struct Found<'f> {
     pub(super) json: &'f Json,
-    pub(super) path: &'f str,
+    pub(super) source: String,
 }
 
 /// The object looked up at `path`, if it is a `kind` (`payment_intent`).
@@ -296,13 +297,17 @@ pub(super) fn found<'f>(
             ));
         }
     }
-    Ok(Found { json, path })
+    Ok(Found {
+        json,
+        source: facts.source(path),
+    })
 }
 
 impl Found<'_> {
-    /// `what (GET path)`, for `sources` and reasons.
+    /// `what (GET path)` (or `what (the answer to POST …)` for a learned
+    /// object), for `sources` and reasons.
     pub(super) fn cite(&self, what: &str) -> String {
-        format!("{what} (GET {})", self.path)
+        format!("{what} ({})", self.source)
     }
 
     /// A non-negative integer field (minor units, a quantity), exactly.

@@ -315,6 +315,19 @@ impl Adapter for StripeAdapter {
         READ_HEADERS.to_vec()
     }
 
+    /// The key, and the API version the agent pinned: a looked-up object
+    /// then has the shape the agent's own requests get.
+    fn lookup_headers(&self) -> Vec<&str> {
+        vec!["authorization", "stripe-version"]
+    }
+
+    /// A Price's amount and currency cannot change once it exists (Stripe
+    /// creates a new Price instead), so a checkout or subscription that
+    /// looked one up does not make it stale.
+    fn stays_fresh(&self, path: &str) -> bool {
+        path.starts_with("/v1/prices/")
+    }
+
     fn account_header(&self) -> Option<&str> {
         Some("stripe-account")
     }

@@ -418,7 +418,7 @@ pub(super) fn refund(c: &Call<'_>, path_charge: Option<&str>) -> Classification 
     ) {
         return unreadable(op, reason);
     }
-    let source = format!("GET {at}");
+    let source = req.facts.source(at);
     let looked_up = |what: &str| format!("{what} ({source})");
     let Some(charge_currency) = charge.pointer("/currency").and_then(|c| c.as_str()) else {
         return unreadable(op, format!("the charge has no `currency` ({source})"));
