@@ -977,6 +977,14 @@ fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
         .or_else(|| config.default_agent.clone())
         .or_else(|| config.agents.keys().next().cloned())
         .unwrap_or_else(|| "agent".to_string());
+    if !config.agents.is_empty() && !config.agents.contains_key(&agent) {
+        let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
+        return Err(format!(
+            "agent {agent:?} is not in agents:, so leash would refuse its requests with 407; \
+             list it in the config, or use one of: {}",
+            known.join(", ")
+        ));
+    }
     let needs = config.agents.get(&agent).and_then(|a| a.token_sha256);
     let token = match (needs, args.token) {
         (None, _) => Token::None,

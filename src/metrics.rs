@@ -48,7 +48,7 @@ pub const UNLISTED_AGENT: &str = "unlisted";
 
 /// Upper bounds of the upstream latency buckets, in seconds: vendor HTTPS
 /// APIs answer in tens to hundreds of milliseconds, slow ones in seconds,
-/// and `upstream.timeout` (30 s by default) ends the wait.
+/// and `upstream.timeout` (60 s by default) ends the wait.
 const UPSTREAM_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0,
 ];

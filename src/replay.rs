@@ -195,6 +195,11 @@ fn redecide(
     candidate: &PolicySet,
     spent: &[SpendEvent],
 ) -> Option<Change> {
+    if recorded.class == "ambiguous" {
+        // Refused whatever the policy says (SPEC §4.2): no candidate can
+        // change it.
+        return None;
+    }
     let stack = candidate.merged_for(&recorded.agent);
     let ctx = Context {
         now: recorded.at,

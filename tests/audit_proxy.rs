@@ -391,6 +391,15 @@ async fn replay_lists_the_decisions_a_candidate_policy_would_change() {
         403,
         "held: 20 + 30 + 50 is not over 100"
     );
+    // Ambiguous (two amounts): refused under any policy, so never a change.
+    let ambiguous = client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("amount=100&amount=900000&currency=eur")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ambiguous.status(), 403);
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(client);
     leash.kill();
@@ -411,7 +420,7 @@ async fn replay_lists_the_decisions_a_candidate_policy_would_change() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("3 decision(s) replayed"), "{stdout}");
+    assert!(stdout.contains("4 decision(s) replayed"), "{stdout}");
     assert!(stdout.contains("2 would change"), "{stdout}");
     assert!(
         stdout.contains("AUTO_APPROVE -> REJECT (rule 10)"),

@@ -130,6 +130,14 @@ fn env_refuses_loudly_without_the_agents_token_and_with_a_wrong_one() {
     assert!(err.contains("LEASH_AGENT_TOKEN is not set"), "{err}");
     assert!(err.contains("407"), "{err}");
 
+    let stranger = leash_env(dir.path(), None, &["--agent", "stranger"]);
+    assert!(!stranger.status.success());
+    let err = stderr(&stranger);
+    assert!(
+        err.contains("not in agents:") && err.contains("growth-agent"),
+        "{err}"
+    );
+
     let wrong = leash_env(
         dir.path(),
         Some("not-the-token"),

@@ -110,7 +110,8 @@ pub(super) async fn route(desk: &HoldDesk, request: Request<Incoming>) -> Respon
     }
 }
 
-/// `GET /v1/holds[?state=pending]`: newest first.
+/// `GET /v1/holds[?state=…]`: newest first; `?state=pending` oldest first,
+/// the order approvers should take them in.
 fn list(desk: &HoldDesk, query: Option<&str>) -> Response<ProxyBody> {
     let mut state = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {

@@ -76,8 +76,8 @@ pub enum AuditError {
     #[error("audit entry refused: {0}")]
     Invalid(String),
     /// A write or flush failed, now or earlier: the log accepts nothing
-    /// until leash restarts, and the request must not be forwarded.
-    #[error("the audit log has failed and refuses entries until leash restarts: {0}")]
+    /// until it recovers, and the request must not be forwarded.
+    #[error("the audit log has failed and refuses entries until it recovers: {0}")]
     Failed(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
