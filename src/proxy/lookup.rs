@@ -78,7 +78,11 @@ impl LookupCache {
 
     fn put(&self, key: [u8; 32], json: Json, learned_from: Option<String>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, c| c.at.elapsed() < CACHE_FOR);
+        // Expired entries are swept only when the cache is full: a sweep
+        // per put would walk every entry under the lock on each lookup.
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, c| c.at.elapsed() < CACHE_FOR);
+        }
         if entries.len() >= MAX_ENTRIES {
             if let Some(oldest) = entries.iter().min_by_key(|(_, c)| c.at).map(|(k, _)| *k) {
                 entries.remove(&oldest);
