@@ -8,7 +8,12 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --requests 20000 --concurrency 32
+//! cargo run --release --example loadgen -- --requests 20000 --concurrency 32 --cap
 //! ```
+//!
+//! The default stack allows everything with no rules; `--cap` decides every
+//! request under a DAILY_CAP instead (a limit no run reaches), so the cost
+//! of cap accounting shows.
 //!
 //! Everything shares the machine's cores (client, leash and upstream), so
 //! the numbers compare the two paths; they are not a capacity figure.
@@ -28,7 +33,27 @@ struct Args {
     /// Turn off `audit.min_free_space` (its statvfs per audit write), to
     /// measure what the floor costs.
     no_free_space_floor: bool,
+    /// Decide under a stack with a DAILY_CAP (a limit no run reaches), so
+    /// that every request pays for cap accounting, instead of the default
+    /// allow-all stack with no rules.
+    cap: bool,
 }
+
+/// `--cap`: a DAILY_CAP every request is counted against but none reaches,
+/// besides the allow-all defaults.
+const CAPPED: &str = r#"
+agent: "*"
+currency: EUR
+timezone: Europe/Paris
+default: AUTO_APPROVE
+unknown: AUTO_APPROVE
+unreadable: REQUIRE_HUMAN
+rules:
+  - priority: 10
+    type: DAILY_CAP
+    action: REJECT
+    limit: 1000000000
+"#;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -36,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 32,
         http2: false,
         no_free_space_floor: false,
+        cap: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -49,8 +75,9 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" | "-c" => args.concurrency = value("--concurrency")?.max(1),
             "--http2" => args.http2 = true,
             "--no-free-space-floor" => args.no_free_space_floor = true,
+            "--cap" => args.cap = true,
             "--help" | "-h" => return Err(
-                "usage: loadgen [--requests N] [--concurrency C] [--http2] [--no-free-space-floor]"
+                "usage: loadgen [--requests N] [--concurrency C] [--http2] [--no-free-space-floor] [--cap]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other}")),
@@ -157,7 +184,12 @@ async fn main() {
     let ca = TestCa::new("loadgen upstream CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let no_floor = args.no_free_space_floor;
-    let leash = Harness::start(upstream.addr, &ca, |config| {
+    let policy = if args.cap {
+        CAPPED
+    } else {
+        common::ALLOW_ALL
+    };
+    let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |config| {
         if no_floor {
             config.audit.min_free_space = 0;
         }
@@ -179,10 +211,11 @@ async fn main() {
     let direct = direct.build().expect("direct client");
 
     println!(
-        "{} requests, concurrency {}, {} (POST /v1/payment_intents, TLS both legs)",
+        "{} requests, concurrency {}, {} (POST /v1/payment_intents, TLS both legs){}",
         args.requests,
         args.concurrency,
-        if args.http2 { "HTTP/2" } else { "HTTP/1.1" }
+        if args.http2 { "HTTP/2" } else { "HTTP/1.1" },
+        if args.cap { ", DAILY_CAP stack" } else { "" }
     );
     // Warm up both paths (TLS sessions, leaf minting, pools).
     let warmup = Args {
@@ -190,6 +223,7 @@ async fn main() {
         concurrency: args.concurrency,
         http2: args.http2,
         no_free_space_floor: args.no_free_space_floor,
+        cap: args.cap,
     };
     let through_url = "https://api.stripe.com/v1/payment_intents".to_string();
     let direct_url = format!(
