@@ -184,11 +184,7 @@ async fn main() {
     let ca = TestCa::new("loadgen upstream CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let no_floor = args.no_free_space_floor;
-    let policy = if args.cap {
-        CAPPED
-    } else {
-        common::ALLOW_ALL
-    };
+    let policy = if args.cap { CAPPED } else { common::ALLOW_ALL };
     let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |config| {
         if no_floor {
             config.audit.min_free_space = 0;

@@ -61,9 +61,12 @@ pub fn explain(set: &PolicySet, described: &Described) -> Result<Decision, Strin
         (None, false) => return Err("--spent needs --amount and --currency".to_string()),
     };
     let stack = set.merged_for(&described.agent);
+    let subjects = [Subject::Spend(&intent)];
+    let queries = engine::cap_queries(&stack, &subjects, described.at);
+    let totals = crate::spend::totals_of_events(&spent, &queries);
     let ctx = Context {
         now: described.at,
-        spent: &spent,
+        spent: &totals,
         fx: &set.fx,
         registry: &set.registry,
     };

@@ -1,9 +1,10 @@
 //! The gate: where a classified request is decided (SPEC §5.3, §5.4, §7).
 //!
 //! Everything that may stop a request meets here, in data-flow order: the
-//! policy set in force is merged for the agent, the pure engine decides under
-//! the spend ledger's lock (so approvals reserve against caps atomically), and
-//! the outcome is either "forward, with this reservation" or leash's own
+//! policy set in force is merged for the agent, the engine works out the cap
+//! queries the decision needs, the spend ledger answers them and the pure
+//! engine decides on those totals in one step with the reservation (so
+//! approvals reserve against caps atomically), and the outcome is either "forward, with this reservation" or leash's own
 //! answer in the vendor's shape. Nothing here sends anything upstream.
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::notify::send::TriggeredRule;
 use crate::policy::engine::{self, Context, Decision, SpendEvent, Subject};
 use crate::policy::live::LivePolicies;
 use crate::policy::model::Action;
-use crate::spend::{Reservation, SpendLedger};
+use crate::spend::{self, LedgerError, Reservation, SpendLedger};
 
 /// What to do with a request.
 #[derive(Debug)]
@@ -93,13 +94,13 @@ impl Gated {
 /// The gate's shared state.
 pub struct Gate {
     pub policies: Arc<LivePolicies>,
-    pub ledger: Arc<SpendLedger>,
+    pub ledger: Arc<dyn SpendLedger>,
 }
 
 impl Gate {
     /// Decides a classified request. Safe requests pass without a decision;
     /// spend, unknown and unreadable requests go through the policy.
-    pub fn decide(
+    pub async fn decide(
         &self,
         agent: &str,
         vendor: &str,
@@ -134,7 +135,8 @@ impl Gate {
 
         let set = self.policies.current();
         let stack = set.merged_for(agent);
-        let decided = self.ledger.decide_and_reserve(now, |spent| {
+        let queries = engine::cap_queries(&stack, &subjects, now);
+        let decided = spend::decide_and_reserve(&*self.ledger, now, &queries, |spent| {
             let ctx = Context {
                 now,
                 spent,
@@ -152,7 +154,8 @@ impl Gate {
                 Vec::new()
             };
             ((decisions, deciding), reserve)
-        });
+        })
+        .await;
         let ((decisions, deciding), reservation) = match decided {
             Ok(decided) => decided,
             Err(error) => {
@@ -303,34 +306,37 @@ impl Gate {
 
     /// At the release of an approved hold: asks the REJECT rules again, with
     /// the spend and clock of now, and reserves the intents' amounts if none
-    /// fires — in one step under the ledger's lock, like a decision. A human
+    /// fires — in one step of the ledger, like a decision. A human
     /// approval releases a REQUIRE_HUMAN, never a REJECT (SPEC §5.3), and a
     /// cap may have filled while the request waited.
     ///
     /// A ledger failure is an error: the release does not happen.
-    pub fn recheck_and_reserve(
+    pub async fn recheck_and_reserve(
         &self,
         agent: &str,
         intents: &[Intent],
         now: DateTime<Utc>,
-    ) -> Result<Recheck, crate::store::StoreError> {
+    ) -> Result<Recheck, LedgerError> {
         let set = self.policies.current();
         let stack = set.merged_for(agent);
         let subjects: Vec<Subject<'_>> = intents.iter().map(Subject::Spend).collect();
-        let (rejected, reservation) = self.ledger.decide_and_reserve(now, |spent| {
-            let ctx = Context {
-                now,
-                spent,
-                fx: &set.fx,
-                registry: &set.registry,
-            };
-            let rejected = engine::decide_request_rejects_only(&stack, &subjects, &ctx);
-            let reserve = match rejected {
-                Some(_) => Vec::new(),
-                None => intents.iter().filter_map(SpendEvent::of).collect(),
-            };
-            (rejected, reserve)
-        })?;
+        let queries = engine::cap_queries(&stack, &subjects, now);
+        let (rejected, reservation) =
+            spend::decide_and_reserve(&*self.ledger, now, &queries, |spent| {
+                let ctx = Context {
+                    now,
+                    spent,
+                    fx: &set.fx,
+                    registry: &set.registry,
+                };
+                let rejected = engine::decide_request_rejects_only(&stack, &subjects, &ctx);
+                let reserve = match rejected {
+                    Some(_) => Vec::new(),
+                    None => intents.iter().filter_map(SpendEvent::of).collect(),
+                };
+                (rejected, reserve)
+            })
+            .await?;
         Ok(match rejected {
             Some((_, verdict)) => Recheck::Rejected {
                 rule: verdict.priority,
@@ -346,7 +352,7 @@ impl Gate {
     /// Settles (2xx) or releases (4xx/5xx) what a forwarded request reserved;
     /// with no answer at all (`None`) the reservation stays: the money may
     /// have moved. Returns what happened, for the `outcome` audit entry.
-    pub fn upstream_answered(
+    pub async fn upstream_answered(
         &self,
         reservation: &Reservation,
         status: Option<StatusCode>,
@@ -355,9 +361,11 @@ impl Gate {
             return "none";
         }
         let (result, what) = match status {
-            Some(status) if status.is_success() => (self.ledger.settle(reservation), "settled"),
+            Some(status) if status.is_success() => {
+                (self.ledger.settle(reservation).await, "settled")
+            }
             Some(status) if status.is_client_error() || status.is_server_error() => {
-                (self.ledger.release(reservation), "released")
+                (self.ledger.release(reservation).await, "released")
             }
             _ => (Ok(()), "kept"),
         };
@@ -370,11 +378,11 @@ impl Gate {
 
     /// Undoes a reservation whose request will not be forwarded after all
     /// (its decision could not be audited).
-    pub fn cancel(&self, reservation: &Reservation) {
+    pub async fn cancel(&self, reservation: &Reservation) {
         if reservation.is_empty() {
             return;
         }
-        if let Err(error) = self.ledger.release(reservation) {
+        if let Err(error) = self.ledger.release(reservation).await {
             tracing::error!(%error, ids = ?reservation.ids, "could not release an unforwarded reservation");
         }
     }

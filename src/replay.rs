@@ -12,13 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::intent::{Fingerprint, Intent};
 use crate::money::Money;
 use crate::policy::engine::{self, Context, SpendEvent, Subject};
 use crate::policy::model::{Action, PolicySet};
+use crate::spend::buckets::{totals, Buckets};
 
 /// A decision the candidate set would make differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +51,10 @@ pub fn replay(
     since: u64,
 ) -> Report {
     let mut report = Report::default();
-    // Spend as it was: the events each forwarded decision reserved.
+    // Spend as it was: the events each forwarded decision reserved, and
+    // their running sums per cap window (what the ledger kept).
     let mut spend: BTreeMap<u64, Vec<SpendEvent>> = BTreeMap::new();
+    let mut buckets = Buckets::new();
     for entry in entries {
         let Some(seq) = entry.get("seq").and_then(Value::as_u64) else {
             continue;
@@ -67,15 +70,11 @@ pub fn replay(
                         continue;
                     }
                 };
+                buckets.advance(recorded.at);
                 if seq >= since {
                     report.replayed += 1;
-                    let active: Vec<SpendEvent> = spend
-                        .values()
-                        .flatten()
-                        .filter(|e| e.at >= recorded.at - Duration::days(40))
-                        .cloned()
-                        .collect();
-                    if let Some(change) = redecide(seq, &recorded, candidate, &active) {
+                    if let Some(change) = redecide(seq, &recorded, candidate, &mut buckets, &spend)
+                    {
                         report.changes.push(change);
                     }
                 }
@@ -83,6 +82,9 @@ pub fn replay(
                     let events: Vec<SpendEvent> =
                         recorded.intents.iter().filter_map(SpendEvent::of).collect();
                     if !events.is_empty() {
+                        for event in &events {
+                            buckets.add(event);
+                        }
                         spend.insert(seq, events);
                     }
                 }
@@ -97,7 +99,9 @@ pub fn replay(
                     .and_then(|d| d.get("decision_seq"))
                     .and_then(Value::as_u64);
                 if let (true, Some(decision_seq)) = (released, decision_seq) {
-                    spend.remove(&decision_seq);
+                    for event in spend.remove(&decision_seq).iter().flatten() {
+                        buckets.remove(event);
+                    }
                 }
             }
             _ => {}
@@ -193,7 +197,8 @@ fn redecide(
     seq: u64,
     recorded: &Recorded,
     candidate: &PolicySet,
-    spent: &[SpendEvent],
+    buckets: &mut Buckets,
+    spend: &BTreeMap<u64, Vec<SpendEvent>>,
 ) -> Option<Change> {
     if recorded.class == "ambiguous" {
         // Refused whatever the policy says (SPEC §4.2): no candidate can
@@ -201,12 +206,6 @@ fn redecide(
         return None;
     }
     let stack = candidate.merged_for(&recorded.agent);
-    let ctx = Context {
-        now: recorded.at,
-        spent,
-        fx: &candidate.fx,
-        registry: &candidate.registry,
-    };
     let subjects: Vec<Subject<'_>> = match recorded.class.as_str() {
         "spend" => recorded.intents.iter().map(Subject::Spend).collect(),
         "unknown" => vec![Subject::Unknown {
@@ -217,6 +216,18 @@ fn redecide(
             operation: &recorded.operation,
             reason: &recorded.reason,
         }],
+    };
+    let queries = engine::cap_queries(&stack, &subjects, recorded.at);
+    for query in &queries {
+        // A zone first asked about: counted from the spend so far, once.
+        buckets.track(query.period.tz, spend.values().flatten());
+    }
+    let spent = totals(buckets, &queries);
+    let ctx = Context {
+        now: recorded.at,
+        spent: &spent,
+        fx: &candidate.fx,
+        registry: &candidate.registry,
     };
     let decisions = engine::decide_request(&stack, &subjects, &ctx);
     let decision = engine::most_severe(&decisions).and_then(|i| decisions.get(i))?;

@@ -27,7 +27,7 @@ use crate::notify::send::{AdminUrl, Notifier, RetryPolicy};
 use crate::policy::live::LivePolicies;
 use crate::policy::live::Reload;
 use crate::proxy::Proxy;
-use crate::spend::SpendLedger;
+use crate::spend::SledLedger;
 use crate::store::Store;
 use crate::upstream::{UpstreamClient, UpstreamSetupError};
 
@@ -310,7 +310,11 @@ pub async fn start_with_env(
             .chain(config.default_agent.clone()),
     ));
     let desk_parts = desk_parts(config, &store, admin_addr, env)?;
-    let ledger = Arc::new(SpendLedger::open(&store, chrono::Utc::now())?);
+    let ledger = Arc::new(SledLedger::open(
+        &store,
+        chrono::Utc::now(),
+        policies.current().cap_timezones(),
+    )?);
     let audit = AuditLog::open(
         &store,
         &audit_key_path(config),

@@ -31,13 +31,12 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{
-    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::caps::{CapPeriod, CapQuery, ScopeKey, SpendTotals};
 use super::model::{
     Action, AmountRange, BeneficiaryRegistry, CapScope, CapWindow, Filters, FxTable, MergedStack,
     Rule, RuleKind, WindowWhen,
@@ -90,9 +89,11 @@ pub enum Subject<'a> {
 pub struct Context<'a> {
     /// The clock time of the decision.
     pub now: DateTime<Utc>,
-    /// Prior spend (at least the last 32 days); the engine filters it by each
-    /// cap's scope, filters and window.
-    pub spent: &'a [SpendEvent],
+    /// Prior spend, as totals per cap: the engine asks it each cap's
+    /// [`CapQuery`] (see [`cap_queries`] for the set a decision asks). The
+    /// ledger answers from running sums; a `[SpendEvent]` answers by a scan
+    /// (tests).
+    pub spent: &'a dyn SpendTotals,
     pub fx: &'a FxTable,
     pub registry: &'a BeneficiaryRegistry,
 }
@@ -247,6 +248,67 @@ fn batch_event(intent: &Intent, now: DateTime<Utc>) -> Option<SpendEvent> {
     let mut ev = SpendEvent::of(intent)?;
     ev.at = now;
     Some(ev)
+}
+
+/// Every cap query deciding `subjects` at `now` may ask (for
+/// [`decide_request`], [`decide_request_rejects_only`] and their single
+/// forms): one per cap rule and spend intent, without repeats. Pure: the
+/// spend ledger answers them before the decision runs.
+///
+/// A cap that cannot be asked (no beneficiary for a per-beneficiary cap, a
+/// window the calendar cannot compute) has no query; the engine fails it
+/// closed without one.
+pub fn cap_queries<'a>(
+    stack: &'a MergedStack,
+    subjects: &[Subject<'a>],
+    now: DateTime<Utc>,
+) -> Vec<CapQuery<'a>> {
+    let mut out: Vec<CapQuery<'a>> = Vec::new();
+    for subject in subjects {
+        let Subject::Spend(intent) = subject else {
+            continue;
+        };
+        for rule in &stack.rules {
+            let rule: &'a Rule = rule.as_ref();
+            if let RuleKind::DailyCap { scope, window, .. } = &rule.kind {
+                if let Ok(query) = cap_query(rule, *scope, *window, intent, now) {
+                    if !out.contains(&query) {
+                        out.push(query);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The past spend a cap rule counts for `intent` decided at `now`, or why
+/// it cannot be said.
+fn cap_query<'a>(
+    rule: &'a Rule,
+    scope: CapScope,
+    window: CapWindow,
+    intent: &'a Intent,
+    now: DateTime<Utc>,
+) -> Result<CapQuery<'a>, String> {
+    let scope = match scope {
+        CapScope::Agent => ScopeKey::Agent(&intent.agent),
+        CapScope::AllAgents => ScopeKey::AllAgents,
+        CapScope::Beneficiary => match intent.beneficiary.as_deref() {
+            Some(b) => ScopeKey::Beneficiary(b),
+            None => return Err("no beneficiary for a per-beneficiary cap".to_string()),
+        },
+        CapScope::Category => ScopeKey::Category(&intent.category),
+    };
+    let period = CapPeriod::of(now, rule.timezone, window)
+        .ok_or_else(|| "the cap window cannot be computed for this date".to_string())?;
+    Ok(CapQuery {
+        scope,
+        vendors: rule.filters.vendors.as_ref(),
+        operations: rule.filters.operations.as_ref(),
+        categories: rule.filters.categories.as_ref(),
+        period,
+    })
 }
 
 fn rejects_only_with_batch(
@@ -564,18 +626,6 @@ fn filters(rule: &Rule, f: &Filters, intent: &Intent, fx: &mut Fx<'_>) -> Tri {
     }
 }
 
-/// Whether an event of past spend is one the rule's filters look at. The
-/// `amount` filter is not applied: it narrows which *intents* a cap looks
-/// at, not which past spend the cap counts.
-fn event_matches(f: &Filters, ev: &SpendEvent) -> bool {
-    let ok = |set: &Option<BTreeSet<String>>, value: &str| {
-        set.as_ref().is_none_or(|set| set.contains(value))
-    };
-    ok(&f.vendors, &ev.vendor)
-        && ok(&f.operations, &ev.operation)
-        && ok(&f.categories, &ev.category)
-}
-
 fn condition(rule: &Rule, input: &Input<'_>, fx: &mut Fx<'_>) -> Tri {
     let intent = input.intent;
     match &rule.kind {
@@ -714,34 +764,42 @@ fn cap(
         Ok(v) => v,
         Err(m) => return Tri::Missing(m),
     };
-    let beneficiary = match (scope, &intent.beneficiary) {
-        (CapScope::Beneficiary, None) => {
-            return Tri::Missing("no beneficiary for a per-beneficiary cap".to_string())
+    let query = match cap_query(rule, scope, window, intent, input.ctx.now) {
+        Ok(query) => query,
+        Err(m) => return Tri::Missing(m),
+    };
+    let mut counted = match input.ctx.spent.total(&query) {
+        Ok(counted) => counted,
+        Err(m) => return Tri::Missing(m),
+    };
+    // The request's earlier intents, counted at the decision's clock.
+    for ev in input.batch {
+        if query.counts(ev) {
+            counted.to_mut().add(ev.amount, ev.at);
         }
-        (_, b) => b.as_deref(),
-    };
-    let Some((start, end)) = cap_window(input.ctx.now, rule.timezone, window) else {
-        return Tri::Missing("the cap window cannot be computed for this date".to_string());
-    };
-    let in_scope = |ev: &SpendEvent| match scope {
-        CapScope::Agent => ev.agent == intent.agent,
-        CapScope::AllAgents => true,
-        CapScope::Beneficiary => ev.beneficiary.as_deref() == beneficiary,
-        CapScope::Category => ev.category == intent.category,
-    };
+    }
+    // Each currency's total is converted once (in the currencies' order):
+    // exact where a conversion is a multiplication, and at most one
+    // rounding per currency where it divides.
     let mut spent = Decimal::ZERO;
-    for ev in input.ctx.spent.iter().chain(input.batch) {
-        if ev.at < start || ev.at >= end || !in_scope(ev) || !event_matches(&rule.filters, ev) {
-            continue;
-        }
-        let value = match fx.convert(ev.amount, currency) {
+    for (from, total) in &counted.by_currency {
+        let Some(sum) = total.sum.value() else {
+            return Tri::Missing("prior spend overflows".to_string());
+        };
+        let prior = Money::new(sum, *from);
+        let value = match fx.convert(prior, currency) {
             Ok(v) => v,
             Err(m) => {
-                return Tri::Missing(format!(
-                    "prior spend {} at {} cannot be counted: {m}",
-                    fmt_money(ev.amount.amount, ev.amount.currency),
-                    ev.at.to_rfc3339()
-                ))
+                let what = fmt_money(sum, *from);
+                let at = total.latest.to_rfc3339();
+                return Tri::Missing(if total.count == 1 {
+                    format!("prior spend {what} at {at} cannot be counted: {m}")
+                } else {
+                    format!(
+                        "prior spend {what} ({} payments, the latest at {at}) cannot be counted: {m}",
+                        total.count
+                    )
+                });
             }
         };
         spent = match spent.checked_add(value) {
@@ -777,20 +835,7 @@ pub fn cap_window(
     tz: Tz,
     window: CapWindow,
 ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let today = now.with_timezone(&tz).date_naive();
-    let (first, next) = match window {
-        CapWindow::Day => (today, today.checked_add_days(Days::new(1))?),
-        CapWindow::Week => {
-            let back = u64::from(today.weekday().num_days_from_monday());
-            let monday = today.checked_sub_days(Days::new(back))?;
-            (monday, monday.checked_add_days(Days::new(7))?)
-        }
-        CapWindow::Month => {
-            let first = today.with_day(1)?;
-            (first, first.checked_add_months(Months::new(1))?)
-        }
-    };
-    Some((day_start(tz, first)?, day_start(tz, next)?))
+    CapPeriod::of(now, tz, window).map(|p| (p.start, p.end))
 }
 
 /// The first instant of `date` in `tz`.

@@ -5,6 +5,7 @@
 //! in force and reloads it, [`testing`] runs the policy tests kept in
 //! `policies/tests/`, and [`schema`] describes the stack format for editors.
 
+pub mod caps;
 pub mod engine;
 pub mod live;
 pub mod load;

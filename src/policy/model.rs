@@ -372,6 +372,18 @@ pub struct MergedStack {
 }
 
 impl PolicySet {
+    /// The timezones the set's caps count in (for the spend ledger, which
+    /// keeps running sums per zone).
+    pub fn cap_timezones(&self) -> Vec<Tz> {
+        let mut out: Vec<Tz> = Vec::new();
+        for rule in self.stacks.iter().flat_map(|s| &s.rules) {
+            if matches!(rule.kind, RuleKind::DailyCap { .. }) && !out.contains(&rule.timezone) {
+                out.push(rule.timezone);
+            }
+        }
+        out
+    }
+
     /// The merged stack for `agent` (SPEC §5.3.1).
     ///
     /// Rules of both stacks are merged. Stack-level settings (`default`,

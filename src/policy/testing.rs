@@ -240,12 +240,6 @@ pub fn run_tests(set: &PolicySet, dir: &Path) -> Result<TestReport, Vec<YamlErro
 /// spend, and the set's fx table and registry.
 pub fn run_case(set: &PolicySet, case: TestCase) -> CaseResult {
     let merged = set.merged_for(&case.agent);
-    let ctx = Context {
-        now: case.intent.at,
-        spent: &case.spent,
-        fx: &set.fx,
-        registry: &set.registry,
-    };
     const REASON: &str = "policy test case";
     let subject = match case.kind {
         CaseKind::Spend => Subject::Spend(&case.intent),
@@ -257,6 +251,14 @@ pub fn run_case(set: &PolicySet, case: TestCase) -> CaseResult {
             operation: &case.intent.operation,
             reason: REASON,
         },
+    };
+    let queries = engine::cap_queries(&merged, &[subject], case.intent.at);
+    let totals = crate::spend::totals_of_events(&case.spent, &queries);
+    let ctx = Context {
+        now: case.intent.at,
+        spent: &totals,
+        fx: &set.fx,
+        registry: &set.registry,
     };
     let decision = engine::decide(&merged, subject, &ctx);
     let rule_ok = match case.expect.rule {

@@ -335,7 +335,11 @@ impl Proxy {
             intents = vec![intent];
         }
 
-        let reservation = match self.gate.recheck_and_reserve(&hold.agent, &intents, now) {
+        let reservation = match self
+            .gate
+            .recheck_and_reserve(&hold.agent, &intents, now)
+            .await
+        {
             Ok(Recheck::Reserved(reservation)) => reservation,
             Ok(Recheck::Rejected { rule, reason }) => {
                 return self
@@ -356,7 +360,7 @@ impl Proxy {
         let released = match released {
             Ok(released) => released,
             Err(error) => {
-                self.gate.cancel(&reservation);
+                self.gate.cancel(&reservation).await;
                 if !error.entries().is_empty() {
                     let _ = self.desk.record(error.entries()).await;
                 }
@@ -375,7 +379,7 @@ impl Proxy {
         // Write-ahead, as for any decision: the release is in the chain
         // before the request leaves.
         if let Err(error) = self.desk.record(&released.entries).await {
-            self.gate.cancel(&reservation);
+            self.gate.cancel(&reservation).await;
             tracing::error!(hold = %hold.id, %error, "could not record a release; not forwarded");
             return audit_unavailable().render(vendor);
         }
@@ -386,7 +390,7 @@ impl Proxy {
         // `mark_releasing` has just handed over and deleted: an approved
         // hold's record is never rewritten, so they are the same bytes.
         let (response, forwarded) = self.forward(&target, parts, body, &after).await;
-        let spend = self.settle(&reservation, forwarded);
+        let spend = self.settle(&reservation, forwarded).await;
         let mut outcome =
             NewEntry::outcome(hold.agent.clone(), forwarded.status().map(|s| s.as_u16()))
                 .with_detail("hold_id", hold.id.clone().into())

@@ -278,13 +278,16 @@ impl Proxy {
             }
         }
 
-        let gated = self.gate.decide(
-            &tunnel.agent,
-            tunnel.vendor(),
-            &classification,
-            &intents,
-            now,
-        );
+        let gated = self
+            .gate
+            .decide(
+                &tunnel.agent,
+                tunnel.vendor(),
+                &classification,
+                &intents,
+                now,
+            )
+            .await;
 
         // Write-ahead: the decision is durable before anything is sent (or
         // answered). If it cannot be recorded, nothing goes upstream.
@@ -306,7 +309,7 @@ impl Proxy {
                 }
                 Err(error) => {
                     if let Outcome::Forward { reservation } = &gated.outcome {
-                        self.gate.cancel(reservation);
+                        self.gate.cancel(reservation).await;
                     }
                     tracing::error!(agent = %tunnel.agent, %error, "audit write failed; request not forwarded");
                     return Answer::new(
@@ -323,7 +326,7 @@ impl Proxy {
         match gated.outcome {
             Outcome::Forward { reservation } => {
                 let (response, forwarded) = self.forward(tunnel, parts, raw, &after).await;
-                let spend = self.settle(&reservation, forwarded);
+                let spend = self.settle(&reservation, forwarded).await;
                 if let Some(decision_seq) = audit_seq {
                     let mut entry = NewEntry::outcome(
                         tunnel.agent.clone(),
@@ -368,17 +371,25 @@ impl Proxy {
     /// request: a 2xx is spend, a 4xx/5xx is not, a request that never left
     /// leash (connect, DNS or TLS failed) is not, and one that left but got
     /// no answer keeps its reservation (the money may have moved).
-    pub(super) fn settle(&self, reservation: &Reservation, forwarded: Forwarded) -> &'static str {
+    pub(super) async fn settle(
+        &self,
+        reservation: &Reservation,
+        forwarded: Forwarded,
+    ) -> &'static str {
         match forwarded {
             Forwarded::NotSent => {
-                self.gate.cancel(reservation);
+                self.gate.cancel(reservation).await;
                 if reservation.is_empty() {
                     "none"
                 } else {
                     "released"
                 }
             }
-            other => self.gate.upstream_answered(reservation, other.status()),
+            other => {
+                self.gate
+                    .upstream_answered(reservation, other.status())
+                    .await
+            }
         }
     }
 

@@ -1,0 +1,359 @@
+//! Running sums of spend per cap window: what answers a cap in a few
+//! lookups however much spend came before.
+//!
+//! # Why buckets are whole windows, not hours or days
+//!
+//! A cap counts the spend inside one calendar window of its rule's
+//! timezone: a local day, an ISO week or a month, from one local midnight
+//! ([`day_start`](crate::policy::engine::day_start)) to another. The
+//! windows of one kind and zone tile time ([`CapPeriod`]), so a running sum
+//! per window — per zone × kind × first local date — answers a cap with
+//! *one* lookup, and is exact by construction: spend is counted in the
+//! window that holds its instant ([`CapPeriod::containing`]), the very
+//! `[start, end)` the cap asks about. A 23- or 25-hour day across DST is one
+//! bucket like any other; so is a Santiago day that starts at 01:00.
+//!
+//! Finer buckets would be neither simpler nor exact. UTC hours do not line
+//! up with local midnight in zones a quarter or half hour off UTC
+//! (Asia/Kolkata, Asia/Kathmandu, Australia/Adelaide), nor with the
+//! transition instant that starts a day whose midnight does not exist;
+//! local hours repeat on fall-back days; and a month of hours is ~744
+//! lookups per cap where a month bucket is one. Local-day buckets would be
+//! exact but still cost 31 lookups for a month cap. The price of window
+//! buckets is on the write side, and it is fixed: each payment is added to
+//! three windows (day, week, month) per zone in use, and a zone must be
+//! known before it is counted — [`Buckets::track`] builds a new zone's
+//! buckets once from the spend it is given.
+//!
+//! Inside a window, spend is kept per scope value (agent, beneficiary,
+//! category, everyone) and then per (vendor, operation, category), so that
+//! a cap's filters select whole slots; per currency, as exact sums. A query
+//! visits the slots of its scope in its window: their number depends on how
+//! many kinds of payment an agent makes, not on how many it made.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::policy::caps::{CapPeriod, CapQuery, CapTotal, ScopeKey, Totals};
+use crate::policy::engine::SpendEvent;
+use crate::policy::model::CapWindow;
+
+/// How long a window is kept after it ends: well past the longest window
+/// (a month) plus any timezone's offset, so a decision whose clock lags
+/// another's (or a clock stepped back) still finds its window's spend.
+pub const HORIZON_DAYS: i64 = 40;
+
+const WINDOWS: [CapWindow; 3] = [CapWindow::Day, CapWindow::Week, CapWindow::Month];
+
+/// Spend per (vendor, operation, category), per currency.
+#[derive(Debug, Default)]
+struct Slots(HashMap<String, HashMap<String, HashMap<String, CapTotal>>>);
+
+/// `map[key]`, inserted empty when missing. (The entry API would allocate
+/// the key on every call; this only when it is new. Always `Some`.)
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> Option<&'m mut V> {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key)
+}
+
+impl Slots {
+    fn add(&mut self, event: &SpendEvent) {
+        let total = slot(&mut self.0, &event.vendor)
+            .and_then(|operations| slot(operations, &event.operation))
+            .and_then(|categories| slot(categories, &event.category));
+        if let Some(total) = total {
+            total.add(event.amount, event.at);
+        }
+    }
+
+    fn remove(&mut self, event: &SpendEvent) {
+        let Some(operations) = self.0.get_mut(&event.vendor) else {
+            return;
+        };
+        let Some(categories) = operations.get_mut(&event.operation) else {
+            return;
+        };
+        let Some(total) = categories.get_mut(&event.category) else {
+            return;
+        };
+        total.remove(event.amount);
+        if total.is_empty() {
+            categories.remove(&event.category);
+            if categories.is_empty() {
+                operations.remove(&event.operation);
+                if operations.is_empty() {
+                    self.0.remove(&event.vendor);
+                }
+            }
+        }
+    }
+
+    /// Adds into `into` every slot the query's filters select.
+    fn total(&self, query: &CapQuery<'_>, into: &mut CapTotal) {
+        let ok = |set: Option<&std::collections::BTreeSet<String>>, value: &str| {
+            set.is_none_or(|s| s.contains(value))
+        };
+        for (vendor, operations) in &self.0 {
+            if !ok(query.vendors, vendor) {
+                continue;
+            }
+            for (operation, categories) in operations {
+                if !ok(query.operations, operation) {
+                    continue;
+                }
+                for (category, total) in categories {
+                    if ok(query.categories, category) {
+                        into.merge(total);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One window's spend, per scope value.
+#[derive(Debug)]
+struct Period {
+    end: DateTime<Utc>,
+    all: Slots,
+    agents: HashMap<String, Slots>,
+    beneficiaries: HashMap<String, Slots>,
+    categories: HashMap<String, Slots>,
+}
+
+impl Period {
+    fn new(end: DateTime<Utc>) -> Self {
+        Self {
+            end,
+            all: Slots::default(),
+            agents: HashMap::new(),
+            beneficiaries: HashMap::new(),
+            categories: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, event: &SpendEvent) {
+        self.all.add(event);
+        if let Some(slots) = slot(&mut self.agents, &event.agent) {
+            slots.add(event);
+        }
+        if let Some(slots) = event
+            .beneficiary
+            .as_deref()
+            .and_then(|b| slot(&mut self.beneficiaries, b))
+        {
+            slots.add(event);
+        }
+        if let Some(slots) = slot(&mut self.categories, &event.category) {
+            slots.add(event);
+        }
+    }
+
+    fn remove(&mut self, event: &SpendEvent) {
+        fn from(map: &mut HashMap<String, Slots>, key: &str, event: &SpendEvent) {
+            if let Some(slots) = map.get_mut(key) {
+                slots.remove(event);
+                if slots.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        self.all.remove(event);
+        from(&mut self.agents, &event.agent, event);
+        if let Some(b) = &event.beneficiary {
+            from(&mut self.beneficiaries, b, event);
+        }
+        from(&mut self.categories, &event.category, event);
+    }
+
+    fn total(&self, query: &CapQuery<'_>) -> CapTotal {
+        let mut out = CapTotal::default();
+        let slots = match query.scope {
+            ScopeKey::AllAgents => Some(&self.all),
+            ScopeKey::Agent(a) => self.agents.get(a),
+            ScopeKey::Beneficiary(b) => self.beneficiaries.get(b),
+            ScopeKey::Category(c) => self.categories.get(c),
+        };
+        if let Some(slots) = slots {
+            slots.total(query, &mut out);
+        }
+        out
+    }
+}
+
+/// One timezone's windows.
+#[derive(Debug, Default)]
+struct Zone {
+    periods: HashMap<(CapWindow, NaiveDate), Period>,
+    /// The window of each kind the last payment fell in: most payments fall
+    /// in the same ones, which saves computing local midnights.
+    recent: [Option<CapPeriod>; 3],
+}
+
+impl Zone {
+    /// Runs `f` on the window of each kind holding `at`, created if needed
+    /// (`create`); skips one that ended before `cutoff` (no cap will ask
+    /// about it again) or that the calendar cannot compute.
+    fn each_period(
+        &mut self,
+        tz: Tz,
+        at: DateTime<Utc>,
+        cutoff: Option<DateTime<Utc>>,
+        create: bool,
+        mut f: impl FnMut(&mut Period),
+    ) {
+        for (i, window) in WINDOWS.into_iter().enumerate() {
+            let cached = self
+                .recent
+                .get(i)
+                .copied()
+                .flatten()
+                .filter(|p| p.contains(at));
+            let period = match cached {
+                Some(p) => p,
+                None => {
+                    let Some(p) = CapPeriod::containing(at, tz, window) else {
+                        continue;
+                    };
+                    if let Some(r) = self.recent.get_mut(i) {
+                        *r = Some(p);
+                    }
+                    p
+                }
+            };
+            if cutoff.is_some_and(|c| period.end <= c) {
+                continue;
+            }
+            let key = (window, period.first);
+            if create {
+                f(self
+                    .periods
+                    .entry(key)
+                    .or_insert_with(|| Period::new(period.end)));
+            } else if let Some(p) = self.periods.get_mut(&key) {
+                f(p);
+            }
+        }
+    }
+}
+
+/// Spend per cap window, for the zones in use: the ledger's running sums,
+/// and the in-memory store `leash explain`, `policy test` and `policy
+/// replay` build from their events. Answer queries with [`totals`].
+#[derive(Debug, Default)]
+pub struct Buckets {
+    zones: HashMap<Tz, Zone>,
+    /// Windows that ended before this are dropped and not counted into.
+    /// Never moves back, so a window once dropped never comes back (a
+    /// release then finds nothing to take its payment out of, rightly).
+    cutoff: Option<DateTime<Utc>>,
+}
+
+impl Buckets {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether spend is counted in `tz`'s windows.
+    pub fn tracks(&self, tz: Tz) -> bool {
+        self.zones.contains_key(&tz)
+    }
+
+    /// Starts counting in `tz`'s windows, from `events` (the active spend:
+    /// reserved or settled). Nothing happens if `tz` is counted already.
+    pub fn track<'e>(&mut self, tz: Tz, events: impl IntoIterator<Item = &'e SpendEvent>) {
+        if self.tracks(tz) {
+            return;
+        }
+        let mut zone = Zone::default();
+        for event in events {
+            zone.each_period(tz, event.at, self.cutoff, true, |p| p.add(event));
+        }
+        self.zones.insert(tz, zone);
+    }
+
+    /// The zones counted in.
+    pub fn zones(&self) -> impl Iterator<Item = Tz> + '_ {
+        self.zones.keys().copied()
+    }
+
+    /// Counts a payment (reserved) in every zone.
+    pub fn add(&mut self, event: &SpendEvent) {
+        let cutoff = self.cutoff;
+        for (tz, zone) in self.zones.iter_mut() {
+            zone.each_period(*tz, event.at, cutoff, true, |p| p.add(event));
+        }
+    }
+
+    /// No longer counts a payment (a released reservation).
+    pub fn remove(&mut self, event: &SpendEvent) {
+        let cutoff = self.cutoff;
+        for (tz, zone) in self.zones.iter_mut() {
+            zone.each_period(*tz, event.at, cutoff, false, |p| p.remove(event));
+        }
+    }
+
+    /// Drops the windows that ended more than [`HORIZON_DAYS`] before `now`.
+    pub fn advance(&mut self, now: DateTime<Utc>) {
+        let Some(cutoff) = now.checked_sub_signed(Duration::days(HORIZON_DAYS)) else {
+            return;
+        };
+        // Pruning walks every window; once a minute is plenty.
+        if self
+            .cutoff
+            .is_some_and(|c| cutoff < c + Duration::minutes(1))
+        {
+            return;
+        }
+        self.cutoff = Some(cutoff);
+        for zone in self.zones.values_mut() {
+            zone.periods.retain(|_, p| p.end > cutoff);
+        }
+    }
+
+    /// The spend `query` counts, or why it cannot be said.
+    pub fn total(&self, query: &CapQuery<'_>) -> Result<CapTotal, String> {
+        let period = &query.period;
+        let Some(zone) = self.zones.get(&period.tz) else {
+            return Err(format!(
+                "spend is not counted in timezone {}",
+                period.tz.name()
+            ));
+        };
+        Ok(zone
+            .periods
+            .get(&(period.window, period.first))
+            .map(|p| p.total(query))
+            .unwrap_or_default())
+    }
+}
+
+/// The totals for `queries` from `buckets`: the one function every decision
+/// gets its spend from, on the request path (the ledger) and in the tools
+/// (`explain`, `policy test`, `policy replay`). Pure.
+pub fn totals<'q>(buckets: &Buckets, queries: &[CapQuery<'q>]) -> Totals<'q> {
+    let mut out = Totals::new();
+    for query in queries {
+        out.insert(*query, buckets.total(query));
+    }
+    out
+}
+
+/// [`totals`] over a list of events (the active spend), through buckets
+/// built for the queries' zones: how the tools decide with the spend they
+/// describe, exactly as the ledger would.
+pub fn totals_of_events<'q>(events: &[SpendEvent], queries: &[CapQuery<'q>]) -> Totals<'q> {
+    let mut buckets = Buckets::new();
+    for query in queries {
+        buckets.track(query.period.tz, events);
+    }
+    totals(&buckets, queries)
+}

@@ -1,0 +1,344 @@
+//! The embedded ledger: every reservation is an entry in sled (so caps
+//! survive restarts), and the running sums per cap window ([`Buckets`]) live
+//! in memory behind one lock, rebuilt from the entries at startup.
+
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::buckets::{totals, Buckets, HORIZON_DAYS};
+use super::{Decide, LedgerError, LedgerFuture, Reservation, SpendLedger};
+use crate::money::Money;
+use crate::policy::caps::CapQuery;
+use crate::policy::engine::SpendEvent;
+use crate::store::{Store, StoreError};
+
+/// State of one reserved amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Approved, the vendor's answer not seen yet. Counts against caps.
+    Reserved,
+    /// The vendor accepted it (2xx). Counts against caps.
+    Settled,
+    /// The vendor refused it (4xx/5xx). No longer counts.
+    Released,
+}
+
+/// What the ledger stores per reserved intent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredEntry {
+    state: EntryState,
+    at: DateTime<Utc>,
+    agent: String,
+    vendor: String,
+    operation: String,
+    category: String,
+    beneficiary: Option<String>,
+    amount: Money,
+}
+
+impl StoredEntry {
+    fn new(event: &SpendEvent) -> Self {
+        Self {
+            state: EntryState::Reserved,
+            at: event.at,
+            agent: event.agent.clone(),
+            vendor: event.vendor.clone(),
+            operation: event.operation.clone(),
+            category: event.category.clone(),
+            beneficiary: event.beneficiary.clone(),
+            amount: event.amount,
+        }
+    }
+
+    fn event(&self) -> SpendEvent {
+        SpendEvent {
+            at: self.at,
+            agent: self.agent.clone(),
+            vendor: self.vendor.clone(),
+            operation: self.operation.clone(),
+            category: self.category.clone(),
+            beneficiary: self.beneficiary.clone(),
+            amount: self.amount,
+        }
+    }
+}
+
+/// Spend made this long before `now` is in no window a cap can still ask
+/// about (windows are kept [`HORIZON_DAYS`] after they end, and a window is
+/// at most a month and a day long): it need not be read back.
+const READ_BACK_DAYS: i64 = HORIZON_DAYS + 33;
+
+/// The spend ledger on sled: caps' counters, persisted.
+pub struct SledLedger {
+    store: Store,
+    tree: sled::Tree,
+    buckets: Mutex<Buckets>,
+}
+
+impl SledLedger {
+    /// Opens the ledger and counts the stored active spend into the windows
+    /// of `zones` (the timezones of the caps in force; a zone first asked
+    /// about later is counted then, once). Every entry is read, so a
+    /// corrupt one stops the start rather than a decision.
+    pub fn open(
+        store: &Store,
+        now: DateTime<Utc>,
+        zones: impl IntoIterator<Item = Tz>,
+    ) -> Result<Self, StoreError> {
+        let tree = store.tree("spend")?;
+        let mut buckets = Buckets::new();
+        buckets.advance(now);
+        let active = read_active(&tree, now)?;
+        for tz in zones {
+            buckets.track(tz, &active);
+        }
+        Ok(Self {
+            store: store.clone(),
+            tree,
+            buckets: Mutex::new(buckets),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buckets> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decide_now(
+        &self,
+        now: DateTime<Utc>,
+        queries: &[CapQuery<'_>],
+        decide: &mut Decide<'_>,
+    ) -> Result<Reservation, LedgerError> {
+        let mut buckets = self.lock();
+        buckets.advance(now);
+        // A zone no cap asked about before (a policy reloaded with a new
+        // timezone): its windows are counted from the stored spend, once.
+        for query in queries {
+            let tz = query.period.tz;
+            if !buckets.tracks(tz) {
+                let active = read_active(&self.tree, now)?;
+                buckets.track(tz, &active);
+            }
+        }
+        let to_reserve = decide(&totals(&buckets, queries));
+        if to_reserve.is_empty() {
+            return Ok(Reservation::default());
+        }
+        // Persist first, in one batch: a reservation that is not stored
+        // would be lost by a restart and the cap would forget the money.
+        let mut batch = sled::Batch::default();
+        let mut reservation = Reservation::default();
+        for event in &to_reserve {
+            let id = self.store.next_id()?;
+            batch.insert(&id.to_be_bytes(), encode(id, &StoredEntry::new(event))?);
+            reservation.ids.push(id);
+        }
+        self.tree.apply_batch(batch).map_err(StoreError::from)?;
+        for event in &to_reserve {
+            buckets.add(event);
+        }
+        Ok(reservation)
+    }
+
+    /// Moves each entry of `reservation` to `state`. A released entry stays
+    /// released; one that leaves the active states is taken out of the
+    /// running sums.
+    fn set_state(&self, reservation: &Reservation, state: EntryState) -> Result<(), LedgerError> {
+        let mut buckets = self.lock();
+        for id in &reservation.ids {
+            let key = id.to_be_bytes();
+            let Some(value) = self.tree.get(key).map_err(StoreError::from)? else {
+                continue;
+            };
+            let mut entry = decode(id, &value)?;
+            if entry.state == EntryState::Released || entry.state == state {
+                continue;
+            }
+            entry.state = state;
+            self.tree
+                .insert(key, encode(*id, &entry)?)
+                .map_err(StoreError::from)?;
+            if state == EntryState::Released {
+                buckets.remove(&entry.event());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SpendLedger for SledLedger {
+    fn decide_and_reserve<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        queries: &'a [CapQuery<'a>],
+        decide: &'a mut Decide<'_>,
+    ) -> LedgerFuture<'a, Reservation> {
+        // Runs at once, under the lock, with no await inside: the decision
+        // is pure and quick, the sled writes are in memory (flushed in the
+        // background).
+        let result = self.decide_now(now, queries, decide);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn settle<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()> {
+        Box::pin(std::future::ready(
+            self.set_state(reservation, EntryState::Settled),
+        ))
+    }
+
+    fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()> {
+        Box::pin(std::future::ready(
+            self.set_state(reservation, EntryState::Released),
+        ))
+    }
+}
+
+/// The stored spend that still counts (reserved or settled) and is recent
+/// enough to be in a window a cap can ask about.
+fn read_active(tree: &sled::Tree, now: DateTime<Utc>) -> Result<Vec<SpendEvent>, StoreError> {
+    let cutoff = now.checked_sub_signed(Duration::days(READ_BACK_DAYS));
+    let mut active = Vec::new();
+    for item in tree.iter() {
+        let (key, value) = item?;
+        let id = decode_id(&key)?;
+        let entry = decode(&id, &value)?;
+        if entry.state != EntryState::Released && cutoff.is_none_or(|c| entry.at >= c) {
+            active.push(entry.event());
+        }
+    }
+    Ok(active)
+}
+
+fn encode(id: u64, entry: &StoredEntry) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt {
+        key: format!("spend/{id}"),
+        reason: e.to_string(),
+    })
+}
+
+fn decode(id: &u64, value: &[u8]) -> Result<StoredEntry, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        key: format!("spend/{id}"),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_id(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
+        key: hex::encode(key),
+        reason: "spend key is not 8 bytes".to_string(),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::policy::caps::{CapPeriod, ScopeKey, SpendTotals};
+    use crate::policy::model::CapWindow;
+    use rust_decimal::Decimal;
+
+    const PARIS: Tz = chrono_tz::Europe::Paris;
+
+    fn event(amount: i64, at: DateTime<Utc>) -> SpendEvent {
+        SpendEvent {
+            at,
+            agent: "growth-agent".into(),
+            vendor: "acme".into(),
+            operation: "charge.create".into(),
+            category: "payment".into(),
+            beneficiary: None,
+            amount: Money::new(Decimal::from(amount), Currency::parse("EUR").unwrap()),
+        }
+    }
+
+    fn query(now: DateTime<Utc>, window: CapWindow) -> CapQuery<'static> {
+        CapQuery {
+            scope: ScopeKey::Agent("growth-agent"),
+            vendors: None,
+            operations: None,
+            categories: None,
+            period: CapPeriod::of(now, PARIS, window).unwrap(),
+        }
+    }
+
+    /// Runs one decision: returns the EUR total the query saw (and the
+    /// number of payments) and reserves `reserve`.
+    fn decide(
+        ledger: &SledLedger,
+        now: DateTime<Utc>,
+        reserve: Vec<SpendEvent>,
+    ) -> ((Decimal, u64), Reservation) {
+        let queries = [query(now, CapWindow::Day)];
+        let run = super::super::decide_and_reserve(ledger, now, &queries, |totals| {
+            let total = totals.total(&queries[0]).unwrap();
+            let seen = total
+                .by_currency
+                .first()
+                .map(|(_, t)| (t.sum.value().unwrap(), t.count))
+                .unwrap_or_default();
+            (seen, reserve.clone())
+        });
+        block_on(run).unwrap()
+    }
+
+    /// Polls a future that is ready at once (the sled ledger's are).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn reservations_persist_settle_and_release_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let (a, b);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ledger = SledLedger::open(&store, now, [PARIS]).unwrap();
+            let (seen, reserved) = decide(&ledger, now, vec![event(100, now)]);
+            assert_eq!(seen, (Decimal::ZERO, 0));
+            a = reserved;
+            let (seen, reserved) = decide(&ledger, now, vec![event(40, now)]);
+            assert_eq!(seen, (Decimal::from(100), 1));
+            b = reserved;
+            block_on(ledger.settle(&a)).unwrap();
+            block_on(ledger.release(&b)).unwrap();
+            // Releasing twice takes nothing more out; settling a released
+            // entry does not bring it back.
+            block_on(ledger.release(&b)).unwrap();
+            block_on(ledger.settle(&b)).unwrap();
+            let (seen, _) = decide(&ledger, now, vec![]);
+            assert_eq!(seen, (Decimal::from(100), 1));
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        // Reopened without the zone: counted from the stored entries when
+        // first asked.
+        let ledger = SledLedger::open(&store, now, []).unwrap();
+        let (seen, _) = decide(&ledger, now, vec![]);
+        assert_eq!(seen, (Decimal::from(100), 1));
+    }
+
+    #[test]
+    fn old_spend_falls_out_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let store = Store::open(dir.path()).unwrap();
+        let ledger = SledLedger::open(&store, now, [PARIS]).unwrap();
+        let old = now - Duration::days(HORIZON_DAYS + 3);
+        decide(&ledger, old, vec![event(1, old)]);
+        let (seen, _) = decide(&ledger, now, vec![]);
+        assert_eq!(seen, (Decimal::ZERO, 0));
+        // The windows it was counted in are dropped once long over.
+        let (seen, _) = decide(&ledger, old, vec![]);
+        assert_eq!(seen, (Decimal::ZERO, 0));
+    }
+}
