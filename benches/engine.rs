@@ -6,6 +6,11 @@
 //! filters, amounts in three currencies so that fx conversion runs, and a
 //! month of prior spend (1,000 events) that every cap scans.
 //!
+//! The `ledger decide` cases time what the spend ledger runs per decision
+//! (the cap queries, their totals from the running sums per window, the
+//! decision) with a fresh ledger and after 1,000,000 prior spend events:
+//! the cost must not grow with the history.
+//!
 //! Run with `cargo bench --bench engine` (or `-- --quick` for a short run).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,12 +25,14 @@ use rust_decimal::Decimal;
 use leash::intent::{Fingerprint, Intent};
 use leash::money::{Currency, Money};
 use leash::policy::engine::{
-    decide, decide_rejects_only, decide_request, Context, SpendEvent, Subject,
+    cap_queries, decide, decide_rejects_only, decide_request, Context, Decision, SpendEvent,
+    Subject,
 };
 use leash::policy::model::{
     Action, AmountRange, Beneficiary, BeneficiaryRegistry, CapScope, CapWindow, Filters, FxTable,
     MergedStack, Quorum, Rule, RuleKind, WindowWhen,
 };
+use leash::spend::{totals, Buckets};
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
@@ -147,23 +154,65 @@ fn stack() -> MergedStack {
 /// USD, across agents, vendors, categories and beneficiaries.
 fn spend(now: DateTime<Utc>) -> Vec<SpendEvent> {
     (0..1_000usize)
-        .map(|n| {
-            let minutes = i64::try_from(n).unwrap() * 40;
-            let currency = if n % 3 == 0 { "USD" } else { "EUR" };
-            SpendEvent {
-                at: now - TimeDelta::minutes(minutes),
-                agent: AGENTS[n % AGENTS.len()].into(),
-                vendor: VENDORS[n % VENDORS.len()].into(),
-                operation: "payment_intent.create".into(),
-                category: CATEGORIES[n % CATEGORIES.len()].into(),
-                beneficiary: Some(format!("cus_{}", n % 50)),
-                amount: Money::new(
-                    Decimal::new(1_000 + (n as i64 % 90) * 137, 2),
-                    cur(currency),
-                ),
-            }
-        })
+        .map(|n| spend_event(now - TimeDelta::minutes(i64::try_from(n).unwrap() * 40), n))
         .collect()
+}
+
+fn spend_event(at: DateTime<Utc>, n: usize) -> SpendEvent {
+    let currency = if n.is_multiple_of(3) { "USD" } else { "EUR" };
+    SpendEvent {
+        at,
+        agent: AGENTS[n % AGENTS.len()].into(),
+        vendor: VENDORS[n % VENDORS.len()].into(),
+        operation: "payment_intent.create".into(),
+        category: CATEGORIES[n % CATEGORIES.len()].into(),
+        beneficiary: Some(format!("cus_{}", n % 50)),
+        amount: Money::new(
+            Decimal::new(1_000 + (n as i64 % 90) * 137, 2),
+            cur(currency),
+        ),
+    }
+}
+
+/// Running sums per cap window in the stack's zone, holding `events` spend
+/// events spread over the 40 days before `now` (one every 3.5 seconds for
+/// a million).
+fn ledger(now: DateTime<Utc>, events: usize) -> Buckets {
+    let mut buckets = Buckets::new();
+    buckets.advance(now);
+    buckets.track(chrono_tz::Europe::Paris, std::iter::empty());
+    let step = if events == 0 {
+        0
+    } else {
+        40 * 86_400_000 / i64::try_from(events).unwrap()
+    };
+    for n in 0..events {
+        let at = now - TimeDelta::milliseconds(step * i64::try_from(n).unwrap());
+        buckets.add(&spend_event(at, n));
+    }
+    buckets
+}
+
+/// What the ledger runs for one decision: the cap queries, their totals,
+/// the decision.
+fn ledger_decide(
+    stack: &MergedStack,
+    buckets: &Buckets,
+    intent: &Intent,
+    fx: &FxTable,
+    registry: &BeneficiaryRegistry,
+    now: DateTime<Utc>,
+) -> Decision {
+    let subjects = [Subject::Spend(intent)];
+    let queries = cap_queries(stack, &subjects, now);
+    let spent = totals(buckets, &queries);
+    let ctx = Context {
+        now,
+        spent: &spent,
+        fx,
+        registry,
+    };
+    decide(stack, Subject::Spend(intent), &ctx)
 }
 
 fn fx() -> FxTable {
@@ -251,6 +300,35 @@ fn bench(c: &mut Criterion) {
     c.bench_function("decide_request: 10 intents", |b| {
         b.iter(|| decide_request(black_box(&stack), black_box(&subjects), black_box(&ctx)))
     });
+
+    // The same decision from the ledger's running sums: it sees the same
+    // 1,000 events as the scan above, then none, then a million.
+    let mut thousand = ledger(now, 0);
+    for event in &spent {
+        thousand.add(event);
+    }
+    let from_sums = ledger_decide(&stack, &thousand, &one, &fx, &registry, now);
+    assert_eq!(from_sums.verdicts, decision.verdicts);
+    for (label, buckets) in [
+        ("ledger decide: 40 rules, fresh ledger", ledger(now, 0)),
+        (
+            "ledger decide: 40 rules, 1,000,000 prior spend events",
+            ledger(now, 1_000_000),
+        ),
+    ] {
+        c.bench_function(label, |b| {
+            b.iter(|| {
+                ledger_decide(
+                    black_box(&stack),
+                    black_box(&buckets),
+                    black_box(&one),
+                    &fx,
+                    &registry,
+                    now,
+                )
+            })
+        });
+    }
 }
 
 criterion_group!(benches, bench);
