@@ -128,26 +128,69 @@ impl SledLedger {
         if to_reserve.is_empty() {
             return Ok(Reservation::default());
         }
-        // Persist first, in one batch: a reservation that is not stored
-        // would be lost by a restart and the cap would forget the money.
-        let mut batch = sled::Batch::default();
+        // Persist first: a reservation that is not stored would be lost by
+        // a restart and the cap would forget the money. One intent (the
+        // usual request) is one insert; several go in one batch, so that a
+        // failure stores none of them. (A sled batch takes a write lock
+        // every other sled operation waits for: not worth it for one.)
         let mut reservation = Reservation::default();
+        let mut entries = Vec::with_capacity(to_reserve.len());
         for event in &to_reserve {
             let id = self.store.next_id()?;
-            batch.insert(&id.to_be_bytes(), encode(id, &StoredEntry::new(event))?);
+            entries.push((id, encode(id, &StoredEntry::new(event))?));
             reservation.ids.push(id);
         }
-        self.tree.apply_batch(batch).map_err(StoreError::from)?;
+        if let [(id, bytes)] = entries.as_slice() {
+            self.tree
+                .insert(id.to_be_bytes(), bytes.as_slice())
+                .map_err(StoreError::from)?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for (id, bytes) in entries {
+                batch.insert(&id.to_be_bytes(), bytes);
+            }
+            self.tree.apply_batch(batch).map_err(StoreError::from)?;
+        }
         for event in &to_reserve {
             buckets.add(event);
         }
         Ok(reservation)
     }
 
-    /// Moves each entry of `reservation` to `state`. A released entry stays
-    /// released; one that leaves the active states is taken out of the
-    /// running sums.
-    fn set_state(&self, reservation: &Reservation, state: EntryState) -> Result<(), LedgerError> {
+    /// Marks the entries of `reservation` settled. They keep counting, so
+    /// the running sums do not change and the lock is not taken: each entry
+    /// moves from reserved to settled by compare-and-swap, so that a
+    /// release racing it is never undone.
+    fn settle_entries(&self, reservation: &Reservation) -> Result<(), LedgerError> {
+        for id in &reservation.ids {
+            let key = id.to_be_bytes();
+            // A lost race re-reads; a few rounds are plenty (only a release
+            // can race a settle, and it ends the entry's life).
+            for _ in 0..8 {
+                let Some(value) = self.tree.get(key).map_err(StoreError::from)? else {
+                    break;
+                };
+                let mut entry = decode(id, &value)?;
+                if entry.state != EntryState::Reserved {
+                    break;
+                }
+                entry.state = EntryState::Settled;
+                let swapped = self
+                    .tree
+                    .compare_and_swap(key, Some(value), Some(encode(*id, &entry)?))
+                    .map_err(StoreError::from)?;
+                if swapped.is_ok() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the entries of `reservation` released and takes them out of
+    /// the running sums, under the lock (so a release cannot race a
+    /// decision, or itself). Releasing twice takes nothing out twice.
+    fn release_entries(&self, reservation: &Reservation) -> Result<(), LedgerError> {
         let mut buckets = self.lock();
         for id in &reservation.ids {
             let key = id.to_be_bytes();
@@ -155,16 +198,14 @@ impl SledLedger {
                 continue;
             };
             let mut entry = decode(id, &value)?;
-            if entry.state == EntryState::Released || entry.state == state {
+            if entry.state == EntryState::Released {
                 continue;
             }
-            entry.state = state;
+            entry.state = EntryState::Released;
             self.tree
                 .insert(key, encode(*id, &entry)?)
                 .map_err(StoreError::from)?;
-            if state == EntryState::Released {
-                buckets.remove(&entry.event());
-            }
+            buckets.remove(&entry.event());
         }
         Ok(())
     }
@@ -185,15 +226,11 @@ impl SpendLedger for SledLedger {
     }
 
     fn settle<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()> {
-        Box::pin(std::future::ready(
-            self.set_state(reservation, EntryState::Settled),
-        ))
+        Box::pin(std::future::ready(self.settle_entries(reservation)))
     }
 
     fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()> {
-        Box::pin(std::future::ready(
-            self.set_state(reservation, EntryState::Released),
-        ))
+        Box::pin(std::future::ready(self.release_entries(reservation)))
     }
 }
 
