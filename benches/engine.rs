@@ -312,6 +312,10 @@ fn bench(c: &mut Criterion) {
     for (label, buckets) in [
         ("ledger decide: 40 rules, fresh ledger", ledger(now, 0)),
         (
+            "ledger decide: 40 rules, 1,000 prior spend events",
+            thousand,
+        ),
+        (
             "ledger decide: 40 rules, 1,000,000 prior spend events",
             ledger(now, 1_000_000),
         ),
