@@ -70,7 +70,10 @@ pub fn explain(set: &PolicySet, described: &Described) -> Result<Decision, Strin
         fx: &set.fx,
         registry: &set.registry,
     };
-    Ok(engine::decide(&stack, Subject::Spend(&intent), &ctx))
+    let mut decision = engine::decide(&stack, Subject::Spend(&intent), &ctx);
+    // As the proxy decides: a hold nobody listed can release is refused.
+    crate::holds::approvals::refuse_unreleasable(&mut decision, &set.approvers);
+    Ok(decision)
 }
 
 fn parse_currency(code: &str) -> Result<Currency, String> {

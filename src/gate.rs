@@ -172,21 +172,9 @@ impl Gate {
         let Some(mut decision) = deciding else {
             return Gated::unrecorded(Outcome::Refuse(undecidable("no decision could be made")));
         };
-        // Who may release a hold is fixed now. A hold nobody can release
-        // would only wait for its expiry while telling the agent to wait;
-        // and "nobody named" never means "anyone": refuse it outright.
-        let needs: Vec<Need> = decision
-            .approvals
-            .iter()
-            .map(|need| Need::resolve(need, &set.approvers))
-            .collect();
-        if decision.action == Action::RequireHuman
-            && !decision.shadow
-            && (needs.is_empty() || needs.iter().any(|n| !n.can_be_met()))
-        {
-            decision.action = Action::Reject;
-            decision.reason = format!("{}; no approver can release it", decision.reason);
-        }
+        // Who may release a hold is fixed now; a hold nobody can release
+        // is refused outright.
+        let needs = crate::holds::approvals::refuse_unreleasable(&mut decision, &set.approvers);
         log_decision(
             agent,
             vendor,

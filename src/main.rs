@@ -355,6 +355,11 @@ struct EnvArgs {
     /// their SHA-256), so by default the URL says ${LEASH_AGENT_TOKEN}.
     #[arg(long, env = "LEASH_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The proxy address agents reach leash at [default: listen: from the
+    /// config]. Needed when listen: has port 0 (chosen at start), or when
+    /// agents reach leash by another address (a container's service name).
+    #[arg(long, value_name = "HOST:PORT")]
+    proxy: Option<String>,
     /// sh (export lines), fish (set -gx), dotenv (NAME=value; values with
     /// spaces or quotes double-quoted), json (one object).
     #[arg(long, value_enum, default_value = "sh")]
@@ -1012,7 +1017,17 @@ fn env(config: &Config, args: EnvArgs) -> Result<ExitCode, String> {
     };
     let bundle = write_trust_bundle(config, &ca)?;
     let ca_path = absolute(ca.cert_path());
-    let vars = AgentEnv::new(&agent, token, &config.listen.to_string(), &bundle, &ca_path);
+    let proxy = match args.proxy {
+        Some(proxy) => proxy,
+        None if config.listen.port() == 0 => {
+            return Err(format!(
+                "listen: {} has port 0, chosen when leash starts: pass the address it printed with --proxy HOST:PORT",
+                config.listen
+            ))
+        }
+        None => loopback_if_unspecified(config.listen).to_string(),
+    };
+    let vars = AgentEnv::new(&agent, token, &proxy, &bundle, &ca_path);
     let comment =
         format!("leash: route this agent through the proxy as {agent:?} and trust leash's CA");
     out!("{}", vars.render(args.format, &comment));

@@ -230,7 +230,12 @@ fn redecide(
         registry: &candidate.registry,
     };
     let decisions = engine::decide_request(&stack, &subjects, &ctx);
-    let decision = engine::most_severe(&decisions).and_then(|i| decisions.get(i))?;
+    let mut decision = engine::most_severe(&decisions)
+        .and_then(|i| decisions.get(i))?
+        .clone();
+    // As the proxy decides: a hold nobody listed can release is refused.
+    crate::holds::approvals::refuse_unreleasable(&mut decision, &candidate.approvers);
+    let decision = &decision;
     let same =
         decision.action.as_str() == recorded.decision && decision.deciding_rule == recorded.rule;
     if same {

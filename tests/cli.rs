@@ -396,3 +396,33 @@ fn policy_check_reports_a_stack_default_nobody_could_approve() {
     let output = leash(dir.path(), &["policy", "check"]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn env_needs_the_proxy_address_when_listen_picks_a_port_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leash.yaml"), "listen: 127.0.0.1:0\n").unwrap();
+    let output = leash_env(dir.path(), None, &["--agent", "a"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--proxy"), "{}", stderr(&output));
+    let output = leash_env(
+        dir.path(),
+        None,
+        &[
+            "--agent",
+            "a",
+            "--proxy",
+            "127.0.0.1:18080",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["HTTPS_PROXY"], "http://a@127.0.0.1:18080");
+
+    // A wildcard listen address is reached on loopback.
+    std::fs::write(dir.path().join("leash.yaml"), "listen: 0.0.0.0:8080\n").unwrap();
+    let output = leash_env(dir.path(), None, &["--agent", "a", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["HTTPS_PROXY"], "http://a@127.0.0.1:8080");
+}

@@ -225,6 +225,31 @@ impl ApproverTokens {
     }
 }
 
+/// Turns a hold that nobody could release into a refusal, as the proxy
+/// decides it (and `policy test`, `explain` and `replay` with it): a hold
+/// that no listed approver can release would only wait for its expiry while
+/// telling the agent to wait, and "nobody named" never means "anyone".
+/// Shadow decisions are left alone (they are never enforced). Returns the
+/// resolved approval needs for a hold that stays one.
+pub fn refuse_unreleasable(
+    decision: &mut crate::policy::engine::Decision,
+    directory: &ApproverDirectory,
+) -> Vec<Need> {
+    let needs: Vec<Need> = decision
+        .approvals
+        .iter()
+        .map(|need| Need::resolve(need, directory))
+        .collect();
+    if decision.action == crate::policy::model::Action::RequireHuman
+        && !decision.shadow
+        && (needs.is_empty() || needs.iter().any(|n| !n.can_be_met()))
+    {
+        decision.action = crate::policy::model::Action::Reject;
+        decision.reason = format!("{}; no approver can release it", decision.reason);
+    }
+    needs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -260,7 +260,9 @@ pub fn run_case(set: &PolicySet, case: TestCase) -> CaseResult {
         fx: &set.fx,
         registry: &set.registry,
     };
-    let decision = engine::decide(&merged, subject, &ctx);
+    let mut decision = engine::decide(&merged, subject, &ctx);
+    // As the proxy decides: a hold nobody listed can release is refused.
+    crate::holds::approvals::refuse_unreleasable(&mut decision, &set.approvers);
     let rule_ok = match case.expect.rule {
         ExpectedRule::Any => true,
         ExpectedRule::Default => decision.deciding_rule.is_none(),
@@ -666,6 +668,9 @@ fn check_expected_rule(
                 rule.origin
             ),
         ),
+        // A REQUIRE_HUMAN rule decides REJECT when nobody listed could
+        // release its hold (as the proxy decides).
+        Some(rule) if rule.action == Action::RequireHuman && expect.action == Action::Reject => {}
         Some(rule) if rule.action != expect.action => c.error_value(
             &at,
             format!(
@@ -975,5 +980,48 @@ rules:
         let found = errors("cases: [1\n");
         assert_eq!(found[0].0, "tests/t.yaml");
         assert_eq!(found[0].1, 2);
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::policy::load::load_policy_set;
+
+    const HOLDING: &str = "agent: growth-agent\ncurrency: EUR\nrules:\n  - priority: 20\n    type: AMOUNT_THRESHOLD\n    action: REQUIRE_HUMAN\n    amount: { gte: 100 }\n";
+
+    fn report(config: &str, stack: &str) -> TestReport {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("growth.yaml"), stack).unwrap();
+        std::fs::create_dir(dir.path().join(TESTS_DIR)).unwrap();
+        std::fs::write(
+            dir.path().join(TESTS_DIR).join("t.yaml"),
+            "cases:\n  - name: held or refused\n    agent: growth-agent\n    intent: { vendor: acme, operation: x, category: payment, amount: \"500\", currency: EUR }\n    at: \"2026-11-24T10:00:00+01:00\"\n    expect: { action: REJECT, rule: 20 }\n",
+        )
+        .unwrap();
+        let config = Config::parse(Path::new("leash.yaml"), config).unwrap();
+        let set = load_policy_set(dir.path(), &config).unwrap();
+        run_tests(&set, dir.path()).unwrap()
+    }
+
+    #[test]
+    fn a_hold_nobody_can_release_is_refused_as_the_proxy_refuses_it() {
+        // No approvers at all: the proxy turns the hold into a refusal, and
+        // so does the test.
+        let none = report("{}\n", HOLDING);
+        assert!(none.results[0].passed, "{:?}", none.results[0].decision);
+        assert!(none.results[0]
+            .decision
+            .reason
+            .ends_with("no approver can release it"));
+
+        // With maya named, the same case is a hold again.
+        let named = report(
+            "approvers: { people: { maya: { slack: U1 } } }\n",
+            &HOLDING.replace("currency: EUR\n", "currency: EUR\napprovers: [maya]\n"),
+        );
+        assert!(!named.results[0].passed);
+        assert_eq!(named.results[0].decision.action, Action::RequireHuman);
     }
 }
