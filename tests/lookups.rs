@@ -63,28 +63,9 @@ async fn a_forwarded_write_makes_what_was_looked_up_for_it_stale() {
         "the first lookup was forgotten once its refund was forwarded"
     );
 
-    let decisions = decisions(&leash).await;
+    let decisions = common::decisions(&leash).await;
     let full = decisions.last().expect("a decision for the full refund");
     assert_eq!(full["intent"][0]["amount"]["amount"], "150.00", "{full}");
-}
-
-/// The audit log's decision entries, oldest first.
-async fn decisions(leash: &Harness) -> Vec<Value> {
-    let audit: Value = common::admin_get(
-        leash,
-        &format!("http://{}/v1/audit?limit=1000", leash.running.admin_addr),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "decision")
-        .cloned()
-        .collect()
 }
 
 const SIGNED: &str = "api.signed.example";

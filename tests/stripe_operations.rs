@@ -102,25 +102,6 @@ fn payment_intent(id: &str, amount: u64, currency: &str) -> String {
     )
 }
 
-/// The decisions in the audit chain, oldest first.
-async fn decisions(leash: &Harness) -> Vec<Value> {
-    let audit: Value = common::admin_get(
-        leash,
-        &format!("http://{}/v1/audit?limit=1000", leash.running.admin_addr),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "decision")
-        .cloned()
-        .collect()
-}
-
 /// The `nth` decision about `operation`.
 fn decision<'d>(all: &'d [Value], operation: &str, nth: usize) -> &'d Value {
     all.iter()
@@ -236,7 +217,7 @@ async fn a_confirm_is_decided_on_the_looked_up_payment_intent() {
     assert!(posts_to(&stripe, big).is_empty());
     assert_eq!(gets_of(&stripe, "/v1/payment_intents/pi_big").len(), 1);
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let confirmed = decision(&all, "payment_intent.confirm", 0);
     assert_eq!(confirmed["decision"], "AUTO_APPROVE", "{confirmed}");
     let intent = &confirmed["intent"][0];
@@ -284,7 +265,7 @@ async fn an_invoice_payment_is_decided_on_what_is_left_of_it() {
     assert_eq!(oob.status, 200, "{}", oob.json);
     assert_eq!(gets_of(&stripe, "/v1/invoices/in_1").len(), 1);
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let paid = decision(&all, "invoice.pay", 0);
     assert_eq!(paid["decision"], "AUTO_APPROVE", "{paid}");
     assert_eq!(paid["intent"][0]["amount"]["amount"], "40.00");
@@ -328,7 +309,7 @@ async fn a_checkout_session_is_priced_with_the_looked_up_price() {
     assert_eq!(price_gets[0].headers["authorization"], KEY);
     assert_eq!(price_gets[0].headers["stripe-account"], ACCOUNT);
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let first = decision(&all, "checkout_session.create", 0);
     assert_eq!(first["decision"], "AUTO_APPROVE", "{first}");
     assert_eq!(first["intent"][0]["amount"]["amount"], "50.00");
@@ -384,7 +365,7 @@ async fn a_v2_outbound_payment_is_read_from_its_json_body() {
     assert_eq!(forwarded[0].body, outbound(5000).into_bytes());
     assert!(stripe.seen().iter().all(|s| s.method == "POST"));
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let outbound = decision(&all, "v2.outbound_payment.create", 0);
     assert_eq!(outbound["decision"], "AUTO_APPROVE", "{outbound}");
     assert_eq!(outbound["intent"][0]["amount"]["amount"], "50.00");
@@ -426,7 +407,7 @@ async fn a_failed_lookup_is_held_as_unreadable_and_never_forwarded() {
     assert_eq!(again.code(), "leash_held", "{}", again.json);
     assert!(posts_to(&stripe, confirm).is_empty());
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let gone = all
         .iter()
         .find(|d| d.to_string().contains("pi_gone"))
@@ -476,7 +457,7 @@ async fn a_confirm_after_a_create_reads_the_learned_payment_intent() {
         "learned, not looked up"
     );
 
-    let all = decisions(&leash).await;
+    let all = common::decisions(&leash).await;
     let confirmed = decision(&all, "payment_intent.confirm", 0);
     assert_eq!(confirmed["decision"], "AUTO_APPROVE", "{confirmed}");
     assert_eq!(confirmed["intent"][0]["amount"]["amount"], "30.00");

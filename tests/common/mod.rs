@@ -44,6 +44,26 @@ pub async fn admin_get(_leash: &Harness, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The decision entries of `leash`'s audit chain, oldest first (read as
+/// the test auditor).
+pub async fn decisions(leash: &Harness) -> Vec<serde_json::Value> {
+    let audit: serde_json::Value = admin_get(
+        leash,
+        &format!("http://{}/v1/audit?limit=1000", leash.running.admin_addr),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "decision")
+        .cloned()
+        .collect()
+}
+
 /// The body every test upstream answers with; tests check it arrives
 /// unchanged. A whole enough charge for leash's refund lookups (a refund of
 /// `ch_…` without a currency is in EUR, at most €10.99).

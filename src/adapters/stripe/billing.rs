@@ -157,8 +157,9 @@ struct LineSpec {
     /// The field the lines are under (`line_items`), with its `[`; empty
     /// for one line made of top-level fields (a subscription item).
     prefix: &'static str,
-    /// Sub-fields after `root[i]` leash reads or knows to be harmless.
-    fields: &'static [&'static str],
+    /// Sub-fields after `root[i]` leash reads or knows to be harmless, in
+    /// groups shared between specs.
+    fields: &'static [&'static [&'static str]],
     /// Sub-field prefixes known to be harmless (`[metadata][`).
     prefixes: &'static [&'static str],
     /// Whether `[quantity]` must be given (Checkout) or defaults to 1.
@@ -170,20 +171,33 @@ struct LineSpec {
     existing: bool,
 }
 
+/// A line's price and quantity, as every line-item field of Stripe's
+/// billing objects writes them (after `root[i]`).
+const PRICED_LINE: &[&str] = &[
+    "[price]",
+    "[quantity]",
+    "[price_data][currency]",
+    "[price_data][unit_amount]",
+    "[price_data][product]",
+    "[price_data][tax_behavior]",
+];
+/// A recurring `price_data`'s period.
+const RECURRING_PRICE: &[&str] = &[
+    "[price_data][recurring][interval]",
+    "[price_data][recurring][interval_count]",
+];
+
 /// Checkout line items: what leash understands, by their path after
 /// `line_items[i]`.
 const CHECKOUT_LINES: LineSpec = LineSpec {
     prefix: "line_items[",
     fields: &[
-        "[price]",
-        "[quantity]",
-        "[price_data][currency]",
-        "[price_data][unit_amount]",
-        "[price_data][product]",
-        "[price_data][tax_behavior]",
-        "[adjustable_quantity][enabled]",
-        "[adjustable_quantity][minimum]",
-        "[adjustable_quantity][maximum]",
+        PRICED_LINE,
+        &[
+            "[adjustable_quantity][enabled]",
+            "[adjustable_quantity][minimum]",
+            "[adjustable_quantity][maximum]",
+        ],
     ],
     prefixes: &[
         "[price_data][product_data][",
@@ -196,29 +210,6 @@ const CHECKOUT_LINES: LineSpec = LineSpec {
     existing: false,
 };
 
-const ITEM_FIELDS: &[&str] = &[
-    "[price]",
-    "[quantity]",
-    "[price_data][currency]",
-    "[price_data][unit_amount]",
-    "[price_data][product]",
-    "[price_data][tax_behavior]",
-    "[price_data][recurring][interval]",
-    "[price_data][recurring][interval_count]",
-];
-const UPDATE_ITEM_FIELDS: &[&str] = &[
-    "[price]",
-    "[quantity]",
-    "[price_data][currency]",
-    "[price_data][unit_amount]",
-    "[price_data][product]",
-    "[price_data][tax_behavior]",
-    "[price_data][recurring][interval]",
-    "[price_data][recurring][interval_count]",
-    "[id]",
-    "[deleted]",
-    "[clear_usage]",
-];
 const ITEM_PREFIXES: &[&str] = &[
     "[metadata][",
     "[tax_rates][",
@@ -229,7 +220,7 @@ const ITEM_PREFIXES: &[&str] = &[
 /// `items[i]` of a subscription create.
 const SUBSCRIPTION_ITEMS: LineSpec = LineSpec {
     prefix: "items[",
-    fields: ITEM_FIELDS,
+    fields: &[PRICED_LINE, RECURRING_PRICE],
     prefixes: ITEM_PREFIXES,
     quantity_required: false,
     recurring: true,
@@ -239,7 +230,11 @@ const SUBSCRIPTION_ITEMS: LineSpec = LineSpec {
 /// `items[i]` of a subscription update: new items, or existing ones by id.
 const SUBSCRIPTION_UPDATE_ITEMS: LineSpec = LineSpec {
     prefix: "items[",
-    fields: UPDATE_ITEM_FIELDS,
+    fields: &[
+        PRICED_LINE,
+        RECURRING_PRICE,
+        &["[id]", "[deleted]", "[clear_usage]"],
+    ],
     prefixes: ITEM_PREFIXES,
     quantity_required: false,
     recurring: true,
@@ -249,14 +244,7 @@ const SUBSCRIPTION_UPDATE_ITEMS: LineSpec = LineSpec {
 /// `add_invoice_items[i]`: one-off items on the first invoice.
 const ADD_INVOICE_ITEMS: LineSpec = LineSpec {
     prefix: "add_invoice_items[",
-    fields: &[
-        "[price]",
-        "[quantity]",
-        "[price_data][currency]",
-        "[price_data][unit_amount]",
-        "[price_data][product]",
-        "[price_data][tax_behavior]",
-    ],
+    fields: &[PRICED_LINE],
     prefixes: &["[metadata][", "[tax_rates][", "[discounts][", "[period]["],
     quantity_required: false,
     recurring: false,
@@ -267,17 +255,7 @@ const ADD_INVOICE_ITEMS: LineSpec = LineSpec {
 /// (`price`, `price_data[...]`, `quantity`), read as one line.
 const SUBSCRIPTION_ITEM_LINE: LineSpec = LineSpec {
     prefix: "",
-    fields: &[
-        "[price]",
-        "[quantity]",
-        "[price_data][currency]",
-        "[price_data][unit_amount]",
-        "[price_data][product]",
-        "[price_data][tax_behavior]",
-        "[price_data][recurring][interval]",
-        "[price_data][recurring][interval_count]",
-        "[id]",
-    ],
+    fields: &[PRICED_LINE, RECURRING_PRICE, &["[id]"]],
     prefixes: &[],
     quantity_required: false,
     recurring: true,
@@ -633,7 +611,8 @@ fn read_line(
                 name("[adjustable_quantity]")
             ));
         }
-        let known = spec.fields.contains(sub) || spec.prefixes.iter().any(|p| sub.starts_with(p));
+        let known = spec.fields.iter().any(|group| group.contains(sub))
+            || spec.prefixes.iter().any(|p| sub.starts_with(p));
         if !known {
             return Err(format!(
                 "`{}` is not a line-item field leash understands",
