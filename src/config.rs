@@ -24,6 +24,12 @@ use serde::Deserialize;
 use crate::egress::{DeniedNetworks, HostPattern};
 use crate::yaml::{self, YamlError};
 
+mod vendors;
+pub use vendors::{
+    AwsSettings, FireblocksSettings, GoogleAdsSettings, MetaSettings, SepaSettings, Vendors,
+    WiseSettings,
+};
+
 /// The file read when no `--config` is given, from the working directory.
 pub const DEFAULT_FILE: &str = "leash.yaml";
 
@@ -79,6 +85,9 @@ pub struct Config {
     pub custom_vendors: Vec<CustomVendor>,
     /// How often the audit chain's head is signed (SPEC §8).
     pub audit: AuditConfig,
+    /// What the built-in adapters need to know that requests do not say
+    /// (SPEC §4.5).
+    pub vendors: Vendors,
     /// The file this was read from; `None` when running on defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -104,6 +113,7 @@ impl Default for Config {
             notify: Vec::new(),
             custom_vendors: Vec::new(),
             audit: AuditConfig::default(),
+            vendors: Vendors::default(),
             source: None,
         }
     }
@@ -1559,40 +1569,47 @@ fn overrides<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, HostPor
 /// unquoted `0.92` is a YAML float, already rounded to binary by the parser,
 /// and is refused rather than trusted.
 fn rates<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Decimal>, D::Error> {
-    struct Rate(Decimal);
-    impl<'de> Deserialize<'de> for Rate {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(RateVisitor)
-        }
-    }
-    struct RateVisitor;
-    impl<'a> Visitor<'a> for RateVisitor {
-        type Value = Rate;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a decimal in quotes, like \"0.92\"")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
-            parse_rate(v).map(Rate).map_err(E::custom)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Rate, E> {
-            self.visit_str(&v.to_string())
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
-            self.visit_str(&v.to_string())
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Rate, E> {
-            if !v.is_finite() {
-                return Err(E::custom(format!(
-                    "{v} is not a rate: write a decimal like \"0.92\""
-                )));
-            }
-            Err(E::custom(format!(
-                "{v} is a YAML float, and money never goes through floats: quote it, like \"{v}\""
-            )))
-        }
-    }
-    let map = BTreeMap::<Currency, Rate>::deserialize(d)?;
+    let map = BTreeMap::<Currency, PositiveDecimal>::deserialize(d)?;
     Ok(map.into_iter().map(|(k, v)| (k.0, v.0)).collect())
+}
+
+/// A decimal greater than 0 (an fx rate, a price): a quoted string
+/// (`"0.92"`) or an integer. An unquoted `0.92` is a YAML float, already
+/// rounded to binary by the parser, and is refused rather than trusted.
+struct PositiveDecimal(Decimal);
+
+impl<'de> Deserialize<'de> for PositiveDecimal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PositiveDecimalVisitor)
+    }
+}
+
+struct PositiveDecimalVisitor;
+
+impl<'a> Visitor<'a> for PositiveDecimalVisitor {
+    type Value = PositiveDecimal;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a decimal in quotes, like \"0.92\"")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PositiveDecimal, E> {
+        parse_rate(v).map(PositiveDecimal).map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositiveDecimal, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositiveDecimal, E> {
+        self.visit_str(&v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<PositiveDecimal, E> {
+        if !v.is_finite() {
+            return Err(E::custom(format!(
+                "{v} is not a decimal: write one like \"0.92\""
+            )));
+        }
+        Err(E::custom(format!(
+            "{v} is a YAML float, and money never goes through floats: quote it, like \"{v}\""
+        )))
+    }
 }
 
 #[cfg(test)]
