@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
-use crate::adapters::{Adapter, Refusal, Shaped};
+use crate::adapters::{Adapter, Refusal, Shaped, ShapedBody};
 
 /// The body type of every response leash sends to agents: either the
 /// vendor's streamed answer or one of leash's own.
@@ -110,12 +110,18 @@ impl Answer {
             Some(adapter) => adapter.shape_refusal(&refusal),
             None => Shaped::generic(&refusal),
         };
-        let body = shaped.body;
-        let mut response = Response::new(full(body.to_string()));
-        *response.status_mut() = self.status;
+        let (content_type, body) = match shaped.body {
+            ShapedBody::Json(value) => ("application/json", value.to_string().into_bytes()),
+            ShapedBody::Raw {
+                content_type,
+                bytes,
+            } => (content_type, bytes),
+        };
+        let mut response = Response::new(full(body));
+        *response.status_mut() = shaped.status.unwrap_or(self.status);
         response.extensions_mut().insert(AnswerCode(self.code));
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(X_LEASH_DECISION, HeaderValue::from_static(self.decision));
         if let Some(rule) = self.rule {
             headers.insert(X_LEASH_RULE, HeaderValue::from(rule));
@@ -133,7 +139,9 @@ impl Answer {
             headers.insert(X_LEASH_AUDIT_SEQ, HeaderValue::from(seq));
         }
         for (name, value) in shaped.headers {
-            headers.insert(name, HeaderValue::from_static(value));
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
         }
         response
     }
@@ -186,10 +194,11 @@ mod tests {
             }
         }
         fn shape_refusal(&self, refusal: &Refusal<'_>) -> Shaped {
-            let mut shaped = Shaped::generic(refusal);
-            shaped.body["error"]["type"] = "invalid_request".into();
-            shaped.headers.push(("acme-should-retry", "false"));
-            shaped
+            let mut body = serde_json::json!({
+                "error": { "code": refusal.code, "message": refusal.message }
+            });
+            body["error"]["type"] = "invalid_request".into();
+            Shaped::json(body).with_header("acme-should-retry", "false")
         }
     }
 
@@ -223,16 +232,38 @@ mod tests {
             });
             let response = answer.render(Some(adapter));
             let vendor = adapter.name();
-            assert_eq!(response.status(), 403, "{vendor}");
+            assert_eq!(
+                response.status(),
+                shaped.status.unwrap_or(StatusCode::FORBIDDEN),
+                "{vendor}"
+            );
             assert_eq!(
                 response.headers()["x-leash-decision"],
                 "rejected",
                 "{vendor}"
             );
             for (name, value) in &shaped.headers {
-                assert_eq!(response.headers()[*name], *value, "{vendor}: {name}");
+                assert_eq!(
+                    response.headers()[*name],
+                    value.as_str(),
+                    "{vendor}: {name}"
+                );
             }
-            assert_eq!(body_json(response).await, shaped.body, "{vendor}");
+            match &shaped.body {
+                ShapedBody::Json(json) => assert_eq!(&body_json(response).await, json, "{vendor}"),
+                ShapedBody::Raw {
+                    content_type,
+                    bytes,
+                } => {
+                    assert_eq!(
+                        response.headers()["content-type"],
+                        *content_type,
+                        "{vendor}"
+                    );
+                    let got = response.into_body().collect().await.unwrap().to_bytes();
+                    assert_eq!(got.as_ref(), bytes.as_slice(), "{vendor}");
+                }
+            }
         }
     }
 

@@ -142,22 +142,62 @@ pub struct Refusal<'a> {
     pub message: &'a str,
 }
 
-/// A refusal in a vendor's shape: the JSON body and any headers that keep
-/// its SDKs from retrying.
+/// A refusal in a vendor's shape: the status, body and headers its SDKs
+/// parse into their normal typed error without retrying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shaped {
-    pub body: serde_json::Value,
-    pub headers: Vec<(&'static str, &'static str)>,
+    /// The HTTP status sent, when the vendor's protocol does not carry the
+    /// refusal's own: gRPC answers every call `200` and puts its status in
+    /// `grpc-status`. `None` sends [`Refusal::status`].
+    pub status: Option<http::StatusCode>,
+    pub body: ShapedBody,
+    /// Extra headers. A value that is not a valid header value is dropped
+    /// (an adapter percent-encodes what it quotes, as gRPC's
+    /// `grpc-message` requires).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The body of a [`Shaped`] refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShapedBody {
+    /// Sent as `application/json`.
+    Json(serde_json::Value),
+    /// Any other media type: an XML error document, or an empty gRPC
+    /// trailers-only answer (`application/grpc`, no bytes).
+    Raw {
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Shaped {
     /// `{"error":{"code":...,"message":...}}`, no extra headers.
     pub fn generic(refusal: &Refusal<'_>) -> Shaped {
+        Shaped::json(serde_json::json!({
+            "error": { "code": refusal.code, "message": refusal.message }
+        }))
+    }
+
+    /// A JSON body with the refusal's status and no extra headers.
+    pub fn json(body: serde_json::Value) -> Shaped {
         Shaped {
-            body: serde_json::json!({
-                "error": { "code": refusal.code, "message": refusal.message }
-            }),
+            status: None,
+            body: ShapedBody::Json(body),
             headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Shaped {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The JSON body, if it is one.
+    pub fn json_body(&self) -> Option<&serde_json::Value> {
+        match &self.body {
+            ShapedBody::Json(value) => Some(value),
+            ShapedBody::Raw { .. } => None,
         }
     }
 }

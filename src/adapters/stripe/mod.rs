@@ -349,12 +349,10 @@ impl Adapter for StripeAdapter {
         } else {
             "invalid_request_error"
         };
-        Shaped {
-            body: serde_json::json!({
-                "error": { "type": kind, "code": refusal.code, "message": refusal.message }
-            }),
-            headers: vec![("stripe-should-retry", "false")],
-        }
+        Shaped::json(serde_json::json!({
+            "error": { "type": kind, "code": refusal.code, "message": refusal.message }
+        }))
+        .with_header("stripe-should-retry", "false")
     }
 }
 
