@@ -134,6 +134,44 @@ enum Command {
     /// in the audit chain with channel "cli".
     #[command(subcommand)]
     Holds(HoldsCommand),
+    /// Show where each cap stands: its window, spent, reserved and left.
+    ///
+    /// Asks the running leash (GET /v1/spend on the admin API), so the
+    /// numbers are the live ledger's, measured by the policies in force:
+    /// "left" is the most the next request may add before the cap fires.
+    /// "reserved" is approved spend whose vendor answer has not come yet
+    /// (it counts). A cap counted per beneficiary or per category shows
+    /// numbers for the one named with --beneficiary or --category.
+    ///
+    /// Needs an approver's or auditor's token, from LEASH_AUDIT_TOKEN (else
+    /// LEASH_APPROVER_TOKEN) or --token-file.
+    ///
+    ///     leash spend --agent growth-agent
+    Spend(SpendArgs),
+}
+
+#[derive(Args, Debug)]
+struct SpendArgs {
+    /// Only this agent's caps [default: every agent the config and the
+    /// policies name].
+    #[arg(long)]
+    agent: Option<String>,
+    /// The beneficiary whose per-beneficiary caps to show.
+    #[arg(long)]
+    beneficiary: Option<String>,
+    /// The category whose per-category caps to show.
+    #[arg(long)]
+    category: Option<String>,
+    /// The admin API's base URL [default: http:// and admin: from the config]
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// A file holding the token [default: $LEASH_AUDIT_TOKEN, else
+    /// $LEASH_APPROVER_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -426,6 +464,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Policy(PolicyCommand::Replay(args)) => policy_replay(&config, args),
         Command::Audit(command) => audit_command(&config, command),
         Command::Holds(command) => holds_command(&config, command),
+        Command::Spend(args) => spend_command(&config, args),
         Command::Policy(PolicyCommand::Schema) => {
             let schema = leash::policy::schema::policy_json_schema();
             let text = serde_json::to_string_pretty(&schema)
@@ -1058,6 +1097,169 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// `leash holds …`: one call to the admin API, summarised for people.
+/// One call to the admin API at `admin` (a base URL; default: `admin:`
+/// from the config), with `token` as the bearer: its status and JSON.
+fn admin_call(
+    config: &Config,
+    admin: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    token: &str,
+) -> Result<(reqwest::StatusCode, serde_json::Value), String> {
+    let base = match admin {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", loopback_if_unspecified(config.admin)),
+    };
+    let url = format!("{base}{path}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut request = client
+            .request(method, &url)
+            .bearer_auth(token)
+            .header("x-leash-channel", "cli");
+        if let Some(body) = body {
+            // reqwest's `json` feature is not enabled for the binary.
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("the admin API at {base} does not answer: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let answer: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| format!("the admin API at {base} answered {status} without JSON"))?;
+        Ok::<_, String>((status, answer))
+    })
+}
+
+fn spend_command(config: &Config, args: SpendArgs) -> Result<ExitCode, String> {
+    let token = match &args.token_file {
+        Some(file) => audit_token(Some(file))?,
+        None => match std::env::var("LEASH_AUDIT_TOKEN") {
+            Ok(_) => audit_token(None)?,
+            Err(_) => std::env::var("LEASH_APPROVER_TOKEN").map_err(|_| {
+                "leash spend needs a token: set LEASH_AUDIT_TOKEN (or LEASH_APPROVER_TOKEN) or pass --token-file FILE (an approver's or an auditor's token)".to_string()
+            })?,
+        },
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("agent", &args.agent),
+        ("beneficiary", &args.beneficiary),
+        ("category", &args.category),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(key, value);
+        }
+    }
+    let query = query.finish();
+    let path = if query.is_empty() {
+        "/v1/spend".to_string()
+    } else {
+        format!("/v1/spend?{query}")
+    };
+    let (status, answer) = admin_call(
+        config,
+        args.admin.as_deref(),
+        reqwest::Method::GET,
+        &path,
+        None,
+        &token,
+    )?;
+    if !status.is_success() {
+        let message = answer["error"]["message"].as_str().unwrap_or("refused");
+        return Err(format!("{status}: {message}"));
+    }
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let agents = answer["agents"].as_array().cloned().unwrap_or_default();
+    if agents.is_empty() {
+        outln!("no agents");
+    }
+    for agent in &agents {
+        let name = agent["agent"].as_str().unwrap_or("?");
+        let caps = agent["caps"].as_array().cloned().unwrap_or_default();
+        if caps.is_empty() {
+            outln!("{name}: no caps");
+            continue;
+        }
+        outln!("{name}");
+        for cap in &caps {
+            outln!("{}", spend_line(cap));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One cap of `GET /v1/spend`, as two lines: what it counts, then its
+/// numbers (or why there are none).
+fn spend_line(cap: &serde_json::Value) -> String {
+    let text = |key: &str| cap[key].as_str().unwrap_or("").to_string();
+    let currency = text("currency");
+    let money = |key: &str| -> Option<String> {
+        let value: rust_decimal::Decimal = cap[key].as_str()?.parse().ok()?;
+        let code = leash::money::Currency::parse(&currency).ok()?;
+        Some(leash::policy::engine::fmt_number(value, code))
+    };
+    let scope = match (text("scope").as_str(), cap["scope_value"].as_str()) {
+        ("all_agents", _) => "all agents".to_string(),
+        (scope, Some(value)) => format!("{scope} {value}"),
+        (scope, None) => format!("per {scope}"),
+    };
+    let tz: Option<chrono_tz::Tz> = text("timezone").parse().ok();
+    let local = |key: &str| -> Option<String> {
+        let at: chrono::DateTime<chrono::Utc> = cap[key].as_str()?.parse().ok()?;
+        Some(at.with_timezone(&tz?).format("%Y-%m-%d %H:%M").to_string())
+    };
+    let window = match (local("from"), local("until")) {
+        (Some(from), Some(until)) => format!("{from} to {until} {}", text("timezone")),
+        _ => text("timezone"),
+    };
+    let shadow = if cap["shadow"].as_bool() == Some(true) {
+        " (shadow)"
+    } else {
+        ""
+    };
+    let head = format!(
+        "  #{} {} cap, {scope}: {window}{shadow}",
+        cap["priority"],
+        text("window"),
+    );
+    let numbers = match (
+        money("limit"),
+        money("spent"),
+        money("reserved"),
+        money("left"),
+    ) {
+        (Some(limit), Some(spent), Some(reserved), Some(left)) => format!(
+            "      limit {limit} {currency}   spent {spent}   reserved {reserved}   left {left}"
+        ),
+        _ => format!(
+            "      limit {} {currency}   {}",
+            money("limit").unwrap_or_default(),
+            cap["note"].as_str().unwrap_or("no numbers")
+        ),
+    };
+    format!("{head}\n{numbers}")
+}
+
 fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, String> {
     let (method, path, body, api) = match command {
         HoldsCommand::List { state, api } => {
@@ -1113,41 +1315,7 @@ fn holds_command(config: &Config, command: HoldsCommand) -> Result<ExitCode, Str
             "no approver token: set LEASH_APPROVER_TOKEN or pass --token-file FILE".to_string()
         })?,
     };
-    let base = match &api.admin {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("http://{}", loopback_if_unspecified(config.admin)),
-    };
-    let url = format!("{base}{path}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let (status, answer) = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let mut request = client
-            .request(method, &url)
-            .bearer_auth(&token)
-            .header("x-leash-channel", "cli");
-        if let Some(body) = body {
-            // reqwest's `json` feature is not enabled for the binary.
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("the admin API at {base} does not answer: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        let answer: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| format!("the admin API at {base} answered {status} without JSON"))?;
-        Ok::<_, String>((status, answer))
-    })?;
+    let (status, answer) = admin_call(config, api.admin.as_deref(), method, &path, body, &token)?;
     if !status.is_success() {
         let message = answer["error"]["message"]
             .as_str()

@@ -382,6 +382,16 @@ pub async fn start_with_env(
         audit: Some(audit.clone()),
         store: Some(store.clone()),
         metrics,
+        spend: Some(crate::admin::SpendView {
+            policies: Arc::clone(&policies),
+            ledger: Arc::clone(&proxy.gate.ledger),
+            configured_agents: config
+                .agents
+                .keys()
+                .cloned()
+                .chain(config.default_agent.clone())
+                .collect(),
+        }),
         audit_readers: crate::admin::AuditReaders::from_config(&config.approvers),
         limits: crate::admin::ConnectionLimits {
             header_read_timeout: config.limits.header_read_timeout,

@@ -15,6 +15,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 mod holds_api;
+mod spend_api;
+
+pub use spend_api::SpendView;
 
 use crate::answer::{full, ProxyBody};
 use crate::audit::AuditLog;
@@ -68,7 +71,10 @@ pub struct Admin {
     pub desk: Option<crate::desk::Desk>,
     /// For `GET /metrics`.
     pub metrics: Arc<Metrics>,
-    /// Who may read `GET /v1/audit`: approvers and auditors.
+    /// For `GET /v1/spend`: the policies in force and the live ledger.
+    pub spend: Option<SpendView>,
+    /// Who may read `GET /v1/audit` and `GET /v1/spend`: approvers and
+    /// auditors.
     pub audit_readers: AuditReaders,
     /// `limits.header_read_timeout`, `limits.idle_timeout` and
     /// `limits.max_admin_connections`.
@@ -222,6 +228,24 @@ impl Admin {
                         StatusCode::UNAUTHORIZED,
                         "unauthorized",
                         "GET /v1/audit needs Authorization: Bearer with an approver's or an auditor's token (approvers.auditors)",
+                    ),
+                }
+            }
+            (&Method::GET, "/v1/spend") => {
+                let authorization = request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes());
+                match (&self.spend, self.audit_readers.authenticate(authorization)) {
+                    (None, _) => not_found(),
+                    (Some(view), Some(reader)) => {
+                        tracing::debug!(%reader, "spend read");
+                        spend_api::spend(view, request.uri().query()).await
+                    }
+                    (Some(_), None) => error(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "GET /v1/spend needs Authorization: Bearer with an approver's or an auditor's token (approvers.auditors)",
                     ),
                 }
             }

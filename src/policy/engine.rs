@@ -36,7 +36,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::caps::{CapPeriod, CapQuery, ScopeKey, SpendTotals};
+use super::caps::{CapPeriod, CapQuery, CapTotal, ScopeKey, SpendTotals};
 use super::model::{
     Action, AmountRange, BeneficiaryRegistry, CapScope, CapWindow, Filters, FxTable, MergedStack,
     Rule, RuleKind, WindowWhen,
@@ -778,35 +778,10 @@ fn cap(
             counted.to_mut().add(ev.amount, ev.at);
         }
     }
-    // Each currency's total is converted once (in the currencies' order):
-    // exact where a conversion is a multiplication, and at most one
-    // rounding per currency where it divides.
-    let mut spent = Decimal::ZERO;
-    for (from, total) in &counted.by_currency {
-        let Some(sum) = total.sum.value() else {
-            return Tri::Missing("prior spend overflows".to_string());
-        };
-        let prior = Money::new(sum, *from);
-        let value = match fx.convert(prior, currency) {
-            Ok(v) => v,
-            Err(m) => {
-                let what = fmt_money(sum, *from);
-                let at = total.latest.to_rfc3339();
-                return Tri::Missing(if total.count == 1 {
-                    format!("prior spend {what} at {at} cannot be counted: {m}")
-                } else {
-                    format!(
-                        "prior spend {what} ({} payments, the latest at {at}) cannot be counted: {m}",
-                        total.count
-                    )
-                });
-            }
-        };
-        spent = match spent.checked_add(value) {
-            Some(s) => s,
-            None => return Tri::Missing("prior spend overflows".to_string()),
-        };
-    }
+    let spent = match sum_in(&counted, currency, fx) {
+        Ok(spent) => spent,
+        Err(m) => return Tri::Missing(m),
+    };
     let Some(total) = spent.checked_add(amount) else {
         return Tri::Missing("prior spend plus this amount overflows".to_string());
     };
@@ -823,6 +798,46 @@ fn cap(
     } else {
         Tri::No(text("\u{2264}"))
     }
+}
+
+/// What `counted` comes to in `currency`, converted exactly as a cap
+/// converts it (for `leash spend`, which must show the numbers a decision
+/// would use).
+pub fn counted_in(
+    counted: &CapTotal,
+    currency: Currency,
+    table: &FxTable,
+) -> Result<Decimal, String> {
+    sum_in(counted, currency, &mut Fx::new(table))
+}
+
+/// Each currency's total converted once (in the currencies' order) and
+/// added: exact where a conversion is a multiplication, and at most one
+/// rounding per currency where it divides.
+fn sum_in(counted: &CapTotal, currency: Currency, fx: &mut Fx<'_>) -> Result<Decimal, String> {
+    let mut spent = Decimal::ZERO;
+    for (from, total) in &counted.by_currency {
+        let Some(sum) = total.sum.value() else {
+            return Err("prior spend overflows".to_string());
+        };
+        let prior = Money::new(sum, *from);
+        let value = fx.convert(prior, currency).map_err(|m| {
+            let what = fmt_money(sum, *from);
+            let at = total.latest.to_rfc3339();
+            if total.count == 1 {
+                format!("prior spend {what} at {at} cannot be counted: {m}")
+            } else {
+                format!(
+                    "prior spend {what} ({} payments, the latest at {at}) cannot be counted: {m}",
+                    total.count
+                )
+            }
+        })?;
+        spent = spent
+            .checked_add(value)
+            .ok_or_else(|| "prior spend overflows".to_string())?;
+    }
+    Ok(spent)
 }
 
 /// The current window of `now` in `tz`, as `[start, end)` instants.

@@ -13,3 +13,4 @@ pub mod model;
 mod node;
 pub mod schema;
 pub mod testing;
+pub mod usage;

@@ -28,7 +28,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::policy::caps::{CapQuery, Totals};
+use crate::policy::caps::{CapQuery, CapTotal, Totals};
 use crate::policy::engine::SpendEvent;
 use crate::store::StoreError;
 
@@ -95,6 +95,25 @@ pub trait SpendLedger: Send + Sync {
     /// The vendor refused, or the request was never sent: the reservation
     /// no longer counts. Releasing what is already released does nothing.
     fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()>;
+    /// What each of `queries` counts at `now`, and how much of that is
+    /// still reserved (waiting for the vendor's answer), in order: what
+    /// `leash spend` shows. Read only and off the request path: a store
+    /// may read its reservations to answer. `Err` per query: why that one
+    /// cannot be said.
+    fn usage<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        queries: &'a [CapQuery<'a>],
+    ) -> LedgerFuture<'a, Vec<Result<Usage, String>>>;
+}
+
+/// One cap query's spend, as [`SpendLedger::usage`] answers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Everything the query counts: reserved and settled.
+    pub counted: CapTotal,
+    /// The part of `counted` still waiting for the vendor's answer.
+    pub reserved: CapTotal,
 }
 
 /// [`SpendLedger::decide_and_reserve`] for a decision that also produces a

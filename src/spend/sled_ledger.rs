@@ -9,9 +9,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{totals, Buckets, HORIZON_DAYS};
-use super::{Decide, LedgerError, LedgerFuture, Reservation, SpendLedger};
+use super::{Decide, LedgerError, LedgerFuture, Reservation, SpendLedger, Usage};
 use crate::money::Money;
-use crate::policy::caps::CapQuery;
+use crate::policy::caps::{scan, CapQuery, CapTotal};
 use crate::policy::engine::SpendEvent;
 use crate::store::{Store, StoreError};
 
@@ -157,6 +157,41 @@ impl SledLedger {
         Ok(reservation)
     }
 
+    /// [`SpendLedger::usage`]: the running sums for what counts, and a read
+    /// of the stored entries still reserved (few: requests in flight, and
+    /// those whose answer never came) for the reserved part. An operator's
+    /// command, not a decision: the read is not under the buckets' lock, so
+    /// a request deciding meanwhile may be in one number and not the other.
+    fn usage_now(
+        &self,
+        now: DateTime<Utc>,
+        queries: &[CapQuery<'_>],
+    ) -> Result<Vec<Result<Usage, String>>, LedgerError> {
+        let counted: Vec<Result<CapTotal, String>> = {
+            let mut buckets = self.lock();
+            buckets.advance(now);
+            for query in queries {
+                let tz = query.period.tz;
+                if !buckets.tracks(tz) {
+                    let active = read_active(&self.tree, now)?;
+                    buckets.track(tz, &active);
+                }
+            }
+            queries.iter().map(|q| buckets.total(q)).collect()
+        };
+        let reserved = read_reserved(&self.tree, now)?;
+        Ok(queries
+            .iter()
+            .zip(counted)
+            .map(|(query, counted)| {
+                Ok(Usage {
+                    counted: counted?,
+                    reserved: scan(&reserved, query),
+                })
+            })
+            .collect())
+    }
+
     /// Marks the entries of `reservation` settled. They keep counting, so
     /// the running sums do not change and the lock is not taken: each entry
     /// moves from reserved to settled by compare-and-swap, so that a
@@ -232,6 +267,30 @@ impl SpendLedger for SledLedger {
     fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()> {
         Box::pin(std::future::ready(self.release_entries(reservation)))
     }
+
+    fn usage<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        queries: &'a [CapQuery<'a>],
+    ) -> LedgerFuture<'a, Vec<Result<Usage, String>>> {
+        Box::pin(std::future::ready(self.usage_now(now, queries)))
+    }
+}
+
+/// The stored spend still reserved and recent enough to be in a window a
+/// cap can ask about.
+fn read_reserved(tree: &sled::Tree, now: DateTime<Utc>) -> Result<Vec<SpendEvent>, StoreError> {
+    let cutoff = now.checked_sub_signed(Duration::days(READ_BACK_DAYS));
+    let mut reserved = Vec::new();
+    for item in tree.iter() {
+        let (key, value) = item?;
+        let id = decode_id(&key)?;
+        let entry = decode(&id, &value)?;
+        if entry.state == EntryState::Reserved && cutoff.is_none_or(|c| entry.at >= c) {
+            reserved.push(entry.event());
+        }
+    }
+    Ok(reserved)
 }
 
 /// The stored spend that still counts (reserved or settled) and is recent
