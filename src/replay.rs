@@ -5,8 +5,11 @@
 //!
 //! Each audited decision is re-decided at the clock time it was made, with the
 //! spend it saw: spend is rebuilt from the chain itself, in order, from what
-//! actually happened (forwarded decisions reserve, `outcome` entries that
-//! released a reservation remove it). So a candidate that would have rejected
+//! actually happened, as the live ledger counted it: forwarded decisions
+//! reserve; a held request reserves when its hold is released (the
+//! `hold_resolved` entry `releasing`, at that entry's time, with the amount
+//! the approvers stated when leash could read none); `outcome` entries that
+//! released a reservation remove it. So a candidate that would have rejected
 //! an earlier request does not change the spend later requests are judged
 //! against — the report shows each decision's change in isolation.
 
@@ -55,6 +58,10 @@ pub fn replay(
     // their running sums per cap window (what the ledger kept).
     let mut spend: BTreeMap<u64, Vec<SpendEvent>> = BTreeMap::new();
     let mut buckets = Buckets::new();
+    // Decisions that opened a hold, by decision seq, and holds by id: what
+    // a release reserves.
+    let mut held: BTreeMap<u64, Recorded> = BTreeMap::new();
+    let mut holds: BTreeMap<String, u64> = BTreeMap::new();
     for entry in entries {
         let Some(seq) = entry.get("seq").and_then(Value::as_u64) else {
             continue;
@@ -87,7 +94,35 @@ pub fn replay(
                         }
                         spend.insert(seq, events);
                     }
+                } else if recorded.decision == Action::RequireHuman.as_str() {
+                    held.insert(seq, recorded);
                 }
+            }
+            Some("hold_created") => {
+                let details = entry.get("details");
+                let id = details
+                    .and_then(|d| d.get("hold_id"))
+                    .and_then(Value::as_str);
+                let decision_seq = details
+                    .and_then(|d| d.get("decision_seq"))
+                    .and_then(Value::as_u64);
+                if let (Some(id), Some(decision_seq)) = (id, decision_seq) {
+                    holds.insert(id.to_string(), decision_seq);
+                }
+            }
+            Some("hold_resolved")
+                if entry.get("decision").and_then(Value::as_str) == Some("releasing") =>
+            {
+                let Some((decision_seq, events)) = released_spend(&entry, &holds, &held) else {
+                    continue;
+                };
+                if let Some(at) = events.first().map(|e| e.at) {
+                    buckets.advance(at);
+                }
+                for event in &events {
+                    buckets.add(event);
+                }
+                spend.entry(decision_seq).or_default().extend(events);
             }
             Some("outcome") => {
                 let details = entry.get("details");
@@ -110,12 +145,69 @@ pub fn replay(
     report
 }
 
+/// What releasing a hold reserved, as the live leash reserved it (see
+/// `proxy::held`): the held decision's intents, or the amount the
+/// approvers stated for a request leash could not read, counted at the
+/// release's time. `None`: not a release this chain explains (a hold of a
+/// decision outside it, a release without a readable time).
+fn released_spend(
+    entry: &Value,
+    holds: &BTreeMap<String, u64>,
+    held: &BTreeMap<u64, Recorded>,
+) -> Option<(u64, Vec<SpendEvent>)> {
+    let details = entry.get("details")?;
+    let id = details.get("hold_id")?.as_str()?;
+    let decision_seq = *holds.get(id)?;
+    let recorded = held.get(&decision_seq)?;
+    let at = entry
+        .get("at")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .with_timezone(&Utc);
+    let stated = match (
+        details.get("stated_amount").and_then(Value::as_str),
+        details.get("stated_currency").and_then(Value::as_str),
+    ) {
+        (Some(amount), Some(currency)) => {
+            let amount = amount.parse::<rust_decimal::Decimal>().ok()?;
+            let currency = crate::money::Currency::parse(currency).ok()?;
+            Some(Money::new(amount, currency))
+        }
+        _ => None,
+    };
+    let intents: Vec<Intent> = match stated {
+        Some(stated) => vec![crate::gate::stated_intent(
+            &recorded.vendor,
+            &recorded.operation,
+            &recorded.agent,
+            stated,
+            Fingerprint::of("REPLAY", "", "", b""),
+            at,
+        )],
+        None => recorded
+            .intents
+            .iter()
+            .cloned()
+            .map(|mut intent| {
+                intent.at = at;
+                intent
+            })
+            .collect(),
+    };
+    Some((
+        decision_seq,
+        intents.iter().filter_map(SpendEvent::of).collect(),
+    ))
+}
+
 /// A `decision` entry, read back.
 struct Recorded {
     at: DateTime<Utc>,
     agent: String,
     class: String,
     intents: Vec<Intent>,
+    /// The vendor, for a decision without intents (unknown, unreadable).
+    vendor: String,
     operation: String,
     reason: String,
     decision: String,
@@ -157,6 +249,9 @@ impl Recorded {
             at,
             agent,
             class,
+            vendor: text(intent.get("vendor"))
+                .or_else(|| intents.first().map(|i: &Intent| i.vendor.clone()))
+                .unwrap_or_default(),
             intents,
             operation: text(intent.get("operation"))
                 .or_else(|| text(details.get("operation")))

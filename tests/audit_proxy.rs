@@ -435,3 +435,74 @@ async fn replay_lists_the_decisions_a_candidate_policy_would_change() {
         "{stdout}"
     );
 }
+
+/// A hold approved and released reserves its amount at release, as the
+/// live ledger does: the replay counts it for the decisions after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_counts_the_spend_of_released_holds() {
+    use sha2::Digest;
+    let ca = stripe_upstream_ca();
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    let dir = tempfile::tempdir().unwrap();
+    // ChildLeash's config, with a token for maya so she can approve.
+    drop(ChildLeash::start(dir.path(), upstream.addr, &ca, POLICY));
+    let maya = hex::encode(sha2::Sha256::digest(b"maya-token"));
+    let config = std::fs::read_to_string(dir.path().join("leash.yaml"))
+        .unwrap()
+        .replace("maya: {}", &format!("maya: {{ token_sha256: \"{maya}\" }}"));
+    std::fs::write(dir.path().join("leash.yaml"), config).unwrap();
+    let leash = ChildLeash::spawn(dir.path());
+    let client = leash.client(dir.path());
+
+    let held = charge(&client, 6000, "big").await;
+    assert_eq!(held.headers()["x-leash-decision"], "held");
+    let hold = held.headers()["x-leash-hold-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let approved = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("http://{}/v1/holds/{hold}/approve", leash.admin))
+        .bearer_auth("maya-token")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    // The agent's retry releases it.
+    assert_eq!(charge(&client, 6000, "big").await.status(), 200);
+    assert_eq!(charge(&client, 3000, "small").await.status(), 200);
+    assert_eq!(upstream.seen().len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(client);
+    leash.kill();
+
+    // Under a €80 cap the €30 comes after the released €60: rejected. (Not
+    // counting the release, 0 + 30 would pass and nothing would change.)
+    let candidate = dir.path().join("candidate");
+    std::fs::create_dir_all(&candidate).unwrap();
+    std::fs::write(
+        candidate.join("policy.yaml"),
+        POLICY.replace("limit: 100", "limit: 80"),
+    )
+    .unwrap();
+    let output = leash_cli(dir.path(), &["policy", "replay", "--policies", "candidate"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 would change"), "{stdout}");
+    assert!(
+        stdout.contains("AUTO_APPROVE -> REJECT (rule 10)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spent 60.00 + 30.00 > 80.00 EUR"),
+        "{stdout}"
+    );
+}
