@@ -117,18 +117,8 @@ async fn a_full_disk_stops_forwarding_and_leash_recovers_without_a_restart() {
     assert_eq!(charge(&client).await.status(), 200);
     assert_eq!(vendor.seen().len(), 2);
 
-    let audit: Value = admin
-        .get(format!("http://{}/v1/audit?limit=1000", leash.admin))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let recovered = audit["entries"]
-        .as_array()
-        .unwrap()
+    let audit = common::audit_entries(leash.admin).await;
+    let recovered = audit
         .iter()
         .find(|e| e["kind"] == "recovered")
         .expect("a recovered entry");

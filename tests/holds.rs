@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::api::{AdminApi, Answered};
 use common::{Harness, TestCa, Upstream};
 use hmac::{KeyInit, Mac};
 use serde_json::{json, Value};
@@ -74,13 +75,6 @@ fn approvers(config: &mut leash::config::Config) {
     );
 }
 
-async fn stripe() -> (TestCa, Upstream) {
-    leash::install_crypto_provider();
-    let ca = TestCa::new("test public CA");
-    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
-    (ca, upstream)
-}
-
 async fn start(
     upstream: &Upstream,
     ca: &TestCa,
@@ -108,125 +102,6 @@ async fn charge(client: &reqwest::Client, euros: u64, key: &str) -> reqwest::Res
         .unwrap()
 }
 
-/// A request's answer, read whole.
-struct Answered {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
-impl Answered {
-    async fn of(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let json = response.json().await.unwrap_or(Value::Null);
-        Self {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    fn code(&self) -> &str {
-        self.json["error"]["code"].as_str().unwrap_or("")
-    }
-
-    fn hold_id(&self) -> String {
-        self.headers["x-leash-hold-id"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    }
-}
-
-/// The admin API, as an approver uses it.
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    fn of(leash: &Harness) -> Self {
-        Self {
-            base: format!("http://{}", leash.running.admin_addr),
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn vote(&self, token: &str, id: &str, vote: &str, comment: Option<&str>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/holds/{id}/{vote}", self.base))
-            .bearer_auth(token);
-        if let Some(comment) = comment {
-            request = request.json(&json!({ "comment": comment }));
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn holds(&self, state: &str) -> Vec<Value> {
-        let (status, body) = self.get(MAYA, &format!("/v1/holds?state={state}")).await;
-        assert_eq!(status, 200, "{body}");
-        body["holds"].as_array().unwrap().clone()
-    }
-
-    /// Waits until a pending hold shows up, and returns its id.
-    async fn first_pending(&self) -> String {
-        for _ in 0..200 {
-            if let Some(hold) = self.holds("pending").await.first() {
-                return hold["id"].as_str().unwrap().to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("no hold appeared");
-    }
-
-    async fn audit(&self) -> Vec<Value> {
-        let (status, body) = self
-            .get(common::AUDITOR_TOKEN, "/v1/audit?limit=1000")
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["entries"].as_array().unwrap().clone()
-    }
-
-    /// The audit entries about `hold_id`, as (kind, decision, approver,
-    /// channel).
-    async fn hold_trail(&self, hold_id: &str) -> Vec<(String, String, String, String)> {
-        let s = |v: &Value| v.as_str().unwrap_or("").to_string();
-        self.audit()
-            .await
-            .iter()
-            .filter(|e| e["details"]["hold_id"] == hold_id && e["kind"] != "outcome")
-            .map(|e| {
-                (
-                    s(&e["kind"]),
-                    s(&e["decision"]),
-                    s(&e["approver"]),
-                    s(&e["details"]["channel"]),
-                )
-            })
-            .collect()
-    }
-}
-
 fn trail(items: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
     items
         .iter()
@@ -234,9 +109,29 @@ fn trail(items: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, Str
         .collect()
 }
 
+/// The audit entries about `hold_id`, as (kind, decision, approver,
+/// channel).
+async fn hold_trail(admin: &AdminApi, hold_id: &str) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    admin
+        .audit()
+        .await
+        .iter()
+        .filter(|e| e["details"]["hold_id"] == hold_id && e["kind"] != "outcome")
+        .map(|e| {
+            (
+                s(&e["kind"]),
+                s(&e["decision"]),
+                s(&e["approver"]),
+                s(&e["details"]["channel"]),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let receiver = Upstream::start(None).await;
     let env = BTreeMap::from([("HOOK_SECRET".to_string(), WEBHOOK_SECRET.to_string())]);
     let leash = Harness::start_with_env(upstream.addr, &ca, POLICY, env, |config| {
@@ -248,7 +143,7 @@ async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
         });
     })
     .await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let waiting =
@@ -283,7 +178,7 @@ async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        admin.hold_trail(&id).await,
+        hold_trail(&admin, &id).await,
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "api"),
@@ -329,7 +224,7 @@ async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn held_past_wait_then_approved_retry_is_forwarded_exactly_once() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let receiver = Upstream::start(None).await;
     let leash = start(&upstream, &ca, POLICY, |config| {
         config.notify.push(leash::config::NotifyTarget::Webhook {
@@ -338,7 +233,7 @@ async fn held_past_wait_then_approved_retry_is_forwarded_exactly_once() {
         });
     })
     .await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let held = Answered::of(charge(&client, 600, "k-1").await).await;
@@ -396,9 +291,9 @@ async fn held_past_wait_then_approved_retry_is_forwarded_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quorum_two_of_three_needs_two_different_approvers() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, QUORUM, |_| {}).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = Answered::of(charge(&client, 150, "k-q").await)
@@ -434,7 +329,7 @@ async fn quorum_two_of_three_needs_two_different_approvers() {
     assert_eq!(released.status, 200);
     assert_eq!(upstream.seen().len(), 1);
     assert_eq!(
-        admin.hold_trail(&id).await,
+        hold_trail(&admin, &id).await,
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "alex", "api"),
@@ -447,9 +342,9 @@ async fn quorum_two_of_three_needs_two_different_approvers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_rejection_rejects_whatever_else_was_approved() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, QUORUM, |_| {}).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = Answered::of(charge(&client, 150, "k-r").await)
@@ -474,7 +369,7 @@ async fn one_rejection_rejects_whatever_else_was_approved() {
     );
     assert!(upstream.seen().is_empty());
     assert_eq!(
-        admin.hold_trail(&id).await,
+        hold_trail(&admin, &id).await,
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "alex", "api"),
@@ -486,12 +381,12 @@ async fn one_rejection_rejects_whatever_else_was_approved() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_hold_refuses_a_late_approval() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, POLICY, |config| {
         config.holds.ttl = Duration::from_secs(1);
     })
     .await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = Answered::of(charge(&client, 600, "k-e").await)
@@ -521,7 +416,7 @@ async fn an_expired_hold_refuses_a_late_approval() {
         .unwrap()
         .contains("expired"));
     assert!(upstream.seen().is_empty());
-    let trail_now = admin.hold_trail(&id).await;
+    let trail_now = hold_trail(&admin, &id).await;
     assert_eq!(
         trail_now,
         trail(&[
@@ -533,7 +428,7 @@ async fn an_expired_hold_refuses_a_late_approval() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_between_hold_and_approval_still_releases_once() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, POLICY, |_| {}).await;
     let client = leash.client();
     let id = Answered::of(charge(&client, 600, "k-restart").await)
@@ -544,7 +439,7 @@ async fn a_restart_between_hold_and_approval_still_releases_once() {
     drop(client);
 
     let leash = leash.restart().await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let pending = admin.holds("pending").await;
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0]["id"], id.as_str());
@@ -570,9 +465,9 @@ async fn a_restart_between_hold_and_approval_still_releases_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cap_filled_while_waiting_turns_the_release_into_a_rejection() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, POLICY, |_| {}).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = Answered::of(charge(&client, 600, "k-cap").await)
@@ -619,7 +514,7 @@ fn slack_click(user: &str, action_id: &str, hold_id: &str, response_url: &str) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_message() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let slack = Upstream::start(None).await;
     let env = BTreeMap::from([("SLACK_SIGNING_SECRET".to_string(), SLACK_SECRET.to_string())]);
     let leash = Harness::start_with_env(upstream.addr, &ca, POLICY, env, |config| {
@@ -630,7 +525,7 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
         });
     })
     .await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = Answered::of(charge(&client, 600, "k-slack").await)
@@ -751,7 +646,7 @@ async fn a_signed_slack_click_from_a_mapped_approver_releases_and_updates_the_me
     assert_eq!(upstream.seen().len(), 1);
 
     assert_eq!(
-        admin.hold_trail(&id).await,
+        hold_trail(&admin, &id).await,
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "slack"),
@@ -785,9 +680,9 @@ async fn leash_holds(leash: &Harness, token: Option<&str>, args: &[&str]) -> (bo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_holds_cli_lists_approves_and_reports_refusals() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = common::stripe_upstream().await;
     let leash = start(&upstream, &ca, POLICY, |_| {}).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
     let id = Answered::of(charge(&client, 600, "k-cli").await)
         .await
@@ -832,7 +727,7 @@ async fn the_holds_cli_lists_approves_and_reports_refusals() {
     let (ok, out) = leash_holds(&leash, Some(MAYA), &["list", "--state", "released"]).await;
     assert!(ok && out.contains(&id) && out.contains("released"), "{out}");
     assert_eq!(
-        admin.hold_trail(&id).await,
+        hold_trail(&admin, &id).await,
         trail(&[
             ("hold_created", "REQUIRE_HUMAN", "", ""),
             ("approval", "approve", "maya", "cli"),

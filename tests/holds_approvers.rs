@@ -12,6 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::api::{AdminApi, Answered};
 use common::{Harness, TestCa, Upstream};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -118,113 +119,11 @@ async fn refund(client: &reqwest::Client, euros: u64, key: &str) -> Answered {
     .await
 }
 
-struct Answered {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
-impl Answered {
-    async fn of(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let json = response.json().await.unwrap_or(Value::Null);
-        Self {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    fn code(&self) -> &str {
-        self.json["error"]["code"].as_str().unwrap_or("")
-    }
-
-    fn hold_id(&self) -> String {
-        self.headers
-            .get("x-leash-hold-id")
-            .unwrap_or_else(|| panic!("not held: {} {}", self.status, self.json))
-            .to_str()
-            .unwrap()
-            .to_string()
-    }
-}
-
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    fn of(leash: &Harness) -> Self {
-        Self {
-            base: format!("http://{}", leash.running.admin_addr),
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
-    }
-
-    async fn approve(&self, token: &str, id: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/holds/{id}/approve", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn hold(&self, id: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}/v1/holds/{id}", self.base))
-            .bearer_auth(MAYA)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
-        body["hold"].clone()
-    }
-
-    async fn audit(&self) -> Vec<Value> {
-        let response = self
-            .http
-            .get(format!("{}/v1/audit?limit=1000", self.base))
-            .bearer_auth(common::AUDITOR_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
-        body["entries"].as_array().unwrap().clone()
-    }
-
-    /// The first entry of `kind` about hold `id`, waiting for it a little
-    /// (the chain is written in the background of some answers).
-    async fn entry(&self, kind: &str, id: &str) -> Value {
-        for _ in 0..100 {
-            if let Some(e) = self
-                .audit()
-                .await
-                .into_iter()
-                .find(|e| e["kind"] == kind && e["details"]["hold_id"] == id)
-            {
-                return e;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("no {kind} entry for {id}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreadable_refund_is_approved_only_by_the_stacks_approvers_with_a_checked_amount() {
     let (ca, upstream) = stripe().await;
     let leash = Harness::start_with_policy(upstream.addr, &ca, POLICY, approvers).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     // Held (unreadable: REQUIRE_HUMAN), nothing forwarded.
@@ -383,7 +282,7 @@ async fn a_stack_default_hold_is_not_approvable_by_everyone() {
     let policy = POLICY.replace("default: AUTO_APPROVE", "default: REQUIRE_HUMAN");
     let (ca, upstream) = stripe().await;
     let leash = Harness::start_with_policy(upstream.addr, &ca, &policy, approvers).await;
-    let admin = Admin::of(&leash);
+    let admin = AdminApi::at(leash.running.admin_addr, MAYA);
     let client = leash.client();
 
     let id = refund(&client, 50, "k-d").await.hold_id();

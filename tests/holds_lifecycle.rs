@@ -83,21 +83,8 @@ async fn a_re_call_with_a_fresh_idempotency_key_is_the_same_hold() {
         .unwrap();
     assert_eq!(holds["holds"].as_array().unwrap().len(), 1, "{holds}");
 
-    let audit: Value = admin
-        .get(format!("{base}/v1/audit?limit=1000"))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let created = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "hold_created")
-        .count();
+    let audit = common::audit_entries(leash.running.admin_addr).await;
+    let created = audit.iter().filter(|e| e["kind"] == "hold_created").count();
     assert_eq!(created, 1, "one hold, one notification");
 
     // Approved, not yet released: a third call, a third key, is the retry
@@ -141,16 +128,6 @@ rules:
     approvers: [maya]
 "#;
 
-async fn charge_of(client: &reqwest::Client, minor: u64) -> reqwest::Response {
-    client
-        .post("https://api.stripe.com/v1/payment_intents")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
     leash::install_crypto_provider();
@@ -165,7 +142,7 @@ async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
     let ids: Vec<String> = {
         let mut ids = Vec::new();
         for minor in [6000, 6100] {
-            let held = charge_of(&growth, minor).await;
+            let held = common::payment_intent(&growth, minor).await;
             assert_eq!(held.status(), 403);
             ids.push(
                 held.headers()["x-leash-hold-id"]
@@ -176,7 +153,7 @@ async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
         }
         ids
     };
-    let over = charge_of(&growth, 6200).await;
+    let over = common::payment_intent(&growth, 6200).await;
     assert_eq!(over.status(), 429);
     assert_eq!(over.headers()["stripe-should-retry"], "false");
     assert!(
@@ -205,7 +182,7 @@ async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
 
     // Another agent has its own quota.
     let other = leash.client_as("payout-agent", "x");
-    assert_eq!(charge_of(&other, 7000).await.status(), 403);
+    assert_eq!(common::payment_intent(&other, 7000).await.status(), 403);
 
     // Once a hold of the agent closes, it may be held again.
     let rejected = admin
@@ -215,7 +192,7 @@ async fn an_agent_over_its_hold_quota_is_refused_429_and_others_are_not() {
         .await
         .unwrap();
     assert_eq!(rejected.status(), 200);
-    assert_eq!(charge_of(&growth, 6300).await.status(), 403);
+    assert_eq!(common::payment_intent(&growth, 6300).await.status(), 403);
     assert!(upstream.seen().is_empty());
 }
 
@@ -295,7 +272,7 @@ async fn a_send_that_never_left_leash_releases_its_cap_and_its_hold_stays_releas
 
     // The vendor is down: a €80 charge fails to connect, so nothing was
     // sent and its €80 must not stay counted against the €100 cap.
-    let failed = charge_of(&client, 8000).await;
+    let failed = common::payment_intent(&client, 8000).await;
     assert_eq!(failed.status(), 502);
 
     // A €95 charge is held; approved while the vendor is still down, its
@@ -357,16 +334,8 @@ async fn a_send_that_never_left_leash_releases_its_cap_and_its_hold_stays_releas
     assert_eq!(vendor.seen().len(), 1);
 
     // The chain says what happened.
-    let audit: Value = admin
-        .get(format!("{base}/v1/audit?limit=1000"))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let entries = audit["entries"].as_array().unwrap();
+    let audit = common::audit_entries(leash.running.admin_addr).await;
+    let entries = &audit;
     assert!(entries
         .iter()
         .any(|e| e["kind"] == "hold_resolved" && e["details"]["release_failed"] == true));
@@ -392,10 +361,13 @@ async fn notifications_are_rate_limited_per_agent() {
     let growth = leash.client();
     let limit = leash::desk::ANNOUNCE_PER_MINUTE as u64;
     for i in 0..limit + 3 {
-        assert_eq!(charge_of(&growth, 6000 + i).await.status(), 403);
+        assert_eq!(
+            common::payment_intent(&growth, 6000 + i).await.status(),
+            403
+        );
     }
     let other = leash.client_as("payout-agent", "x");
-    assert_eq!(charge_of(&other, 7000).await.status(), 403);
+    assert_eq!(common::payment_intent(&other, 7000).await.status(), 403);
 
     let expected = usize::try_from(limit + 1).unwrap();
     for _ in 0..200 {

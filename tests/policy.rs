@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, TestCa, Upstream};
+use common::{payment_intent, stripe_upstream, with_maya, Harness, TestCa, Upstream};
 
 /// €100/day cap (REJECT), charges of €50 or more held for maya, everything
 /// else approved.
@@ -27,46 +27,19 @@ rules:
     approvers: [maya]
 "#;
 
-fn with_maya(config: &mut leash::config::Config) {
-    config.approvers.people.insert(
-        "maya".to_string(),
-        leash::config::Person {
-            token_sha256: None,
-            slack: None,
-        },
-    );
-}
-
-async fn stripe() -> (TestCa, Upstream) {
-    leash::install_crypto_provider();
-    let ca = TestCa::new("test public CA");
-    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
-    (ca, upstream)
-}
-
-async fn charge(client: &reqwest::Client, minor: u64) -> reqwest::Response {
-    client
-        .post("https://api.stripe.com/v1/payment_intents")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn approved_is_forwarded_rejected_and_held_are_not() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     let leash = Harness::start_with_policy(upstream.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
 
     // €20: approved by default, forwarded.
-    let response = charge(&client, 2000).await;
+    let response = payment_intent(&client, 2000).await;
     assert_eq!(response.status(), 200);
     assert_eq!(upstream.seen().len(), 1);
 
     // €60: held for maya.
-    let response = charge(&client, 6000).await;
+    let response = payment_intent(&client, 6000).await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-leash-decision"], "held");
     assert_eq!(response.headers()["x-leash-rule"], "20");
@@ -88,9 +61,9 @@ async fn approved_is_forwarded_rejected_and_held_are_not() {
     assert_eq!(upstream.seen().len(), 1, "held: nothing forwarded");
 
     // €40 + €20 already spent + €45 → over €100: rejected, Stripe-shaped.
-    let response = charge(&client, 4000).await;
+    let response = payment_intent(&client, 4000).await;
     assert_eq!(response.status(), 200, "60 of 100 spent so far");
-    let response = charge(&client, 4500).await;
+    let response = payment_intent(&client, 4500).await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-leash-decision"], "rejected");
     assert_eq!(response.headers()["x-leash-rule"], "10");
@@ -116,7 +89,7 @@ async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it() {
     // Each €40 is declined by the vendor (402), so it is released: three of
     // them fit under €100 only because none of them counts.
     for _ in 0..3 {
-        assert_eq!(charge(&client, 4000).await.status(), 402);
+        assert_eq!(payment_intent(&client, 4000).await.status(), 402);
     }
     assert_eq!(declining.seen().len(), 3);
 
@@ -124,15 +97,19 @@ async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it() {
     let accepting = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let leash = Harness::start_with_policy(accepting.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
-    assert_eq!(charge(&client, 4000).await.status(), 200);
-    assert_eq!(charge(&client, 4000).await.status(), 200);
-    assert_eq!(charge(&client, 4000).await.status(), 403, "120 > 100");
+    assert_eq!(payment_intent(&client, 4000).await.status(), 200);
+    assert_eq!(payment_intent(&client, 4000).await.status(), 200);
+    assert_eq!(
+        payment_intent(&client, 4000).await.status(),
+        403,
+        "120 > 100"
+    );
     assert_eq!(accepting.seen().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_requests_never_pass_a_cap_together() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     let policy = r#"
 agent: growth-agent
 currency: EUR
@@ -154,9 +131,9 @@ rules:
     let mut tasks = Vec::new();
     for _ in 0..256 {
         let client = client.clone();
-        tasks.push(tokio::spawn(
-            async move { charge(&client, 1000).await.status() },
-        ));
+        tasks.push(tokio::spawn(async move {
+            payment_intent(&client, 1000).await.status()
+        }));
     }
     let mut passed = 0;
     let mut rejected = 0;
@@ -181,7 +158,7 @@ rules:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shadow_mode_decides_but_forwards() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     let policy = r#"
 agent: growth-agent
 currency: EUR
@@ -193,14 +170,14 @@ rules:
     amount: { gte: 0 }
 "#;
     let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |_| {}).await;
-    let response = charge(&leash.client(), 999_999).await;
+    let response = payment_intent(&leash.client(), 999_999).await;
     assert_eq!(response.status(), 200);
     assert_eq!(upstream.seen().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_unreadable_requests_are_held_by_default_and_safe_ones_pass() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     upstream.answer(
         "/v1/charges/ch_missing",
         404,
@@ -268,22 +245,22 @@ rules: []
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spend_counters_survive_a_restart() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     let leash = Harness::start_with_policy(upstream.addr, &ca, CAPPED, with_maya).await;
     {
         let client = leash.client();
-        assert_eq!(charge(&client, 4000).await.status(), 200);
-        assert_eq!(charge(&client, 4000).await.status(), 200);
+        assert_eq!(payment_intent(&client, 4000).await.status(), 200);
+        assert_eq!(payment_intent(&client, 4000).await.status(), 200);
     }
     let leash = leash.restart().await;
     let client = leash.client();
     assert_eq!(
-        charge(&client, 4000).await.status(),
+        payment_intent(&client, 4000).await.status(),
         403,
         "80 spent before the restart"
     );
     assert_eq!(
-        charge(&client, 2000).await.status(),
+        payment_intent(&client, 2000).await.status(),
         200,
         "80 + 20 = 100 is not over"
     );
@@ -292,10 +269,10 @@ async fn spend_counters_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn policies_reload_when_a_file_changes_and_a_broken_file_is_refused() {
-    let (ca, upstream) = stripe().await;
+    let (ca, upstream) = stripe_upstream().await;
     let leash = Harness::start_with_policy(upstream.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
-    assert_eq!(charge(&client, 2000).await.status(), 200);
+    assert_eq!(payment_intent(&client, 2000).await.status(), 200);
 
     // A valid change: everything rejected now.
     leash.write_policy(
@@ -308,7 +285,7 @@ rules:
     );
     let mut status = 200;
     for _ in 0..100 {
-        status = charge(&client, 100).await.status().as_u16();
+        status = payment_intent(&client, 100).await.status().as_u16();
         if status == 403 {
             break;
         }
@@ -320,6 +297,6 @@ rules:
     let forwarded = upstream.seen().len();
     leash.write_policy("agent: growth-agent\nrules: [ { priority: oops } ]\n");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(charge(&client, 100).await.status(), 403);
+    assert_eq!(payment_intent(&client, 100).await.status(), 403);
     assert_eq!(upstream.seen().len(), forwarded, "nothing more forwarded");
 }

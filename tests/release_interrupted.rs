@@ -204,23 +204,13 @@ async fn a_release_cut_off_by_a_kill_reads_outcome_unknown_and_is_never_sent_aga
 
     // The chain: releasing before the send, outcome_unknown after the
     // restart, and no `released` for what nobody knows was received.
-    let audit: Value = admin
-        .get(format!("http://{}/v1/audit?limit=1000", leash.admin))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let resolved: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
+    let audit = common::audit_entries(leash.admin).await;
+    let resolved: Vec<&str> = audit
         .iter()
         .filter(|e| e["kind"] == "hold_resolved")
         .map(|e| e["decision"].as_str().unwrap())
         .collect();
-    assert_eq!(resolved, ["releasing", "outcome_unknown"], "{audit}");
+    assert_eq!(resolved, ["releasing", "outcome_unknown"], "{audit:?}");
     let metrics = admin
         .get(format!("http://{}/metrics", leash.admin))
         .send()

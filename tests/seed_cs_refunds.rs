@@ -197,29 +197,14 @@ async fn refunds_without_a_currency_are_decided_on_the_looked_up_charge() {
     assert_eq!(posts(), 14);
 
     // The chain says where the currency came from.
-    let audit: Value = admin
-        .get(format!("{base}/v1/audit?limit=1000"))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let first = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "decision")
-        .unwrap();
+    let audit = common::audit_entries(leash.running.admin_addr).await;
+    let first = audit.iter().find(|e| e["kind"] == "decision").unwrap();
     assert_eq!(first["intent"][0]["amount"]["currency"], "EUR", "{first}");
     assert_eq!(
         first["intent"][0]["sources"]["currency"], "eur (GET /v1/charges/ch_1)",
         "{first}"
     );
-    let gone = audit["entries"]
-        .as_array()
-        .unwrap()
+    let gone = audit
         .iter()
         .rev()
         .find(|e| e["kind"] == "decision")

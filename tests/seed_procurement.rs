@@ -216,18 +216,8 @@ async fn purchase_orders_through_the_seed_procurement_stack() {
     );
 
     // The chain names the vendor, the operation, the supplier.
-    let audit: Value = admin
-        .get(format!("{base}/v1/audit?limit=1000"))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let first = audit["entries"]
-        .as_array()
-        .unwrap()
+    let audit = common::audit_entries(leash.running.admin_addr).await;
+    let first = audit
         .iter()
         .find(|e| e["kind"] == "decision")
         .expect("a decision");

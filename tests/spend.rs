@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{admin_get, Harness, TestCa, Upstream, AUDITOR_TOKEN};
+use common::{admin_get, payment_intent, Harness, TestCa, Upstream, AUDITOR_TOKEN};
 use tokio::io::AsyncReadExt;
 
 /// €100/day cap in Paris, a €500/month cap per beneficiary, everything
@@ -30,16 +30,6 @@ rules:
     window: month
     scope: beneficiary
 "#;
-
-async fn charge(client: &reqwest::Client, minor: u64) -> reqwest::Response {
-    client
-        .post("https://api.stripe.com/v1/payment_intents")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
-        .send()
-        .await
-        .unwrap()
-}
 
 /// The caps of `agent` as `GET /v1/spend` serves them.
 async fn caps(leash: &Harness, query: &str) -> Vec<serde_json::Value> {
@@ -72,8 +62,8 @@ async fn left_is_what_the_next_request_may_add() {
     assert_eq!(fresh[1]["left"], serde_json::Value::Null);
     assert!(fresh[1]["note"].as_str().unwrap().contains("--beneficiary"));
 
-    assert_eq!(charge(&client, 2000).await.status(), 200);
-    assert_eq!(charge(&client, 4050).await.status(), 200);
+    assert_eq!(payment_intent(&client, 2000).await.status(), 200);
+    assert_eq!(payment_intent(&client, 4050).await.status(), 200);
     let now = caps(&leash, "agent=growth-agent&beneficiary=cus_1").await;
     assert_eq!(now[0]["spent"], "60.5");
     assert_eq!(now[0]["reserved"], "0");
@@ -88,11 +78,11 @@ async fn left_is_what_the_next_request_may_add() {
     assert!(from <= chrono::Utc::now() && chrono::Utc::now() < until);
 
     // Exactly "left" passes; a cent more would not.
-    assert_eq!(charge(&client, 3950).await.status(), 200);
+    assert_eq!(payment_intent(&client, 3950).await.status(), 200);
     let full = caps(&leash, "agent=growth-agent").await;
     assert_eq!(full[0]["left"], "0");
     assert_eq!(full[0]["spent"], "100");
-    let response = charge(&client, 1).await;
+    let response = payment_intent(&client, 1).await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-leash-rule"], "10");
     assert_eq!(upstream.seen().len(), 3);
@@ -179,7 +169,7 @@ async fn unanswered_spend_is_reserved_and_counts() {
         config.upstream.timeout = Duration::from_millis(500);
     })
     .await;
-    let response = charge(&leash.client(), 3000).await;
+    let response = payment_intent(&leash.client(), 3000).await;
     assert!(response.status().is_server_error(), "{}", response.status());
     let now = caps(&leash, "agent=growth-agent").await;
     assert_eq!(now[0]["reserved"], "30");

@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use leash::config::Config;
 
+pub mod api;
+
 /// The bearer token of the auditor every test leash knows (`test-auditor`),
 /// for reading `GET /v1/audit`.
 pub const AUDITOR_TOKEN: &str = "auditor-token";
@@ -44,24 +46,53 @@ pub async fn admin_get(_leash: &Harness, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// Every entry (the first 1000) of the audit chain served by the admin API
+/// at `admin`, oldest first, read as the test auditor.
+pub async fn audit_entries(admin: SocketAddr) -> Vec<serde_json::Value> {
+    api::AdminApi::at(admin, AUDITOR_TOKEN).audit().await
+}
+
 /// The decision entries of `leash`'s audit chain, oldest first (read as
 /// the test auditor).
 pub async fn decisions(leash: &Harness) -> Vec<serde_json::Value> {
-    let audit: serde_json::Value = admin_get(
-        leash,
-        &format!("http://{}/v1/audit?limit=1000", leash.running.admin_addr),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
+    audit_entries(leash.running.admin_addr)
+        .await
+        .into_iter()
         .filter(|e| e["kind"] == "decision")
-        .cloned()
         .collect()
+}
+
+/// A test CA and a plain upstream playing `api.stripe.com` with it: the
+/// usual start of a test through the proxy.
+pub async fn stripe_upstream() -> (TestCa, Upstream) {
+    leash::install_crypto_provider();
+    let ca = TestCa::new("test public CA");
+    let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
+    (ca, upstream)
+}
+
+/// A config tweak: approver `maya` (no token, no Slack), whom most test
+/// stacks name.
+pub fn with_maya(config: &mut Config) {
+    config.approvers.people.insert(
+        "maya".to_string(),
+        leash::config::Person {
+            token_sha256: None,
+            slack: None,
+        },
+    );
+}
+
+/// A Stripe PaymentIntent of `minor` euro cents for `cus_1`, form-encoded
+/// as the SDKs send it.
+pub async fn payment_intent(client: &reqwest::Client, minor: u64) -> reqwest::Response {
+    client
+        .post("https://api.stripe.com/v1/payment_intents")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("amount={minor}&currency=eur&customer=cus_1"))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The body every test upstream answers with; tests check it arrives
