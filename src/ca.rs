@@ -66,9 +66,16 @@ pub struct CertificateAuthority {
     cert_pem: String,
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
-    /// One `ServerConfig` per intercepted host name (or IP literal).
+    /// One `ServerConfig` per intercepted host name (or IP literal), at
+    /// most [`MAX_LEAVES`].
     leaves: Mutex<HashMap<String, Arc<ServerConfig>>>,
 }
+
+/// Leaves kept minted at once. Intercepted hosts are the vendors' (a few
+/// dozen), but IP literals and host spellings are the agent's choice: past
+/// this many, a new leaf replaces an old one (minting again costs a key
+/// generation, a bounded map costs nothing).
+pub const MAX_LEAVES: usize = 1024;
 
 impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,6 +196,13 @@ impl CertificateAuthority {
             return Ok(Arc::clone(config));
         }
         let config = Arc::new(self.mint(&host)?);
+        if leaves.len() >= MAX_LEAVES {
+            // Any one: the hosts that matter are minted again on their next
+            // handshake.
+            if let Some(old) = leaves.keys().next().cloned() {
+                leaves.remove(&old);
+            }
+        }
         leaves.insert(host, Arc::clone(&config));
         Ok(config)
     }
@@ -303,5 +317,25 @@ mod tests {
         let c = ca.server_config_for("127.0.0.1").unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(a.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    /// However many host spellings an agent tries, the cache stays bounded
+    /// and every host still gets a working leaf.
+    #[test]
+    fn the_leaf_cache_is_bounded() {
+        provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = CertificateAuthority::load_or_create(
+            &dir.path().join("ca.pem"),
+            &dir.path().join("ca.key"),
+        )
+        .unwrap();
+        for i in 0..MAX_LEAVES + 40 {
+            ca.server_config_for(&format!("h{i}.example.com")).unwrap();
+        }
+        let cached = ca.leaves.lock().unwrap().len();
+        assert_eq!(cached, MAX_LEAVES);
+        let again = ca.server_config_for("h0.example.com").unwrap();
+        assert_eq!(again.alpn_protocols.len(), 2);
     }
 }

@@ -444,7 +444,16 @@ pub struct Limits {
     /// accept, so the admin port can never use up the descriptors agent
     /// traffic needs.
     pub max_admin_connections: NonZeroUsize,
+    /// Memory the database (sled) may use to cache its pages. sled's own
+    /// default is 1 GiB, which a sidecar would grow into over a long run;
+    /// the chain is written sequentially and read rarely, so a small cache
+    /// costs little.
+    #[serde(deserialize_with = "byte_size")]
+    pub db_cache: u64,
 }
+
+/// [`Limits::db_cache`]'s default.
+pub const DEFAULT_DB_CACHE: u64 = 64 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -453,6 +462,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_admin_connections: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+            db_cache: DEFAULT_DB_CACHE,
         }
     }
 }
@@ -1859,6 +1869,15 @@ custom_vendors: []                   # see §4.4
         let (l, _, m) = fails("limits:\n  max_admin_connections: 0\n");
         assert_eq!(l, 2, "{m}");
         assert_eq!(Config::default().limits.max_admin_connections.get(), 256);
+    }
+
+    #[test]
+    fn db_cache() {
+        assert_eq!(Config::default().limits.db_cache, 64 * 1024 * 1024);
+        let c = parse("limits: { db_cache: 16MiB }\n").unwrap();
+        assert_eq!(c.limits.db_cache, 16 * 1024 * 1024);
+        let (l, _, m) = fails("limits:\n  db_cache: 0\n");
+        assert_eq!(l, 2, "{m}");
     }
 
     #[test]

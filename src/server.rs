@@ -272,7 +272,7 @@ pub async fn start_with_env(
     }
     // The lock first: a second leash with the same leash.yaml is told
     // about the other leash, not about its ports.
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with_cache(&config.data_dir, config.limits.db_cache)?;
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

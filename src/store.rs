@@ -72,10 +72,20 @@ impl Store {
     /// (spacejam/sled#1289). A lock still held after the wait belongs to a
     /// live process and is reported.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(data_dir, crate::config::DEFAULT_DB_CACHE)
+    }
+
+    /// [`Store::open`] with at most `cache_bytes` of pages cached in memory
+    /// (`limits.db_cache`).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         let mut pause = std::time::Duration::from_millis(5);
         let db = loop {
-            match sled::Config::new().path(data_dir).open() {
+            match sled::Config::new()
+                .path(data_dir)
+                .cache_capacity(cache_bytes)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(source)
                     if is_lock_contention(&source) && std::time::Instant::now() < deadline =>
