@@ -506,3 +506,56 @@ async fn replay_counts_the_spend_of_released_holds() {
         "{stdout}"
     );
 }
+
+/// Killed between a decision and its outcome: the reservation was durable
+/// with the decision, so after the restart the cap still counts it (the
+/// money may have moved) — never lost, never counted twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
+    let ca = stripe_upstream_ca();
+    let vendor = common::silent_vendor(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leash = ChildLeash::start(dir.path(), vendor, &ca, POLICY);
+    let client = leash.client(dir.path());
+    // €40: approved, decided, on its way to a vendor that never answers.
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { charge(&client, 4000, "in-flight").await }
+    });
+    // Wait for the decision to be in the chain, then kill.
+    let admin = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN);
+    let mut decided = false;
+    for _ in 0..200 {
+        if admin.audit().await.iter().any(|e| e["kind"] == "decision") {
+            decided = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(decided, "the request was decided");
+    leash.kill();
+    let _ = in_flight.await;
+
+    // Restarted on the same data: €40 still counts against the €100 cap.
+    let leash = ChildLeash::spawn(dir.path());
+    let client = leash.client(dir.path());
+    let spend = admin_spend(leash.admin).await;
+    assert_eq!(spend["reserved"], "40", "{spend}");
+    assert_eq!(spend["left"], "60", "{spend}");
+    // A €61 charge would pass a cap that forgot the €40; it is rejected
+    // before anything is sent (the vendor would not answer anyway).
+    let over = charge(&client, 4100 + 2000, "over").await;
+    assert_eq!(over.status(), 403);
+    assert_eq!(over.headers()["x-leash-rule"], "10");
+    leash.kill();
+}
+
+/// The growth-agent's day cap as `GET /v1/spend` serves it.
+async fn admin_spend(admin: std::net::SocketAddr) -> serde_json::Value {
+    let api = common::api::AdminApi::at(admin, common::AUDITOR_TOKEN);
+    let (status, body) = api
+        .get(common::AUDITOR_TOKEN, "/v1/spend?agent=growth-agent")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["agents"][0]["caps"][0].clone()
+}

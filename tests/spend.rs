@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{admin_get, payment_intent, Harness, TestCa, Upstream, AUDITOR_TOKEN};
-use tokio::io::AsyncReadExt;
 
 /// €100/day cap in Paris, a €500/month cap per beneficiary, everything
 /// else approved.
@@ -136,35 +134,13 @@ async fn left_is_what_the_next_request_may_add() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("LEASH_AUDIT_TOKEN"));
 }
 
-/// A vendor that completes TLS and then never answers.
-async fn silent_vendor(ca: &TestCa) -> std::net::SocketAddr {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config(&["api.stripe.com"])));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(stream).await {
-                    let mut sink = [0u8; 4096];
-                    while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Approved spend whose vendor never answered stays reserved (the money
 /// may have moved) and is shown apart from settled spend, counting.
 #[tokio::test(flavor = "multi_thread")]
 async fn unanswered_spend_is_reserved_and_counts() {
     leash::install_crypto_provider();
     let ca = TestCa::new("test public CA");
-    let vendor = silent_vendor(&ca).await;
+    let vendor = common::silent_vendor(&ca).await;
     let leash = Harness::start_with_policy(vendor, &ca, CAPPED, |config| {
         config.upstream.timeout = Duration::from_millis(500);
     })

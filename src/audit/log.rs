@@ -127,6 +127,8 @@ struct Shared {
     refused: AtomicU64,
     /// Writes are refused while less than this is free (0: no floor).
     min_free_space: AtomicU64,
+    /// Flushes to disk so far.
+    flushes: AtomicU64,
     #[cfg(test)]
     fail_writes: AtomicBool,
     #[cfg(test)]
@@ -185,9 +187,26 @@ impl Shared {
     }
 }
 
+// Appends are nearly every message: boxing the entry would cost an
+// allocation each, to shrink the rare checkpoint request.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
-    Append(Prepared, Reply<Result<Appended, AuditError>>),
+    /// An entry, and whether its caller waits for it to be on disk.
+    Append(Prepared, Durability, Reply<Result<Appended, AuditError>>),
     Checkpoint(Reply<Result<Option<Checkpoint>, AuditError>>),
+}
+
+/// When an appended entry must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before the caller hears back: a decision, which is the write-ahead
+    /// record of what leaves.
+    Now,
+    /// With the next flush (the next durable entry's group, or sled's own
+    /// background flush, at most `flush_every_ms` = 500 ms later): what
+    /// follows a decision and is conservative to lose in a crash (an
+    /// outcome: without it the reservation stays counted).
+    WithNext,
 }
 
 /// Where the writer sends an answer: an awaiting future or a blocked thread.
@@ -303,9 +322,37 @@ impl AuditLog {
     pub async fn append(&self, entry: NewEntry) -> Result<Appended, AuditError> {
         let prepared = self.prepare(entry)?;
         let (tx, rx) = oneshot::channel();
-        self.send(Msg::Append(prepared, Reply::Async(tx)))?;
+        self.send(Msg::Append(prepared, Durability::Now, Reply::Async(tx)))?;
         rx.await
             .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// Appends `entry` and returns once it is in the chain (its sequence
+    /// number and hash given), without waiting for the disk: it becomes
+    /// durable with the next flush — the next [`append`](Self::append)'s
+    /// group, or sled's background flush within 500 ms — whichever comes
+    /// first. A group of such entries alone costs no flush.
+    ///
+    /// For entries whose loss in a crash is safe because something durable
+    /// already says more (an `outcome`: its decision is on disk, and the
+    /// reservation it would settle or release stays counted without it).
+    /// Chain order is unaffected: a later durable entry's flush covers
+    /// every entry before it.
+    pub async fn append_with_next_flush(&self, entry: NewEntry) -> Result<Appended, AuditError> {
+        let prepared = self.prepare(entry)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Append(
+            prepared,
+            Durability::WithNext,
+            Reply::Async(tx),
+        ))?;
+        rx.await
+            .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// How many times the log flushed to disk since it opened.
+    pub fn flushes(&self) -> u64 {
+        self.inner.shared.flushes.load(Ordering::SeqCst)
     }
 
     /// [`append`](Self::append) for threads outside an async runtime (CLI
@@ -313,7 +360,7 @@ impl AuditLog {
     pub fn append_blocking(&self, entry: NewEntry) -> Result<Appended, AuditError> {
         let prepared = self.prepare(entry)?;
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Msg::Append(prepared, Reply::Blocking(tx)))?;
+        self.send(Msg::Append(prepared, Durability::Now, Reply::Blocking(tx)))?;
         rx.recv()
             .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
     }
@@ -635,7 +682,7 @@ impl Writer {
         // Every handle is gone: sign what is not signed yet, so a clean
         // shutdown leaves the whole chain covered.
         if !self.shared.failed.load(Ordering::SeqCst) && self.uncovered > 0 {
-            if let Err(reason) = self.commit(&[], true) {
+            if let Err(reason) = self.commit(&[], true, true) {
                 tracing::error!(%reason, "final audit checkpoint failed");
             }
         }
@@ -678,7 +725,7 @@ impl Writer {
                 return;
             }
         };
-        match self.try_commit(&[prepared], false) {
+        match self.try_commit(&[prepared], false, true) {
             Ok(_) => {
                 tracing::info!(
                     ?failed_at,
@@ -693,7 +740,7 @@ impl Writer {
     fn scheduled_checkpoint(&mut self) {
         if self.uncovered > 0 && !self.shared.failed.load(Ordering::SeqCst) {
             // A failure is recorded in `Shared`; nobody waits for this one.
-            let _ = self.commit(&[], true);
+            let _ = self.commit(&[], true, true);
         }
     }
 
@@ -701,9 +748,11 @@ impl Writer {
         let mut entries = Vec::with_capacity(group.len());
         let mut entry_replies = Vec::with_capacity(group.len());
         let mut checkpoint_replies = Vec::new();
+        let mut durable = false;
         for msg in group {
             match msg {
-                Msg::Append(prepared, reply) => {
+                Msg::Append(prepared, durability, reply) => {
+                    durable |= durability == Durability::Now;
                     entries.push(prepared);
                     entry_replies.push(reply);
                 }
@@ -722,7 +771,7 @@ impl Writer {
             return;
         }
         let forced = !checkpoint_replies.is_empty();
-        match self.commit(&entries, forced) {
+        match self.commit(&entries, forced, durable || forced) {
             Ok(appended) => {
                 for (reply, appended) in entry_replies.into_iter().zip(appended) {
                     reply.send(Ok(appended));
@@ -753,15 +802,28 @@ impl Writer {
 
     /// Chains `entries` after the head, adds a checkpoint entry when one is
     /// due (or `force`d and something is uncovered), writes it all as one
-    /// batch and flushes. The in-memory head moves only once the batch is
-    /// durable; on any error the log is marked failed.
-    fn commit(&mut self, entries: &[Prepared], force: bool) -> Result<Vec<Appended>, String> {
-        self.try_commit(entries, force).inspect_err(|reason| {
-            self.shared.fail(reason.clone());
-        })
+    /// batch and flushes (unless nothing in it needs to be durable yet: no
+    /// `durable` entry and no checkpoint, whose note must never lead the
+    /// disk). The in-memory head moves only once the batch is written; on
+    /// any error the log is marked failed.
+    fn commit(
+        &mut self,
+        entries: &[Prepared],
+        force: bool,
+        durable: bool,
+    ) -> Result<Vec<Appended>, String> {
+        self.try_commit(entries, force, durable)
+            .inspect_err(|reason| {
+                self.shared.fail(reason.clone());
+            })
     }
 
-    fn try_commit(&mut self, entries: &[Prepared], force: bool) -> Result<Vec<Appended>, String> {
+    fn try_commit(
+        &mut self,
+        entries: &[Prepared],
+        force: bool,
+        durable: bool,
+    ) -> Result<Vec<Appended>, String> {
         // One timestamp per group: the wall clock when it was written. The
         // chain's order is `seq`; `at` is what the clock said, unadjusted,
         // so a clock that jumped shows up as such instead of being smoothed
@@ -811,7 +873,7 @@ impl Writer {
             return Ok(appended);
         }
 
-        self.write(items)?;
+        self.write(items, durable || checkpoint.is_some())?;
         self.next_seq = seq;
         self.head = head;
         self.shared.entries.store(seq, Ordering::SeqCst);
@@ -836,7 +898,7 @@ impl Writer {
         Ok(appended)
     }
 
-    fn write(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+    fn write(&self, items: Vec<(Vec<u8>, Vec<u8>)>, flush: bool) -> Result<(), String> {
         #[cfg(test)]
         if self.shared.fail_writes.load(Ordering::SeqCst) {
             return Err("audit write failed: injected disk failure".to_string());
@@ -845,6 +907,10 @@ impl Writer {
         self.store
             .insert_batch(&self.tree, items)
             .map_err(|e| format!("audit write failed: {e}"))?;
+        if !flush {
+            return Ok(());
+        }
+        self.shared.flushes.fetch_add(1, Ordering::SeqCst);
         self.store
             .flush()
             .map_err(|e| format!("audit flush failed: {e}"))
@@ -902,6 +968,47 @@ mod tests {
         )
         .unwrap();
         (store, log)
+    }
+
+    /// Entries appended "with the next flush" cost no flush of their own;
+    /// the next durable entry's flush covers them, in chain order, and a
+    /// reopened log reads them all back.
+    #[tokio::test]
+    async fn outcomes_ride_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = CheckpointPolicy {
+            every_entries: 0,
+            every: Duration::ZERO,
+        };
+        {
+            let (_store, log) = open(dir.path(), policy);
+            log.append(NewEntry::started(json!({}))).await.unwrap();
+            let before = log.flushes();
+            let mut seqs = Vec::new();
+            for i in 0..5 {
+                let appended = log
+                    .append_with_next_flush(NewEntry::outcome(format!("agent-{i}"), Some(200)))
+                    .await
+                    .unwrap();
+                seqs.push(appended.seq);
+            }
+            assert_eq!(log.flushes(), before, "no flush for outcomes alone");
+            assert_eq!(seqs, [1, 2, 3, 4, 5]);
+            let durable = log
+                .append(NewEntry::outcome("agent-x", Some(201)))
+                .await
+                .unwrap();
+            assert_eq!(durable.seq, 6);
+            assert_eq!(log.flushes(), before + 1, "one flush covers them all");
+        }
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let entries = crate::audit::read_entries(&store, None, 100).unwrap();
+        let kinds: Vec<&str> = entries
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds.len(), 7 + usize::from(kinds.contains(&"checkpoint")));
+        assert_eq!(entries[6]["seq"], 6);
     }
 
     #[tokio::test]

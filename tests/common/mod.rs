@@ -95,6 +95,29 @@ pub async fn payment_intent(client: &reqwest::Client, minor: u64) -> reqwest::Re
         .unwrap()
 }
 
+/// A vendor (`api.stripe.com`, certificate from `ca`) that completes TLS,
+/// reads whatever comes, and never answers.
+pub async fn silent_vendor(ca: &TestCa) -> std::net::SocketAddr {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config(&["api.stripe.com"])));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let mut sink = [0u8; 4096];
+                    while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// The body every test upstream answers with; tests check it arrives
 /// unchanged. A whole enough charge for leash's refund lookups (a refund of
 /// `ch_…` without a currency is in EUR, at most €10.99).
