@@ -244,7 +244,7 @@ fn push_text(e: &mut Element, text: &str) {
     e.text.push_str(text);
 }
 
-fn close(stack: &mut Vec<Element>, root: &mut Option<Element>, done: Element) {
+fn close(stack: &mut [Element], root: &mut Option<Element>, done: Element) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(done),
         None => *root = Some(done),
