@@ -24,9 +24,10 @@ use common::TestCa;
 use stand_in::{Answered, StandIn};
 
 const USAGE: &str = "\
-stand-in: a small in-memory Stripe (api.stripe.com) over TLS, for trying leash
-without a Stripe account. Any sk_test_ key is accepted; nothing leaves this
-machine; objects live in memory until it stops.
+stand-in: a small in-memory Stripe (api.stripe.com) and a Berlin Group bank
+(api.bank.example: pain.001 uploads and JSON SEPA payments) over TLS, for
+trying leash without a Stripe account or a bank. Any sk_test_ key is
+accepted; nothing leaves this machine; objects live in memory until it stops.
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 
@@ -132,7 +133,7 @@ async fn main() -> ExitCode {
     }
     let hosts = stand_in.hosts();
     println!(
-        "stand-in: Stripe ({}) on {}; CA certificate in {}",
+        "stand-in: vendors ({}) on {}; CA certificate in {}",
         hosts.join(", "),
         stand_in.addr,
         pem.display()

@@ -940,7 +940,11 @@ impl Config {
                 ));
             }
             for host in &vendor.hosts {
-                let builtin = crate::adapters::is_builtin_host(host);
+                // A bank host of `vendors.sepa` is read by the SEPA adapter.
+                let builtin = crate::adapters::is_builtin_host(host)
+                    || self.vendors.sepa.hosts.iter().any(|h| {
+                        crate::adapters::normalize_host(h) == crate::adapters::normalize_host(host)
+                    });
                 if builtin {
                     return Err(fail(
                         i,
@@ -2270,6 +2274,11 @@ custom_vendors: []                   # see §4.4
             assert_eq!((l, c), (3, 24), "{host}");
             assert!(m.contains("built-in adapter"), "{m}");
         }
+        let (l, c, m) = fails(&format!(
+            "vendors:\n  sepa: {{ hosts: [api.bank.example] }}\ncustom_vendors:\n  - name: acme\n    hosts: [api.bank.example]\n    {ok_ops}\n"
+        ));
+        assert_eq!((l, c), (5, 13), "{m}");
+        assert!(m.contains("built-in adapter"), "{m}");
         let (_, _, m) = fails(&format!(
             "custom_vendors:\n  - name: acme\n    hosts: [a.example]\n    {ok_ops}\n  - name: acme2\n    hosts: [A.example]\n    {ok_ops}\n"
         ));

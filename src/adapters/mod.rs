@@ -13,6 +13,7 @@ use crate::intent::{Classification, Lookup, RequestView};
 pub mod custom;
 pub mod json;
 pub mod path;
+pub mod sepa;
 pub mod stripe;
 
 /// One vendor's knowledge: the hosts it owns, how to read its requests, and
@@ -220,7 +221,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     stripe::VENDOR,
     "meta",
     "google_ads",
-    "sepa",
+    sepa::VENDOR,
     "wise",
     "fireblocks",
     "aws",
@@ -264,7 +265,11 @@ impl Registry {
     /// The adapters built into leash.
     pub fn builtin() -> Registry {
         Registry {
-            adapters: vec![Arc::new(stripe::StripeAdapter)],
+            adapters: vec![
+                Arc::new(stripe::StripeAdapter),
+                // No bank host is known without `vendors.sepa.hosts`.
+                Arc::new(sepa::SepaAdapter::new(&Default::default())),
+            ],
         }
     }
 
@@ -277,6 +282,11 @@ impl Registry {
     /// the config loader checked: no name or host is taken twice).
     pub fn from_config(config: &crate::config::Config) -> Registry {
         let mut registry = Registry::builtin();
+        for adapter in &mut registry.adapters {
+            if adapter.name() == sepa::VENDOR {
+                *adapter = Arc::new(sepa::SepaAdapter::new(&config.vendors.sepa));
+            }
+        }
         for vendor in &config.custom_vendors {
             registry
                 .adapters
@@ -634,7 +644,7 @@ mod tests {
         ] {
             assert!(v.for_host(h).is_none(), "{h}");
         }
-        assert_eq!(v.iter().count(), 1);
+        assert_eq!(v.iter().count(), 2);
     }
 
     #[test]
