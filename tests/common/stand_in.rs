@@ -9,8 +9,9 @@
 //! It serves HTTP/1.1 and HTTP/2 (ALPN) and picks the vendor by the
 //! request's `Host` (`:authority`), else the TLS SNI: each vendor is a
 //! [`Vendor`] with its own hosts, so another API can be added beside
-//! [`stripe::Stripe`] without touching the server. Only Stripe
-//! (`api.stripe.com`) is played today.
+//! [`stripe::Stripe`] without touching the server. Played: Stripe
+//! (`api.stripe.com`) and the Meta Marketing API (`graph.facebook.com`,
+//! [`meta::Meta`]: ad accounts, campaigns, ad sets, batches).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -171,7 +172,10 @@ impl StandIn {
     /// Starts on `addr`, calling `on_answer` after each answer.
     pub async fn start_with(addr: SocketAddr, ca: &TestCa, on_answer: Option<OnAnswer>) -> Self {
         leash::install_crypto_provider();
-        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![Box::new(stripe::Stripe::new())]);
+        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![
+            Box::new(stripe::Stripe::new()),
+            Box::new(meta::Meta::new()),
+        ]);
         let names: Vec<&str> = vendors
             .iter()
             .flat_map(|v| v.hosts().iter().copied())
@@ -368,6 +372,10 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// graph.facebook.com: see its module docs.
+#[path = "stand_in/meta.rs"]
+pub mod meta;
 
 /// `prefix_` and 24 random characters, like Stripe's ids.
 fn new_id(prefix: &str) -> String {
