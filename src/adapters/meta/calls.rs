@@ -109,6 +109,13 @@ const OBJECT_FIELDS: &[&str] = &[
     "existing_customer_budget_percentage",
     "min_budget_spend_percentage",
     "buying_type",
+    // Ads (`POST /{ad_id}`): what they show, not what they spend.
+    "creative",
+    "adset_id",
+    "tracking_specs",
+    "conversion_domain",
+    "display_sequence",
+    "source_ad_id",
 ];
 
 /// Ad account fields that change no money (`POST /act_{id}`).

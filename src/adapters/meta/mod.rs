@@ -97,6 +97,7 @@ mod units;
 
 use std::collections::BTreeMap;
 
+use crate::adapters::json::Json;
 use crate::adapters::{normalize_host, Adapter, Refusal, Shaped};
 use crate::intent::{Classification, Lookup, RequestView};
 use crate::money::Currency;
@@ -208,7 +209,7 @@ impl MetaAdapter {
 }
 
 /// A read that needs no parsing: `GET`/`HEAD`/`OPTIONS` with no body and
-/// no `method` in the query (which could make it a write). Everything else
+/// no `method` or `batch` in the query (either could make it a write). Everything else
 /// is read strictly (a GET whose query repeats `fields` is still a read).
 fn plain_read(req: &RequestView<'_>) -> Option<Classification> {
     if !matches!(req.method, "GET" | "HEAD" | "OPTIONS") {
@@ -216,7 +217,9 @@ fn plain_read(req: &RequestView<'_>) -> Option<Classification> {
     }
     let body_empty = req.body.iter().all(u8::is_ascii_whitespace);
     let overrides = req.query.is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name.eq_ignore_ascii_case("method"))
+        form_urlencoded::parse(q.as_bytes()).any(|(name, _)| {
+            name.eq_ignore_ascii_case("method") || name.eq_ignore_ascii_case("batch")
+        })
     });
     (body_empty && !overrides).then(|| safe("read"))
 }
@@ -458,6 +461,36 @@ impl Adapter for MetaAdapter {
         need
     }
 
+    /// A campaign or ad set created on an account: its answer
+    /// (`{"id":"…"}`) says which object now belongs to that account.
+    fn learns_from(&self, req: &RequestView<'_>) -> bool {
+        learned_account(req).is_some()
+    }
+
+    /// The new object's account, as [`calls::account_path`] would look it
+    /// up: a later update of it by id needs no lookup. Only a plain create
+    /// (no batch, no `validate_only`) is learned from, and only an answer
+    /// whose `id` is a Graph object id.
+    fn learn(&self, req: &RequestView<'_>, answer: &Json) -> Vec<(String, Json)> {
+        let Some((version, act)) = learned_account(req) else {
+            return Vec::new();
+        };
+        let Some(id) = answer.pointer("/id").and_then(Json::scalar_text) else {
+            return Vec::new();
+        };
+        if id.is_empty() || id.len() > 30 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Vec::new();
+        }
+        let digits = act.trim_start_matches("act_").to_owned();
+        vec![(
+            calls::account_path(&version, id),
+            Json::Object(vec![
+                ("account_id".to_owned(), Json::String(digits)),
+                ("id".to_owned(), Json::String(id.to_owned())),
+            ]),
+        )]
+    }
+
     /// Graph has no idempotency header.
     fn idempotency_header(&self) -> Option<&str> {
         None
@@ -511,6 +544,26 @@ impl Adapter for MetaAdapter {
             }
         }))
     }
+}
+
+/// The version prefix and ad account of a plain campaign or ad set
+/// create, whose answer names the new object.
+fn learned_account(req: &RequestView<'_>) -> Option<(String, String)> {
+    if req.method != "POST" || normalize_host(req.host) != HOSTS[0] {
+        return None;
+    }
+    let (version, segs) = calls::segments(req.path)?;
+    let act = match segs.as_slice() {
+        [act, "campaigns" | "adsets"] if act.starts_with("act_") => (*act).to_owned(),
+        _ => return None,
+    };
+    let encoding = params::encoding(req.content_type).ok()?;
+    let params = Params::read(req.query, encoding, req.body).ok()?;
+    if params.has("batch") || params.validate_only() || params.has("method") {
+        return None;
+    }
+    let version = version.map(|v| format!("/{v}")).unwrap_or_default();
+    Some((version, act))
 }
 
 fn dedup(need: &mut Vec<Lookup>) {

@@ -334,6 +334,18 @@ fn reads_are_safe_and_odd_reads_are_not() {
         &NO_FACTS,
     ));
     assert_eq!(c.kind(), "unknown", "{c:?}");
+    let q = format!(
+        "batch={}",
+        urlencode(
+            r#"[{"method":"POST","relative_url":"act_1001/adsets","body":"daily_budget=2000"}]"#
+        )
+    );
+    let c = a.classify(&view("GET", "/v25.0/", Some(&q), None, b"", &NO_FACTS));
+    assert_eq!(
+        amounts(&c),
+        ["20.00 EUR"],
+        "a batch in a GET's query is read"
+    );
 }
 
 #[test]
@@ -817,4 +829,72 @@ proptest! {
             prop_assert_eq!(all.len(), each);
         }
     }
+}
+
+#[test]
+fn a_create_teaches_the_new_objects_account() {
+    let a = adapter();
+    let req = view(
+        "POST",
+        "/v25.0/act_1001/adsets",
+        Some(TOKEN),
+        FORM,
+        SDK_ADSET.as_bytes(),
+        &NO_FACTS,
+    );
+    assert!(a.learns_from(&req));
+    let answer = json::parse(br#"{"id":"120200000000555"}"#).unwrap();
+    let learned = a.learn(&req, &answer);
+    assert_eq!(learned.len(), 1);
+    assert_eq!(learned[0].0, "/v25.0/120200000000555?fields=account_id");
+    assert_eq!(
+        learned[0].1.pointer("/account_id").and_then(|v| v.as_str()),
+        Some("1001")
+    );
+    // Then an update of it needs no lookup of its account.
+    let mut f = Facts::default();
+    f.insert_learned(
+        learned[0].0.clone(),
+        learned[0].1.clone(),
+        "POST /v25.0/act_1001/adsets".into(),
+    );
+    let update = view(
+        "POST",
+        "/v25.0/120200000000555/",
+        Some(TOKEN),
+        FORM,
+        b"daily_budget=3000",
+        &f,
+    );
+    assert!(a.lookups(&update).iter().all(|l| f.has(&l.path)));
+    let c = a.classify(&update);
+    assert_eq!(amounts(&c), ["30.00 EUR"]);
+    // Nothing from batches, validate_only, other answers.
+    for body in [
+        "batch=%5B%5D",
+        "daily_budget=1&execution_options=%5B%22validate_only%22%5D",
+    ] {
+        assert!(!a.learns_from(&view(
+            "POST",
+            "/v25.0/act_1001/adsets",
+            None,
+            FORM,
+            body.as_bytes(),
+            &NO_FACTS
+        )));
+    }
+    assert!(a
+        .learn(&req, &json::parse(br#"{"id":"../x"}"#).unwrap())
+        .is_empty());
+    assert!(a
+        .learn(&req, &json::parse(br#"{"success":true}"#).unwrap())
+        .is_empty());
+    assert!(!a.learns_from(&view(
+        "POST",
+        "/v25.0/555",
+        None,
+        FORM,
+        b"daily_budget=1",
+        &NO_FACTS
+    )));
 }
