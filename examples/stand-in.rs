@@ -1,4 +1,4 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, so leash can
+//! The stand-in vendors: small in-memory Stripe, bank, Meta Graph (…) on loopback, so leash can
 //! be tried offline, with no Stripe account (`tests/common/stand_in.rs`).
 //!
 //! ```text
@@ -24,10 +24,12 @@ use common::TestCa;
 use stand_in::{Answered, StandIn};
 
 const USAGE: &str = "\
-stand-in: a small in-memory Stripe (api.stripe.com) and a Berlin Group bank
-(api.bank.example: pain.001 uploads and JSON SEPA payments) over TLS, for
-trying leash without a Stripe account or a bank. Any sk_test_ key is
-accepted; nothing leaves this machine; objects live in memory until it stops.
+stand-in: small in-memory vendors over TLS, for trying leash without vendor
+accounts. Nothing leaves this machine; objects live in memory until it stops.
+
+  Stripe       api.stripe.com      any sk_test_ key
+  SEPA bank    api.bank.example    pain.001 uploads, Berlin Group JSON payments
+  Meta Graph   graph.facebook.com  any access_token
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 
@@ -39,12 +41,16 @@ usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 Seeded objects: customer cus_demo, charge ch_demo (EUR 200.00, captured),
 PaymentIntent pi_demo (EUR 120.00, requires_confirmation), price price_demo
 (EUR 15.00), invoice in_demo (EUR 80.00 open), product prod_demo.
+Graph: ad accounts act_1001, act_1002, act_9999 (EUR), act_2002 (JPY),
+act_3003 (HUF); campaign 120200000000000001; ad set 120200000000000777.
 
 Point leash at it with the upstream: lines it prints (examples/quickstart.yaml
 has them), or try it directly:
 
   curl --cacert stand-in/stand-in-ca.pem --resolve api.stripe.com:12111:127.0.0.1 \\
        -u sk_test_x: https://api.stripe.com:12111/v1/charges/ch_demo
+  curl --cacert stand-in/stand-in-ca.pem --resolve graph.facebook.com:12111:127.0.0.1 \
+       'https://graph.facebook.com:12111/v25.0/act_1001?fields=currency&access_token=x'
 ";
 
 struct Args {
@@ -147,7 +153,8 @@ async fn main() -> ExitCode {
         println!("    {host}: {reach}");
     }
     println!();
-    println!("Any sk_test_ key works. Seeded: cus_demo, ch_demo (EUR 200.00), pi_demo (EUR 120.00), price_demo (EUR 15.00), in_demo (EUR 80.00 open). Ctrl-C stops.");
+    println!("Any sk_test_ key works. Seeded: cus_demo, ch_demo (EUR 200.00), pi_demo (EUR 120.00), price_demo (EUR 15.00), in_demo (EUR 80.00 open).");
+    println!("Graph: any access_token; ad accounts act_1001, act_1002, act_9999 (EUR), act_2002 (JPY), act_3003 (HUF). Ctrl-C stops.");
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

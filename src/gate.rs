@@ -453,9 +453,15 @@ pub fn with_read_fields(
     let Value::Object(mut map) = record else {
         return record;
     };
-    let wanted = |name: &str| match adapter {
-        Some(adapter) => adapter.amount_field(name),
-        None => crate::adapters::names_an_amount(name),
+    // Credentials a vendor takes as parameters (Graph's `access_token`)
+    // are never shown, whatever `amount_field` says.
+    let secret = adapter.map(|a| a.secret_params()).unwrap_or_default();
+    let wanted = |name: &str| {
+        !secret.contains(&name)
+            && match adapter {
+                Some(adapter) => adapter.amount_field(name),
+                None => crate::adapters::names_an_amount(name),
+            }
     };
     let shown = |s: &str| {
         let masked = crate::audit::mask_card_numbers(s);
@@ -649,5 +655,53 @@ mod read_fields_tests {
             with_read_fields(json!([1]), "/p", b"amount=1", None),
             json!([1])
         );
+    }
+
+    /// A vendor whose credentials are parameters (Graph's `access_token`)
+    /// never has them shown, even by an adapter that calls every field
+    /// amount-bearing.
+    #[test]
+    fn secret_parameters_are_never_shown() {
+        struct Greedy(crate::adapters::meta::MetaAdapter);
+        impl crate::adapters::Adapter for Greedy {
+            fn name(&self) -> &str {
+                "greedy"
+            }
+            fn claims_host(&self, _: &str) -> bool {
+                false
+            }
+            fn hosts(&self) -> Vec<String> {
+                Vec::new()
+            }
+            fn classify(&self, req: &crate::intent::RequestView<'_>) -> Classification {
+                self.0.classify(req)
+            }
+            fn secret_params(&self) -> Vec<&str> {
+                self.0.secret_params()
+            }
+            fn amount_field(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let body = b"daily_budget=2e3&access_token=EAABsecret&appsecret_proof=cafe01";
+        let meta = crate::adapters::meta::MetaAdapter::default();
+        for adapter in [
+            &meta as &dyn crate::adapters::Adapter,
+            &Greedy(crate::adapters::meta::MetaAdapter::default()),
+        ] {
+            let out = with_read_fields(
+                json!({"reason": "x"}),
+                "/v25.0/act_1/adsets",
+                body,
+                Some(adapter),
+            );
+            assert_eq!(
+                out["raw_fields"][0],
+                json!(["daily_budget", "2e3"]),
+                "{out}"
+            );
+            assert!(!out.to_string().contains("EAABsecret"), "{out}");
+            assert!(!out.to_string().contains("cafe01"), "{out}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::intent::{Classification, Lookup, RequestView};
 
 pub mod custom;
 pub mod json;
+pub mod meta;
 pub mod path;
 pub mod sepa;
 pub mod stripe;
@@ -102,6 +103,15 @@ pub trait Adapter: Send + Sync {
     /// version header). Never a signature: lookups are new requests.
     fn lookup_headers(&self) -> Vec<&str> {
         vec!["authorization"]
+    }
+    /// The request parameters (query-string or body field names) that
+    /// carry the agent's credentials, for a vendor that takes them outside
+    /// headers: the Graph API's `access_token` and `appsecret_proof`.
+    /// Those in the query are copied onto each lookup, like
+    /// [`Adapter::lookup_headers`], and key the lookup cache (by digest);
+    /// a hold's raw fields never show them. Default: none.
+    fn secret_params(&self) -> Vec<&str> {
+        Vec::new()
     }
     /// Whether the object looked up at `path` stays as it was when a
     /// request that needed it is forwarded. By default every looked-up
@@ -231,7 +241,6 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// adapters: a custom vendor claiming one too would leave it unclear which
 /// adapter reads a request.
 const BUILTIN_HOSTS: &[&str] = &[
-    "graph.facebook.com",
     "googleads.googleapis.com",
     "api.wise.com",
     "api.transferwise.com",
@@ -264,11 +273,18 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// The adapters built into leash.
     pub fn builtin() -> Registry {
+        Registry::builtin_with(&crate::config::Vendors::default())
+    }
+
+    /// The built-in adapters with `vendors:` settings (SPEC §4.5).
+    fn builtin_with(vendors: &crate::config::Vendors) -> Registry {
         Registry {
             adapters: vec![
                 Arc::new(stripe::StripeAdapter),
-                // No bank host is known without `vendors.sepa.hosts`.
-                Arc::new(sepa::SepaAdapter::new(&Default::default())),
+                // The bank hosts of `vendors.sepa.hosts` (none by default).
+                Arc::new(sepa::SepaAdapter::new(&vendors.sepa)),
+                // graph.facebook.com; ad accounts' currencies from `vendors.meta`.
+                Arc::new(meta::MetaAdapter::new(&vendors.meta)),
             ],
         }
     }
@@ -281,12 +297,7 @@ impl Registry {
     /// The built-ins, then every `custom_vendors` entry of `config` (which
     /// the config loader checked: no name or host is taken twice).
     pub fn from_config(config: &crate::config::Config) -> Registry {
-        let mut registry = Registry::builtin();
-        for adapter in &mut registry.adapters {
-            if adapter.name() == sepa::VENDOR {
-                *adapter = Arc::new(sepa::SepaAdapter::new(&config.vendors.sepa));
-            }
-        }
+        let mut registry = Registry::builtin_with(&config.vendors);
         for vendor in &config.custom_vendors {
             registry
                 .adapters
@@ -644,7 +655,11 @@ mod tests {
         ] {
             assert!(v.for_host(h).is_none(), "{h}");
         }
-        assert_eq!(v.iter().count(), 2);
+        assert_eq!(
+            v.for_host("graph.facebook.com").map(|a| a.name()),
+            Some("meta")
+        );
+        assert_eq!(v.iter().count(), 3);
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub(super) struct Scope {
     /// The adapter's [`lookup_headers`](crate::adapters::Adapter::lookup_headers)
     /// as the request carried them: credentials, API version.
     credentials: Vec<(HeaderName, HeaderValue)>,
+    /// The adapter's [`secret_params`](crate::adapters::Adapter::secret_params)
+    /// as the request's query carried them, raw `name=value` pieces: the
+    /// Graph API's `access_token` lives there, not in a header.
+    query_credentials: Vec<String>,
     account: Option<(HeaderName, HeaderValue)>,
 }
 
@@ -159,12 +163,28 @@ impl Scope {
                 Some((name, value))
             })
             .collect();
+        let secret = tunnel
+            .shape()
+            .map(|a| a.secret_params())
+            .unwrap_or_default();
+        let query_credentials = query_pieces(parts.uri.query(), &secret);
         Scope {
             agent: tunnel.agent.clone(),
             host: tunnel.host.clone(),
             credentials,
+            query_credentials,
             account,
         }
+    }
+
+    /// `path` with the query credentials appended: what is sent. The path
+    /// itself (without them) is what logs, reasons and the cache name.
+    fn target(&self, path: &str) -> String {
+        if self.query_credentials.is_empty() {
+            return path.to_owned();
+        }
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{joiner}{}", self.query_credentials.join("&"))
     }
 
     fn key(&self, path: &str) -> [u8; 32] {
@@ -176,6 +196,10 @@ impl Scope {
                 credentials.extend_from_slice(&(part.len() as u64).to_be_bytes());
                 credentials.extend_from_slice(part);
             }
+        }
+        for piece in &self.query_credentials {
+            credentials.extend_from_slice(&(piece.len() as u64).to_be_bytes());
+            credentials.extend_from_slice(piece.as_bytes());
         }
         cache_key(
             &self.agent,
@@ -201,7 +225,11 @@ impl Proxy {
             self.metrics.lookup(tunnel.vendor(), "cached");
             return Ok(looked);
         }
-        let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
+        let uri = format!(
+            "https://{}{}",
+            tunnel.authority(),
+            scope.target(&lookup.path)
+        );
         let mut request = Request::builder().method(Method::GET).uri(uri);
         for (name, value) in &scope.credentials {
             request = request.header(name, value);
@@ -258,6 +286,29 @@ impl Proxy {
     }
 }
 
+/// The raw `name=value` pieces of `query` whose (percent-decoded) name is
+/// one of `names`, in order, exactly as the agent sent them.
+fn query_pieces(query: Option<&str>, names: &[&str]) -> Vec<String> {
+    let Some(query) = query else {
+        return Vec::new();
+    };
+    if names.is_empty() {
+        return Vec::new();
+    }
+    query
+        .split('&')
+        .filter(|piece| {
+            let name = piece.split('=').next().unwrap_or("");
+            let decoded: String = form_urlencoded::parse(name.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .next()
+                .unwrap_or_default();
+            names.contains(&decoded.as_str())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// SHA-256 over everything that decides what a lookup answers, framed so
 /// that no two different tuples share a key.
 fn cache_key(
@@ -310,6 +361,7 @@ mod tests {
             agent: agent.into(),
             host: "api.example.com".into(),
             credentials: Vec::new(),
+            query_credentials: Vec::new(),
             account: None,
         };
         let (a, b) = (scope("a"), scope("b"));
@@ -331,6 +383,43 @@ mod tests {
             cache.get(&a.key("/x/2")).and_then(|l| l.learned_from),
             Some("POST /x".to_owned())
         );
+    }
+
+    #[test]
+    fn query_credentials_are_copied_as_sent_and_key_the_cache() {
+        let names = ["access_token", "appsecret_proof"];
+        assert_eq!(
+            query_pieces(
+                Some("fields=x&access_token=EA%41B&appsecret_proof=ab&access%5Ftoken=2"),
+                &names
+            ),
+            vec![
+                "access_token=EA%41B",
+                "appsecret_proof=ab",
+                "access%5Ftoken=2"
+            ]
+        );
+        assert!(query_pieces(Some("access_token=x"), &[]).is_empty());
+        assert!(query_pieces(None, &names).is_empty());
+        let scope = |pieces: Vec<String>| Scope {
+            agent: "a".into(),
+            host: "graph.facebook.com".into(),
+            credentials: Vec::new(),
+            query_credentials: pieces,
+            account: None,
+        };
+        let a = scope(vec!["access_token=1".into()]);
+        let b = scope(vec!["access_token=2".into()]);
+        assert_ne!(
+            a.key("/act_1?fields=currency"),
+            b.key("/act_1?fields=currency")
+        );
+        assert_eq!(
+            a.target("/act_1?fields=currency"),
+            "/act_1?fields=currency&access_token=1"
+        );
+        assert_eq!(a.target("/act_1"), "/act_1?access_token=1");
+        assert_eq!(scope(Vec::new()).target("/x"), "/x");
     }
 
     #[test]

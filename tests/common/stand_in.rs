@@ -9,9 +9,13 @@
 //! It serves HTTP/1.1 and HTTP/2 (ALPN) and picks the vendor by the
 //! request's `Host` (`:authority`), else the TLS SNI: each vendor is a
 //! [`Vendor`] with its own hosts, so another API can be added beside
-//! [`stripe::Stripe`] without touching the server. Played: Stripe
-//! (`api.stripe.com`, below) and a Berlin Group bank (`api.bank.example`,
-//! [`sepa::Bank`]: pain.001 uploads and JSON payments).
+//! [`stripe::Stripe`] without touching the server. Played:
+//!
+//! - Stripe (`api.stripe.com`, below);
+//! - a Berlin Group bank (`api.bank.example`, [`sepa::Bank`]: pain.001
+//!   uploads and JSON payments);
+//! - the Meta Marketing API (`graph.facebook.com`, [`meta::Meta`]: ad
+//!   accounts, campaigns, ad sets, batches).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -175,6 +179,7 @@ impl StandIn {
         let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![
             Box::new(stripe::Stripe::new()),
             Box::new(sepa::Bank::new()),
+            Box::new(meta::Meta::new()),
         ]);
         let names: Vec<&str> = vendors
             .iter()
@@ -372,6 +377,10 @@ fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// graph.facebook.com: see its module docs.
+#[path = "stand_in/meta.rs"]
+pub mod meta;
 
 /// `prefix_` and 24 random characters, like Stripe's ids.
 fn new_id(prefix: &str) -> String {
