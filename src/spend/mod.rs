@@ -20,6 +20,7 @@
 //! use too.
 
 pub mod buckets;
+pub mod postgres;
 mod sled_ledger;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use crate::policy::engine::SpendEvent;
 use crate::store::StoreError;
 
 pub use buckets::{totals, totals_of_events, Buckets};
+pub use postgres::PostgresLedger;
 pub use sled_ledger::{EntryState, SledLedger};
 
 /// The ids of the entries one request reserved.
@@ -95,6 +97,13 @@ pub trait SpendLedger: Send + Sync {
     /// The vendor refused, or the request was never sent: the reservation
     /// no longer counts. Releasing what is already released does nothing.
     fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()>;
+
+    /// Why the ledger cannot be used right now (a shared store that does
+    /// not answer), for `/healthz` and `GET /metrics`; `None` when it can.
+    /// (Issue 15; the embedded ledger is always there.)
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// [`SpendLedger::decide_and_reserve`] for a decision that also produces a
