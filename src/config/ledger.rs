@@ -185,7 +185,11 @@ mod tests {
                 "environment variable",
             ),
             ("ledger:\n  pool: 0\n", "leash.yaml:2:", "pool"),
-            ("ledger:\n  timeout: 0s\n", "leash.yaml:2:", "longer than 0s"),
+            (
+                "ledger:\n  timeout: 0s\n",
+                "leash.yaml:2:",
+                "longer than 0s",
+            ),
             ("ledger:\n  url: x\n", "leash.yaml:2:", "url"),
             ("instance_id: \"a b\"\n", "leash.yaml:1:", "instance id"),
             ("instance_id: \"\"\n", "leash.yaml:1:", "no value"),

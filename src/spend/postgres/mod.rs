@@ -375,7 +375,11 @@ impl PostgresLedger {
             )
             .map_err(LedgerError::Unavailable)?;
             upsert_slots(client, &deltas).await?;
-            tracing::info!(zone = tz.name(), reservations = events.len(), "shared ledger counts spend in a new timezone");
+            tracing::info!(
+                zone = tz.name(),
+                reservations = events.len(),
+                "shared ledger counts spend in a new timezone"
+            );
         }
         conn.commit_plain().await?;
         self.learn_zones(&[tz]);
@@ -540,10 +544,7 @@ impl PostgresLedger {
     /// Records `ids` to be moved to `to` later (the database was away).
     fn queue(&self, ids: &[u64], to: State) {
         for id in ids {
-            if let Err(error) = self
-                .outbox
-                .insert(id.to_be_bytes(), to.as_str().as_bytes())
-            {
+            if let Err(error) = self.outbox.insert(id.to_be_bytes(), to.as_str().as_bytes()) {
                 tracing::error!(%error, id, "cannot queue a spend-ledger change for later");
             }
         }
@@ -569,7 +570,10 @@ impl PostgresLedger {
                 b"settled" => State::Settled,
                 _ => State::Released,
             };
-            by_state.entry(state.as_str()).or_default().push((id, value));
+            by_state
+                .entry(state.as_str())
+                .or_default()
+                .push((id, value));
         }
         for (state, items) in by_state {
             let to = State::parse(state).unwrap_or(State::Released);
@@ -584,7 +588,11 @@ impl PostgresLedger {
                         None as Option<&[u8]>,
                     );
                 }
-                tracing::info!(count = ids.len(), to = state, "queued spend-ledger changes applied");
+                tracing::info!(
+                    count = ids.len(),
+                    to = state,
+                    "queued spend-ledger changes applied"
+                );
             }
         }
         Ok(self.outbox.len())
@@ -593,8 +601,7 @@ impl PostgresLedger {
     /// Deletes windows no cap can ask about any more, and reservations too
     /// old to be counted into a new zone's windows.
     async fn prune(&self, now: DateTime<Utc>) -> Result<(), LedgerError> {
-        let Some(slot_cutoff) = now.checked_sub_signed(chrono::Duration::days(HORIZON_DAYS))
-        else {
+        let Some(slot_cutoff) = now.checked_sub_signed(chrono::Duration::days(HORIZON_DAYS)) else {
             return Ok(());
         };
         let Some(row_cutoff) = now.checked_sub_signed(chrono::Duration::days(READ_BACK_DAYS))
@@ -606,7 +613,10 @@ impl PostgresLedger {
         let conn = self.conn().await?;
         let client = conn.client()?;
         client
-            .execute("DELETE FROM leash_slots WHERE ends_ns <= $1", &[&slot_cutoff])
+            .execute(
+                "DELETE FROM leash_slots WHERE ends_ns <= $1",
+                &[&slot_cutoff],
+            )
             .await
             .map_err(db)?;
         client
@@ -967,7 +977,10 @@ impl Conn<'_> {
             )
             .await
             .map_err(db)?;
-        Ok(row.try_get::<_, Option<bool>>(0).map_err(db)?.unwrap_or(true))
+        Ok(row
+            .try_get::<_, Option<bool>>(0)
+            .map_err(db)?
+            .unwrap_or(true))
     }
 
     async fn read_slots(&self, heads: &[Head]) -> Result<Vec<SlotRow>, LedgerError> {
@@ -1123,10 +1136,7 @@ async fn background(ledger: Weak<PostgresLedger>) {
                     ledger.migrated.store(false, Ordering::SeqCst);
                     ledger.ensure_ready().await?;
                     let conn = ledger.conn().await?;
-                    conn.client()?
-                        .batch_execute("SELECT 1")
-                        .await
-                        .map_err(db)?;
+                    conn.client()?.batch_execute("SELECT 1").await.map_err(db)?;
                     Ok(())
                 })
                 .await;

@@ -103,10 +103,7 @@ pub async fn migrate(client: &tokio_postgres::Client) -> Result<(), LedgerError>
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         client.batch_execute(sql).await.map_err(db)?;
         client
-            .execute(
-                "INSERT INTO leash_schema (version) VALUES ($1)",
-                &[version],
-            )
+            .execute("INSERT INTO leash_schema (version) VALUES ($1)", &[version])
             .await
             .map_err(db)?;
         tracing::info!(version, "shared ledger schema migrated");

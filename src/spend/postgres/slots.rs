@@ -24,7 +24,9 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use crate::money::{Currency, Money};
-use crate::policy::caps::{CapPeriod, CapQuery, CapTotal, CurrencyTotal, ExactSum, ScopeKey, Totals};
+use crate::policy::caps::{
+    CapPeriod, CapQuery, CapTotal, CurrencyTotal, ExactSum, ScopeKey, Totals,
+};
 use crate::policy::engine::SpendEvent;
 use crate::policy::model::CapWindow;
 
@@ -504,8 +506,7 @@ mod tests {
 
     #[test]
     fn lock_keys_differ_by_every_part() {
-        let period =
-            CapPeriod::of(Utc::now(), chrono_tz::Europe::Paris, CapWindow::Day).unwrap();
+        let period = CapPeriod::of(Utc::now(), chrono_tz::Europe::Paris, CapWindow::Day).unwrap();
         let a = Head::new(&period, AGENT, "a");
         let keys: BTreeSet<i64> = [
             a.clone(),
