@@ -390,6 +390,8 @@ struct Run {
     /// AUTO_APPROVE decisions with a reservation, over every chain.
     approved_in_chains: usize,
     instances: BTreeSet<String>,
+    /// The members' directories, their processes killed.
+    dirs: Vec<tempfile::TempDir>,
 }
 
 /// Starts four leash on a fresh database, fires 256 requests at them while
@@ -451,11 +453,17 @@ async fn four_leash(
             }
         }
     }
+    let mut dirs = Vec::new();
+    for Member { dir, leash } in members {
+        leash.kill();
+        dirs.push(dir);
+    }
     Some(Run {
         ended,
         seen: upstream.seen().len(),
         approved_in_chains,
         instances,
+        dirs,
     })
 }
 
@@ -475,6 +483,46 @@ async fn four_leash_on_one_database_pass_exactly_the_cap() {
     assert_eq!(count(&run.ended, &Ended::Rejected), 156, "{:?}", run.ended);
     assert_eq!(run.approved_in_chains, 100);
     assert_eq!(run.instances.len(), 4, "each chain names its own instance");
+
+    // `leash audit verify` takes the four chains (each with its own key)
+    // and an export of one of them, and verifies each.
+    let mut args: Vec<String> = vec!["audit".into(), "verify".into()];
+    for d in &run.dirs {
+        args.push("--public-key".into());
+        args.push(d.path().join("certs/leash-audit.pub").display().to_string());
+    }
+    for d in &run.dirs {
+        args.push(d.path().join("data").display().to_string());
+    }
+    let first = run.dirs[0].path();
+    let export = child::leash_cli(first, &["audit", "export"]);
+    assert!(export.status.success());
+    let export_file = first.join("chain.jsonl");
+    std::fs::write(&export_file, &export.stdout).unwrap();
+    args.push(export_file.display().to_string());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let verified = child::leash_cli(first, &argv);
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(out.matches(": ok: ").count(), 5, "{out}");
+    for i in &run.instances {
+        assert!(out.contains(&format!("instance {i}")), "{out}");
+    }
+
+    // A changed entry in the export fails that chain, and the command.
+    let text = String::from_utf8_lossy(&export.stdout).replace("AUTO_APPROVE", "REJECT");
+    std::fs::write(&export_file, text).unwrap();
+    let verified = child::leash_cli(first, &argv);
+    assert!(!verified.status.success());
+    let err = String::from_utf8_lossy(&verified.stderr);
+    assert!(
+        err.contains("chain.jsonl: audit chain verification FAILED"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
