@@ -207,7 +207,7 @@ impl PostgresLedger {
         pg.options(format!(
             "-c lock_timeout={ms} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={idle}"
         ));
-        pg.application_name(&format!("leash {instance}"));
+        pg.application_name(format!("leash {instance}"));
         pg.connect_timeout(config.timeout);
         pg.keepalives(true);
         pg.keepalives_idle(Duration::from_secs(10));
