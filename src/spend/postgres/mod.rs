@@ -333,17 +333,16 @@ impl PostgresLedger {
         let mut conn = self.conn().await?;
         conn.begin().await?;
         let client = conn.client()?;
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&zones_key()])
+        exec(client, "SELECT pg_advisory_xact_lock($1)", &[&zones_key()])
             .await
             .map_err(db)?;
-        let inserted = client
-            .execute(
-                "INSERT INTO leash_zones (tz) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&tz.name()],
-            )
-            .await
-            .map_err(db)?;
+        let inserted = exec(
+            client,
+            "INSERT INTO leash_zones (tz) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&tz.name()],
+        )
+        .await
+        .map_err(db)?;
         if inserted == 1 {
             let since = now
                 .checked_sub_signed(chrono::Duration::days(READ_BACK_DAYS))
@@ -351,8 +350,7 @@ impl PostgresLedger {
                 .transpose()
                 .map_err(LedgerError::Unavailable)?
                 .unwrap_or(i64::MIN);
-            let rows = client
-                .query(
+            let rows = rows(client,
                     "SELECT state, at_ns, agent, vendor, operation, category, beneficiary, currency, amount::text
                      FROM leash_reservations WHERE state <> 'released' AND at_ns >= $1",
                     &[&since],
@@ -403,7 +401,34 @@ impl PostgresLedger {
         let mut heads: Vec<Head> = queries.iter().map(Head::of_query).collect();
         heads.sort();
         heads.dedup();
+        // The heads the decision will write, predicted so that they are
+        // locked up front with the ones it reads (in one sorted pass)
+        // rather than tried after it: the decision on zero spend reserves
+        // what the real one reserves whenever that one forwards at all
+        // (spend only makes caps stricter). A wrong guess costs a retry
+        // (too few) or a wider lock (too many), never exactness.
         let mut extra: BTreeSet<i64> = BTreeSet::new();
+        {
+            let mut zero = crate::policy::caps::Totals::new();
+            for query in queries {
+                zero.insert(*query, Ok(crate::policy::caps::CapTotal::default()));
+            }
+            let predicted = decide(&zero);
+            let zones: Vec<Tz> = self
+                .zones
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .copied()
+                .collect();
+            if let Ok(deltas) = slots::deltas(
+                predicted.iter().map(|e| (e, None, State::Reserved)),
+                &zones,
+                cutoff,
+            ) {
+                extra.extend(deltas.keys().map(|k| k.head.lock_key()));
+            }
+        }
         for _ in 0..ATTEMPTS {
             let mut conn = self.conn().await?;
             conn.begin_shared().await?;
@@ -476,21 +501,25 @@ impl PostgresLedger {
         self.ensure_ready().await?;
         let keys = db_ids(ids)?;
         let mut conn = self.conn().await?;
-        conn.begin_shared().await?;
+        // Without waiting for the WAL flush: a settle or a release lost
+        // in a database crash leaves the amount counted (a settle moves
+        // nothing in the totals; a lost release over-counts, never
+        // under-counts), and the outbox retries what failed. A
+        // reservation's commit always waits for it.
+        conn.begin_shared_relaxed().await?;
         let zones = conn.zones().await?;
         let client = conn.client()?;
         if to == State::Released {
-            client
-                .execute(
-                    "INSERT INTO leash_reservations (instance, id, state)
+            exec(
+                client,
+                "INSERT INTO leash_reservations (instance, id, state)
                      SELECT $1, unnest($2::bigint[]), 'released' ON CONFLICT DO NOTHING",
-                    &[&self.instance, &keys],
-                )
-                .await
-                .map_err(db)?;
+                &[&self.instance, &keys],
+            )
+            .await
+            .map_err(db)?;
         }
-        let rows = client
-            .query(
+        let rows = rows(client,
                 "SELECT id, state, at_ns, agent, vendor, operation, category, beneficiary, currency, amount::text
                  FROM leash_reservations WHERE instance = $1 AND id = ANY($2::bigint[])
                  ORDER BY id FOR UPDATE",
@@ -529,8 +558,7 @@ impl PostgresLedger {
         conn.lock(&locks).await?;
         let moved: Vec<i64> = moves.iter().map(|(id, _, _)| *id).collect();
         let client = conn.client()?;
-        client
-            .execute(
+        exec(client,
                 "UPDATE leash_reservations SET state = $3 WHERE instance = $1 AND id = ANY($2::bigint[])",
                 &[&self.instance, &moved, &to.as_str()],
             )
@@ -612,15 +640,14 @@ impl PostgresLedger {
         let row_cutoff = slots::nanos(row_cutoff).map_err(LedgerError::Unavailable)?;
         let conn = self.conn().await?;
         let client = conn.client()?;
-        client
-            .execute(
-                "DELETE FROM leash_slots WHERE ends_ns <= $1",
-                &[&slot_cutoff],
-            )
-            .await
-            .map_err(db)?;
-        client
-            .execute(
+        exec(
+            client,
+            "DELETE FROM leash_slots WHERE ends_ns <= $1",
+            &[&slot_cutoff],
+        )
+        .await
+        .map_err(db)?;
+        exec(client,
                 "DELETE FROM leash_reservations WHERE at_ns < $1 OR (at_ns IS NULL AND created < now() - interval '1 day')",
                 &[&row_cutoff],
             )
@@ -646,6 +673,37 @@ impl PostgresLedger {
         })
         .await
     }
+}
+
+/// A pooled client: its statements are prepared once per connection
+/// (`prepare_cached`), so each query is one round trip.
+type Pg = deadpool_postgres::ClientWrapper;
+
+async fn exec(
+    c: &Pg,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.execute(&statement, params).await
+}
+
+async fn rows(
+    c: &Pg,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query(&statement, params).await
+}
+
+async fn one(
+    c: &Pg,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    let statement = c.prepare_cached(sql).await?;
+    c.query_one(&statement, params).await
 }
 
 /// The zone list's lock key.
@@ -685,17 +743,13 @@ fn stored_event(row: &tokio_postgres::Row, at: usize) -> Result<SpendEvent, Ledg
     })
 }
 
-async fn read_slots(
-    client: &tokio_postgres::Client,
-    heads: &[Head],
-) -> Result<Vec<SlotRow>, LedgerError> {
+async fn read_slots(client: &Pg, heads: &[Head]) -> Result<Vec<SlotRow>, LedgerError> {
     let tz: Vec<&str> = heads.iter().map(|h| h.tz.as_str()).collect();
     let window: Vec<&str> = heads.iter().map(|h| h.window).collect();
     let first: Vec<&str> = heads.iter().map(|h| h.first.as_str()).collect();
     let kind: Vec<i16> = heads.iter().map(|h| h.scope_kind).collect();
     let value: Vec<&str> = heads.iter().map(|h| h.scope_value.as_str()).collect();
-    let rows = client
-        .query(
+    let rows = rows(client,
             "SELECT h.i, s.vendor, s.operation, s.category, s.currency,
                     s.reserved_count, s.reserved_sum::text, s.settled_count, s.settled_sum::text, s.latest_ns
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[])
@@ -789,7 +843,7 @@ const UNNEST_SLOTS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::int2[
      AS d(tz, win, first, kind, value, vendor, operation, category, currency, ends, rc, rs, sc, ss, latest)";
 
 async fn upsert_slots(
-    client: &tokio_postgres::Client,
+    client: &Pg,
     deltas: &BTreeMap<SlotKey, slots::Delta>,
 ) -> Result<(), LedgerError> {
     if deltas.is_empty() {
@@ -808,36 +862,36 @@ async fn upsert_slots(
            settled_sum = leash_slots.settled_sum + EXCLUDED.settled_sum,
            latest_ns = GREATEST(leash_slots.latest_ns, EXCLUDED.latest_ns)"
     );
-    client
-        .execute(
-            &sql,
-            &[
-                &c.tz,
-                &c.window,
-                &c.first,
-                &c.kind,
-                &c.value,
-                &c.vendor,
-                &c.operation,
-                &c.category,
-                &c.currency,
-                &c.ends,
-                &c.rc,
-                &c.rs,
-                &c.sc,
-                &c.ss,
-                &c.latest,
-            ],
-        )
-        .await
-        .map_err(db)?;
+    exec(
+        client,
+        &sql,
+        &[
+            &c.tz,
+            &c.window,
+            &c.first,
+            &c.kind,
+            &c.value,
+            &c.vendor,
+            &c.operation,
+            &c.category,
+            &c.currency,
+            &c.ends,
+            &c.rc,
+            &c.rs,
+            &c.sc,
+            &c.ss,
+            &c.latest,
+        ],
+    )
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
 /// Applies deltas to rows that exist (a settle or a release: a window
 /// never written, or pruned, has nothing to take out of).
 async fn update_slots(
-    client: &tokio_postgres::Client,
+    client: &Pg,
     deltas: &BTreeMap<SlotKey, slots::Delta>,
 ) -> Result<(), LedgerError> {
     if deltas.is_empty() {
@@ -855,29 +909,29 @@ async fn update_slots(
            AND s.scope_value = d.value AND s.vendor = d.vendor AND s.operation = d.operation
            AND s.category = d.category AND s.currency = d.currency"
     );
-    client
-        .execute(
-            &sql,
-            &[
-                &c.tz,
-                &c.window,
-                &c.first,
-                &c.kind,
-                &c.value,
-                &c.vendor,
-                &c.operation,
-                &c.category,
-                &c.currency,
-                &c.ends,
-                &c.rc,
-                &c.rs,
-                &c.sc,
-                &c.ss,
-                &c.latest,
-            ],
-        )
-        .await
-        .map_err(db)?;
+    exec(
+        client,
+        &sql,
+        &[
+            &c.tz,
+            &c.window,
+            &c.first,
+            &c.kind,
+            &c.value,
+            &c.vendor,
+            &c.operation,
+            &c.category,
+            &c.currency,
+            &c.ends,
+            &c.rc,
+            &c.rs,
+            &c.sc,
+            &c.ss,
+            &c.latest,
+        ],
+    )
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -906,10 +960,9 @@ impl Drop for Conn<'_> {
 }
 
 impl Conn<'_> {
-    fn client(&self) -> Result<&tokio_postgres::Client, LedgerError> {
+    fn client(&self) -> Result<&Pg, LedgerError> {
         self.client
             .as_deref()
-            .map(|c| &**c)
             .ok_or_else(|| LedgerError::Unavailable("connection closed".into()))
     }
 
@@ -931,10 +984,21 @@ impl Conn<'_> {
             .map_err(db)
     }
 
+    /// [`Conn::begin_shared`] for a transaction whose commit need not
+    /// wait for the WAL flush.
+    async fn begin_shared_relaxed(&mut self) -> Result<(), LedgerError> {
+        self.in_tx = true;
+        self.client()?
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock_shared({})",
+                zones_key()
+            ))
+            .await
+            .map_err(db)
+    }
+
     async fn zones(&self) -> Result<Vec<Tz>, LedgerError> {
-        let rows = self
-            .client()?
-            .query("SELECT tz FROM leash_zones", &[])
+        let rows = rows(self.client()?, "SELECT tz FROM leash_zones", &[])
             .await
             .map_err(db)?;
         let mut zones = Vec::with_capacity(rows.len());
@@ -957,26 +1021,25 @@ impl Conn<'_> {
             return Ok(());
         }
         let keys: Vec<i64> = keys.iter().copied().collect();
-        self.client()?
-            .execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
-                &[&keys],
-            )
-            .await
-            .map_err(db)?;
+        exec(
+            self.client()?,
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k",
+            &[&keys],
+        )
+        .await
+        .map_err(db)?;
         Ok(())
     }
 
     /// Tries the locks of `keys` without waiting: whether all were taken.
     async fn try_lock(&self, keys: &[i64]) -> Result<bool, LedgerError> {
-        let row = self
-            .client()?
-            .query_one(
-                "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k",
-                &[&keys],
-            )
-            .await
-            .map_err(db)?;
+        let row = one(
+            self.client()?,
+            "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k",
+            &[&keys],
+        )
+        .await
+        .map_err(db)?;
         Ok(row
             .try_get::<_, Option<bool>>(0)
             .map_err(db)?
@@ -1011,8 +1074,7 @@ impl Conn<'_> {
         // A plain INSERT: an id that exists (a tombstone left by the
         // reconciliation of a doubtful commit, or another instance with
         // the same instance id) fails the transaction.
-        self.client()?
-            .execute(
+        exec(self.client()?,
                 "INSERT INTO leash_reservations
                    (instance, id, state, at_ns, agent, vendor, operation, category, beneficiary, currency, amount)
                  SELECT $1, id, 'reserved', at, agent, vendor, operation, category, beneficiary, currency, amount::numeric

@@ -7,7 +7,7 @@
 //! does not know) is refused rather than written with an older idea of the
 //! tables.
 
-use super::{db, slots};
+use super::{db, exec, one, slots, Pg};
 use crate::spend::LedgerError;
 
 /// `(version, SQL)`, in order. Never edit a migration that shipped: add one.
@@ -71,14 +71,14 @@ pub fn latest() -> i32 {
 
 /// Applies the migrations the database lacks. Runs inside the caller's
 /// transaction.
-pub async fn migrate(client: &tokio_postgres::Client) -> Result<(), LedgerError> {
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&slots::named_key("leash-migrate")],
-        )
-        .await
-        .map_err(db)?;
+pub async fn migrate(client: &Pg) -> Result<(), LedgerError> {
+    exec(
+        client,
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&slots::named_key("leash-migrate")],
+    )
+    .await
+    .map_err(db)?;
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS leash_schema (
@@ -88,8 +88,7 @@ pub async fn migrate(client: &tokio_postgres::Client) -> Result<(), LedgerError>
         )
         .await
         .map_err(db)?;
-    let row = client
-        .query_one("SELECT max(version) FROM leash_schema", &[])
+    let row = one(client, "SELECT max(version) FROM leash_schema", &[])
         .await
         .map_err(db)?;
     let current: Option<i32> = row.try_get(0).map_err(db)?;
@@ -102,10 +101,13 @@ pub async fn migrate(client: &tokio_postgres::Client) -> Result<(), LedgerError>
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         client.batch_execute(sql).await.map_err(db)?;
-        client
-            .execute("INSERT INTO leash_schema (version) VALUES ($1)", &[version])
-            .await
-            .map_err(db)?;
+        exec(
+            client,
+            "INSERT INTO leash_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(db)?;
         tracing::info!(version, "shared ledger schema migrated");
     }
     Ok(())
