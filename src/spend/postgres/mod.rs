@@ -141,8 +141,6 @@ pub struct PostgresLedger {
     pool: Pool,
     instance: String,
     timeout: Duration,
-    /// Gives reservation ids (unique within this instance's data_dir).
-    store: Store,
     /// Settles and releases still to be applied: id → state.
     outbox: sled::Tree,
     /// Zones known to be registered (a cache; transactions re-read the list).
@@ -230,7 +228,6 @@ impl PostgresLedger {
             pool,
             instance: instance.to_string(),
             timeout: config.timeout,
-            store: store.clone(),
             outbox: store.tree("pg_outbox")?,
             zones: Mutex::new(std::collections::HashSet::new()),
             migrated: AtomicBool::new(false),
@@ -478,7 +475,7 @@ impl PostgresLedger {
             }
             let mut ids = Vec::with_capacity(events.len());
             for _ in &events {
-                ids.push(self.store.next_id()?);
+                ids.push(reservation_id());
             }
             conn.insert_reservations(&ids, &events).await?;
             upsert_slots(conn.client()?, &deltas).await?;
@@ -704,6 +701,15 @@ async fn one(
 ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
     let statement = c.prepare_cached(sql).await?;
     c.query_one(&statement, params).await
+}
+
+/// A new reservation id: 63 random bits. Not the data_dir's counter: a
+/// replica whose data_dir is fresh (an emptyDir) but whose instance id is
+/// the same (a StatefulSet's host name) would count again from 0 and meet
+/// its own old rows. A collision (2^-63 per pair) fails that one
+/// transaction on the primary key: refused, never double-counted.
+fn reservation_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 & (i64::MAX as u64)
 }
 
 /// The zone list's lock key.
