@@ -15,6 +15,15 @@
 //! request under a DAILY_CAP instead (a limit no run reaches), so the cost
 //! of cap accounting shows.
 //!
+//! `--ledger postgres` keeps the caps in a fresh database of the PostgreSQL
+//! server at `LEASH_TEST_PG_URL` (SPEC §11), and `--instances N` starts N
+//! leash on it, the workers spread over them:
+//!
+//! ```text
+//! LEASH_TEST_PG_URL=postgres://leash@127.0.0.1:5432/postgres \
+//!   cargo run --release --example loadgen -- --cap --ledger postgres --instances 4
+//! ```
+//!
 //! Everything shares the machine's cores (client, leash and upstream), so
 //! the numbers compare the two paths; they are not a capacity figure.
 
@@ -37,6 +46,10 @@ struct Args {
     /// that every request pays for cap accounting, instead of the default
     /// allow-all stack with no rules.
     cap: bool,
+    /// `--ledger postgres`: the shared ledger instead of sled.
+    postgres: bool,
+    /// How many leash to start (on one shared ledger when more than one).
+    instances: usize,
 }
 
 /// `--cap`: a DAILY_CAP every request is counted against but none reaches,
@@ -62,6 +75,8 @@ fn parse_args() -> Result<Args, String> {
         http2: false,
         no_free_space_floor: false,
         cap: false,
+        postgres: false,
+        instances: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,8 +91,14 @@ fn parse_args() -> Result<Args, String> {
             "--http2" => args.http2 = true,
             "--no-free-space-floor" => args.no_free_space_floor = true,
             "--cap" => args.cap = true,
+            "--instances" => args.instances = value("--instances")?.max(1),
+            "--ledger" => match it.next().as_deref() {
+                Some("postgres") => args.postgres = true,
+                Some("sled") => args.postgres = false,
+                _ => return Err("--ledger needs sled or postgres".into()),
+            },
             "--help" | "-h" => return Err(
-                "usage: loadgen [--requests N] [--concurrency C] [--http2] [--no-free-space-floor] [--cap]"
+                "usage: loadgen [--requests N] [--concurrency C] [--http2] [--no-free-space-floor] [--cap] [--ledger sled|postgres] [--instances N]"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other}")),
@@ -119,12 +140,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn drive(client: reqwest::Client, url: String, args: &Args) -> Run {
+/// Runs the workers, worker `i` on `clients[i % len]` (one per leash).
+async fn drive(clients: Vec<reqwest::Client>, url: String, args: &Args) -> Run {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let client = client.clone();
+    for i in 0..args.concurrency {
+        let client = clients[i % clients.len()].clone();
         let url = url.clone();
         let next = Arc::clone(&next);
         let total = args.requests;
@@ -185,33 +207,62 @@ async fn main() {
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let no_floor = args.no_free_space_floor;
     let policy = if args.cap { CAPPED } else { common::ALLOW_ALL };
-    let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |config| {
-        if no_floor {
-            config.audit.min_free_space = 0;
+    let ledger = if args.postgres {
+        match common::pg::TestLedger::postgres().await {
+            Some(ledger) => ledger,
+            None => std::process::exit(2),
         }
-    })
-    .await;
-
-    let mut through = leash
-        .client_builder()
-        .pool_max_idle_per_host(args.concurrency);
+    } else {
+        common::pg::TestLedger::Sled
+    };
+    if args.instances > 1 && !args.postgres {
+        eprintln!("--instances needs --ledger postgres (sled is one process's)");
+        std::process::exit(2);
+    }
+    let mut leashes = Vec::new();
+    for _ in 0..args.instances {
+        leashes.push(
+            Harness::start_on_ledger(&ledger, upstream.addr, &ca, policy, |config| {
+                if no_floor {
+                    config.audit.min_free_space = 0;
+                }
+                // The default 2 s, as a user runs it.
+                config.ledger.timeout = Duration::from_secs(2);
+            })
+            .await,
+        );
+    }
+    let mut throughs = Vec::new();
+    for leash in &leashes {
+        let mut through = leash
+            .client_builder()
+            .pool_max_idle_per_host(args.concurrency);
+        if args.http2 {
+            through = through.http2_prior_knowledge();
+        }
+        throughs.push(through.build().expect("client through leash"));
+    }
     let mut direct = reqwest::Client::builder()
         .tls_certs_only([ca.reqwest_cert()])
         .resolve("api.stripe.com", upstream.addr)
         .pool_max_idle_per_host(args.concurrency);
     if args.http2 {
-        through = through.http2_prior_knowledge();
         direct = direct.http2_prior_knowledge();
     }
-    let through = through.build().expect("client through leash");
     let direct = direct.build().expect("direct client");
 
     println!(
-        "{} requests, concurrency {}, {} (POST /v1/payment_intents, TLS both legs){}",
+        "{} requests, concurrency {}, {} (POST /v1/payment_intents, TLS both legs){}, ledger {}{}",
         args.requests,
         args.concurrency,
         if args.http2 { "HTTP/2" } else { "HTTP/1.1" },
-        if args.cap { ", DAILY_CAP stack" } else { "" }
+        if args.cap { ", DAILY_CAP stack" } else { "" },
+        if args.postgres { "postgres" } else { "sled" },
+        if args.instances > 1 {
+            format!(", {} leash", args.instances)
+        } else {
+            String::new()
+        }
     );
     // Warm up both paths (TLS sessions, leaf minting, pools).
     let warmup = Args {
@@ -220,17 +271,19 @@ async fn main() {
         http2: args.http2,
         no_free_space_floor: args.no_free_space_floor,
         cap: args.cap,
+        postgres: args.postgres,
+        instances: args.instances,
     };
     let through_url = "https://api.stripe.com/v1/payment_intents".to_string();
     let direct_url = format!(
         "https://api.stripe.com:{}/v1/payment_intents",
         upstream.addr.port()
     );
-    drive(through.clone(), through_url.clone(), &warmup).await;
-    drive(direct.clone(), direct_url.clone(), &warmup).await;
+    drive(throughs.clone(), through_url.clone(), &warmup).await;
+    drive(vec![direct.clone()], direct_url.clone(), &warmup).await;
 
-    let direct_run = drive(direct, direct_url, &args).await;
-    let through_run = drive(through, through_url, &args).await;
+    let direct_run = drive(vec![direct], direct_url, &args).await;
+    let through_run = drive(throughs, through_url, &args).await;
     direct_run.print("direct");
     through_run.print("through leash");
     let added = through_run

@@ -24,6 +24,9 @@ use serde::Deserialize;
 use crate::egress::{DeniedNetworks, HostPattern};
 use crate::yaml::{self, YamlError};
 
+// `ledger:` and `instance_id` (SPEC §11), in their own file.
+mod ledger;
+pub use ledger::{default_instance_id, LedgerConfig, LedgerKind};
 mod vendors;
 pub use vendors::{
     AwsSettings, FireblocksSettings, GoogleAdsSettings, MetaSettings, SepaSettings, Vendors,
@@ -88,6 +91,13 @@ pub struct Config {
     /// What the built-in adapters need to know that requests do not say
     /// (SPEC §4.5).
     pub vendors: Vendors,
+    /// Where caps' spend counters live (SPEC §11).
+    pub ledger: LedgerConfig,
+    /// This leash's name among the instances sharing a ledger: in its
+    /// audit entries and its reservations. `None`: [`Config::instance_id`]
+    /// derives one.
+    #[serde(deserialize_with = "ledger::instance_id")]
+    pub instance_id: Option<String>,
     /// The file this was read from; `None` when running on defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -114,6 +124,8 @@ impl Default for Config {
             custom_vendors: Vec::new(),
             audit: AuditConfig::default(),
             vendors: Vendors::default(),
+            ledger: LedgerConfig::default(),
+            instance_id: None,
             source: None,
         }
     }
@@ -732,6 +744,14 @@ impl Config {
     /// the working directory, as given.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         Config::load_or(explicit, Path::new(DEFAULT_FILE))
+    }
+
+    /// The instance id: `instance_id`, else the host name and a hash of
+    /// `data_dir` ([`default_instance_id`]).
+    pub fn instance_id(&self) -> String {
+        self.instance_id
+            .clone()
+            .unwrap_or_else(|| default_instance_id(&self.data_dir))
     }
 
     /// [`Config::load`], with `implicit` read instead of `./leash.yaml`.

@@ -161,12 +161,7 @@ impl Gate {
             Err(error) => {
                 // Caps cannot be counted: fail closed.
                 tracing::error!(%error, agent, "spend ledger failed; request not forwarded");
-                return Gated::unrecorded(Outcome::Refuse(Answer::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "leash_unavailable",
-                    "error",
-                    "leash cannot record spend right now; the request was not forwarded",
-                )));
+                return Gated::unrecorded(Outcome::Refuse(ledger_unavailable()));
             }
         };
         let Some(mut decision) = deciding else {
@@ -374,6 +369,19 @@ impl Gate {
             tracing::error!(%error, ids = ?reservation.ids, "could not release an unforwarded reservation");
         }
     }
+}
+
+/// The answer when the spend ledger cannot count a decision's caps (SPEC
+/// §11: a shared store that does not answer, a commit whose outcome is
+/// unknown, a local store that fails): 503 `leash_ledger_unavailable`,
+/// nothing forwarded. The agent may retry: nothing was reserved for it.
+pub fn ledger_unavailable() -> Answer {
+    Answer::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "leash_ledger_unavailable",
+        "error",
+        "leash cannot count spend against caps right now (its spend ledger does not answer); the request was not forwarded",
+    )
 }
 
 /// The answer for a request leash could not decide at all (a bug, never a

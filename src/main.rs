@@ -284,9 +284,11 @@ enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
         /// The public key to check signatures with [default:
-        /// leash-audit.pub beside the CA key].
+        /// leash-audit.pub beside the CA key]. Repeat it for chains of
+        /// several instances signed with different keys: each chain must
+        /// verify with one of them.
         #[arg(long, value_name = "FILE")]
-        public_key: Option<PathBuf>,
+        public_key: Vec<PathBuf>,
         /// Verify a running leash's chain through its admin API at ADDR
         /// (host:port, or http://host:port) instead of a database. The
         /// entries are streamed with GET /v1/audit and checked here, with
@@ -298,6 +300,13 @@ enum AuditCommand {
         /// $LEASH_AUDIT_TOKEN]
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Chains to verify instead of the config's data_dir: data dirs
+        /// (of stopped leash, or copies) and `leash audit export` files,
+        /// one per instance sharing a ledger (SPEC §11). Each is verified
+        /// on its own; a data dir is checked against its own `checkpoint`
+        /// note when it has one.
+        #[arg(value_name = "DIR_OR_EXPORT")]
+        sources: Vec<PathBuf>,
     },
     /// Write entries as JSON Lines to stdout.
     ///
@@ -741,6 +750,165 @@ fn admin_get(addr: std::net::SocketAddr, path: &str, token: &str) -> Result<Stri
     Ok(body.to_string())
 }
 
+/// `leash audit verify DIR_OR_EXPORT...`: verifies each chain on its own
+/// (the chains of the instances sharing a ledger, SPEC §11) and reports
+/// each, with the instance id its entries name. Fails if any fails.
+fn verify_chains(
+    config: &Config,
+    sources: &[PathBuf],
+    key_paths: &[PathBuf],
+    checkpoint: Option<&Path>,
+) -> Result<ExitCode, String> {
+    if checkpoint.is_some() && sources.len() > 1 {
+        return Err("--checkpoint names one chain's note: with several chains, each data dir is checked against its own data_dir/checkpoint".to_string());
+    }
+    let key_paths = if key_paths.is_empty() {
+        vec![leash::audit::public_key_path(
+            &leash::server::audit_key_path(config),
+        )]
+    } else {
+        key_paths.to_vec()
+    };
+    let mut keys = Vec::new();
+    for path in &key_paths {
+        keys.push(leash::audit::PublicKey::read_file(path).map_err(|e| e.to_string())?);
+    }
+    let mut failed = false;
+    let mut owners: std::collections::BTreeMap<String, PathBuf> = Default::default();
+    for source in sources {
+        let shown = source.display();
+        match verify_one_chain(source, &keys, checkpoint) {
+            Ok((report, instances)) => {
+                let instance = match instances.as_slice() {
+                    [] => "no instance id (written before instance ids)".to_string(),
+                    [one] => format!("instance {one}"),
+                    many => format!("instances {}", many.join(", ")),
+                };
+                outln!(
+                    "{shown}: ok: {} entries, head {}, {} signed checkpoint(s) checked, {instance}",
+                    report.entries,
+                    report.head_hash.as_deref().unwrap_or("(empty chain)"),
+                    report.checkpoints_checked,
+                );
+                for id in instances {
+                    if let Some(other) = owners.insert(id.clone(), source.clone()) {
+                        errln!("warning: {shown} and {} both name instance {id}: instances sharing a ledger need distinct instance ids", other.display());
+                    }
+                }
+            }
+            Err(error) => {
+                failed = true;
+                errln!("{shown}: audit chain verification FAILED: {error}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One chain: a data dir (its database, and its `checkpoint` note unless
+/// `checkpoint` is given) or an export file (JSON Lines, from entry 0).
+/// Verified with each key until one verifies it; returns the report and
+/// the instance ids its entries name, in order of first appearance.
+fn verify_one_chain(
+    source: &Path,
+    keys: &[leash::audit::PublicKey],
+    checkpoint: Option<&Path>,
+) -> Result<(leash::audit::VerifyReport, Vec<String>), String> {
+    let note = match checkpoint {
+        Some(path) => Some(path.to_path_buf()),
+        None => {
+            let default = source.join("checkpoint");
+            (source.is_dir() && default.exists()).then_some(default)
+        }
+    };
+    let external = match &note {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(
+                leash::audit::parse_checkpoint_file(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut instances: Vec<String> = Vec::new();
+    let mut note_instance = |entry: &serde_json::Value| {
+        if let Some(id) = entry["details"]["instance"].as_str() {
+            if !instances.iter().any(|i| i == id) {
+                instances.push(id.to_string());
+            }
+        }
+    };
+    let mut last_error = None;
+    if source.is_dir() {
+        // Opening a directory that holds no database would create one.
+        if !source.join("db").exists() && !source.join("conf").exists() {
+            return Err("not a leash data_dir (no database in it)".to_string());
+        }
+        let store = leash::store::Store::open(source).map_err(|e| match e {
+            leash::store::StoreError::Locked { .. } => {
+                format!("{e}\n(verify a running leash with --admin, or a copy of its data_dir)")
+            }
+            other => other.to_string(),
+        })?;
+        let mut after = None;
+        loop {
+            let page =
+                leash::audit::read_entries(&store, after, 1000).map_err(|e| e.to_string())?;
+            let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else {
+                break;
+            };
+            page.iter().for_each(&mut note_instance);
+            after = Some(last);
+        }
+        for key in keys {
+            match leash::audit::verify(&store, key, external.as_ref()) {
+                Ok(report) => return Ok((report, instances)),
+                Err(error) => last_error = Some(error.to_string()),
+            }
+        }
+    } else {
+        let text =
+            std::fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        let mut entries = Vec::new();
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let entry: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| format!("line {}: not a JSON entry: {e}", n + 1))?;
+            note_instance(&entry);
+            entries.push(entry);
+        }
+        'keys: for key in keys {
+            let mut walk = match leash::audit::ChainWalk::new(key, external.as_ref()) {
+                Ok(walk) => walk,
+                Err(error) => {
+                    last_error = Some(error.to_string());
+                    continue;
+                }
+            };
+            for entry in &entries {
+                if let Err(error) = walk.served(entry.clone()) {
+                    last_error = Some(error.to_string());
+                    continue 'keys;
+                }
+            }
+            match walk.finish() {
+                Ok(report) => return Ok((report, instances)),
+                Err(error) => last_error = Some(error.to_string()),
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| "no public key to check it with".to_string()))
+}
+
 fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, String> {
     match command {
         AuditCommand::Verify {
@@ -748,7 +916,15 @@ fn audit_command(config: &Config, command: AuditCommand) -> Result<ExitCode, Str
             public_key,
             admin,
             token_file,
+            sources,
         } => {
+            if !sources.is_empty() {
+                if admin.is_some() {
+                    return Err("--admin verifies one running leash: give data dirs and exports without it, or --admin alone".to_string());
+                }
+                return verify_chains(config, &sources, &public_key, checkpoint.as_deref());
+            }
+            let public_key = public_key.into_iter().next();
             let source = match admin {
                 Some(addr) => AuditSource::admin(&addr, token_file.as_deref())?,
                 None => AuditSource::open(config, token_file.as_deref())?,

@@ -13,6 +13,7 @@
 //! | `leash_lookups_total`                 | counter   | `vendor`, `outcome`             |
 //! | `leash_audit_entries`                 | gauge     |                                 |
 //! | `leash_audit_healthy`                 | gauge     |                                 |
+//! | `leash_ledger_available`              | gauge     |                                 |
 //!
 //! `/metrics` answers without authentication, like `/healthz`, so every
 //! label value comes from a closed set leash or its configuration defines:
@@ -130,6 +131,7 @@ pub struct Metrics {
     lookups: Family<LookupLabels, Counter>,
     audit_entries: Gauge<u64, AtomicU64>,
     audit_healthy: Gauge,
+    ledger_available: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -210,6 +212,13 @@ impl Metrics {
         );
         // Before the first scrape sets it: healthy, as the chain opened.
         audit_healthy.set(1);
+        let ledger_available = Gauge::default();
+        registry.register(
+            "ledger_available",
+            "1 while the spend ledger answers, 0 while it does not (spend is refused with leash_ledger_unavailable then)",
+            ledger_available.clone(),
+        );
+        ledger_available.set(1);
         Self {
             registry,
             known_agents: known_agents.into_iter().collect(),
@@ -223,6 +232,7 @@ impl Metrics {
             lookups,
             audit_entries,
             audit_healthy,
+            ledger_available,
         }
     }
 
@@ -304,6 +314,10 @@ impl Metrics {
     pub fn set_audit(&self, entries: u64, healthy: bool) {
         self.audit_entries.set(entries);
         self.audit_healthy.set(i64::from(healthy));
+    }
+
+    pub fn set_ledger_available(&self, available: bool) {
+        self.ledger_available.set(i64::from(available));
     }
 
     /// Every metric, as OpenMetrics text ([`CONTENT_TYPE`]).

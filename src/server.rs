@@ -16,6 +16,7 @@ use crate::adapters::Registry;
 use crate::admin::{Admin, Health};
 use crate::audit::{AuditError, AuditLog, CheckpointPolicy, Kind, NewEntry};
 use crate::ca::{CaError, CertificateAuthority};
+use crate::config::LedgerKind;
 use crate::config::{Config, NotifyTarget};
 use crate::desk::{DeskParts, HoldDesk};
 use crate::gate::Gate;
@@ -27,7 +28,8 @@ use crate::notify::send::{AdminUrl, Notifier, RetryPolicy};
 use crate::policy::live::LivePolicies;
 use crate::policy::live::Reload;
 use crate::proxy::Proxy;
-use crate::spend::SledLedger;
+use crate::spend::postgres::StartError as PgStartError;
+use crate::spend::{PostgresLedger, SledLedger, SpendLedger};
 use crate::store::Store;
 use crate::upstream::{UpstreamClient, UpstreamSetupError};
 
@@ -63,6 +65,8 @@ pub enum StartError {
     Holds(String),
     #[error("notify: {0}")]
     Notify(String),
+    #[error("ledger: {0}")]
+    Ledger(#[from] PgStartError),
     #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
     OverrideLoop {
         host: String,
@@ -310,11 +314,22 @@ pub async fn start_with_env(
             .chain(config.default_agent.clone()),
     ));
     let desk_parts = desk_parts(config, &store, admin_addr, env)?;
-    let ledger = Arc::new(SledLedger::open(
-        &store,
-        chrono::Utc::now(),
-        policies.current().cap_timezones(),
-    )?);
+    let instance = config.instance_id();
+    let ledger: Arc<dyn SpendLedger> = match config.ledger.kind {
+        LedgerKind::Sled => Arc::new(SledLedger::open(
+            &store,
+            chrono::Utc::now(),
+            policies.current().cap_timezones(),
+        )?),
+        // SPEC §11: one PostgreSQL database shared by every instance. A
+        // database that does not answer yet does not stop the start: spend
+        // is refused (503 leash_ledger_unavailable) until it does.
+        LedgerKind::Postgres => {
+            let url = env(&config.ledger.url_env)
+                .ok_or_else(|| PgStartError::NoUrl(config.ledger.url_env.clone()))?;
+            PostgresLedger::start(&config.ledger, &url, &instance, &store).await?
+        }
+    };
     let audit = AuditLog::open(
         &store,
         &audit_key_path(config),
@@ -325,12 +340,19 @@ pub async fn start_with_env(
         config.data_dir.join("checkpoint"),
     )?;
     audit.set_min_free_space(config.audit.min_free_space);
+    // Every entry names the instance that wrote it (several chains, one
+    // shared ledger: SPEC §11).
+    audit.set_instance(&instance);
     audit
         .append(NewEntry::started(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "listen": proxy_addr.to_string(),
             "admin": admin_addr.to_string(),
             "policies": config.policies.display().to_string(),
+            "ledger": match config.ledger.kind {
+                LedgerKind::Sled => "sled",
+                LedgerKind::Postgres => "postgres",
+            },
         })))
         .await?;
     {
@@ -364,7 +386,7 @@ pub async fn start_with_env(
         audit: audit.clone(),
         gate: Gate {
             policies: Arc::clone(&policies),
-            ledger,
+            ledger: Arc::clone(&ledger),
         },
         desk: Arc::clone(&desk),
         upstream_timeout: config.upstream.timeout,
@@ -399,6 +421,7 @@ pub async fn start_with_env(
             max_connections: config.limits.max_admin_connections.get(),
         },
         lifecycle: Arc::clone(&lifecycle),
+        ledger: Some(ledger),
     });
     let expiry = {
         let desk = Arc::clone(&desk);

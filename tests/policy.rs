@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::pg::TestLedger;
 use common::{payment_intent, stripe_upstream, with_maya, Harness, TestCa, Upstream};
 
 /// €100/day cap (REJECT), charges of €50 or more held for maya, everything
@@ -27,10 +28,11 @@ rules:
     approvers: [maya]
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn approved_is_forwarded_rejected_and_held_are_not() {
+// The same body on the embedded and on the shared ledger (issue 15).
+on_both_ledgers!(approved_is_forwarded_rejected_and_held_are_not);
+async fn approved_is_forwarded_rejected_and_held_are_not(ledger: TestLedger) {
     let (ca, upstream) = stripe_upstream().await;
-    let leash = Harness::start_with_policy(upstream.addr, &ca, CAPPED, with_maya).await;
+    let leash = Harness::start_on_ledger(&ledger, upstream.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
 
     // €20: approved by default, forwarded.
@@ -77,13 +79,14 @@ async fn approved_is_forwarded_rejected_and_held_are_not() {
     assert_eq!(upstream.seen().len(), 2, "rejected: nothing forwarded");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it() {
+// The same body on the embedded and on the shared ledger (issue 15).
+on_both_ledgers!(a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it);
+async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it(ledger: TestLedger) {
     leash::install_crypto_provider();
     let ca = TestCa::new("test public CA");
     let declining =
         Upstream::start_with_status(Some(ca.server_config(&["api.stripe.com"])), 402).await;
-    let leash = Harness::start_with_policy(declining.addr, &ca, CAPPED, with_maya).await;
+    let leash = Harness::start_on_ledger(&ledger, declining.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
 
     // Each €40 is declined by the vendor (402), so it is released: three of
@@ -95,7 +98,7 @@ async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it() {
 
     // Against an accepting vendor, the same amounts settle and count.
     let accepting = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
-    let leash = Harness::start_with_policy(accepting.addr, &ca, CAPPED, with_maya).await;
+    let leash = Harness::start_on_ledger(&ledger, accepting.addr, &ca, CAPPED, with_maya).await;
     let client = leash.client();
     assert_eq!(payment_intent(&client, 4000).await.status(), 200);
     assert_eq!(payment_intent(&client, 4000).await.status(), 200);
@@ -107,8 +110,9 @@ async fn a_4xx_from_the_vendor_releases_the_reservation_and_a_2xx_settles_it() {
     assert_eq!(accepting.seen().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_requests_never_pass_a_cap_together() {
+// The same body on the embedded and on the shared ledger (issue 15).
+on_both_ledgers!(concurrent_requests_never_pass_a_cap_together);
+async fn concurrent_requests_never_pass_a_cap_together(ledger: TestLedger) {
     let (ca, upstream) = stripe_upstream().await;
     let policy = r#"
 agent: growth-agent
@@ -120,7 +124,7 @@ rules:
     action: REJECT
     limit: 1000
 "#;
-    let leash = Harness::start_with_policy(upstream.addr, &ca, policy, |_| {}).await;
+    let leash = Harness::start_on_ledger(&ledger, upstream.addr, &ca, policy, |_| {}).await;
     let client = leash
         .client_builder()
         .pool_max_idle_per_host(256)
@@ -243,10 +247,11 @@ rules: []
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn spend_counters_survive_a_restart() {
+// The same body on the embedded and on the shared ledger (issue 15).
+on_both_ledgers!(spend_counters_survive_a_restart);
+async fn spend_counters_survive_a_restart(ledger: TestLedger) {
     let (ca, upstream) = stripe_upstream().await;
-    let leash = Harness::start_with_policy(upstream.addr, &ca, CAPPED, with_maya).await;
+    let leash = Harness::start_on_ledger(&ledger, upstream.addr, &ca, CAPPED, with_maya).await;
     {
         let client = leash.client();
         assert_eq!(payment_intent(&client, 4000).await.status(), 200);

@@ -82,6 +82,9 @@ pub struct Admin {
     /// Stopping: the accept loop returns, connections finish what they
     /// have and close (see [`crate::lifecycle`]).
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    /// The spend ledger: a shared one that does not answer degrades
+    /// `/healthz` (spend is refused meanwhile; SPEC §11).
+    pub ledger: Option<Arc<dyn crate::spend::SpendLedger>>,
 }
 
 /// What bounds one admin connection, and how many there may be.
@@ -268,6 +271,14 @@ impl Admin {
                 serde_json::json!({"status": "unhealthy", "reason": format!("audit chain: {failure}")}),
             );
         }
+        if let Some(reason) = self.ledger.as_ref().and_then(|l| l.unavailable()) {
+            // Degraded, not dead: safe requests and the admin API work, and
+            // leash recovers by itself when the database answers again.
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "degraded", "reason": format!("spend ledger: {reason}")}),
+            );
+        }
         if self.health.is_healthy() {
             json(StatusCode::OK, serde_json::json!({"status": "ok"}))
         } else {
@@ -298,6 +309,10 @@ impl Admin {
         }
         if let Some(audit) = &self.audit {
             self.metrics.set_audit(audit.entries(), audit.is_healthy());
+        }
+        if let Some(ledger) = &self.ledger {
+            self.metrics
+                .set_ledger_available(ledger.unavailable().is_none());
         }
         match self.metrics.encode() {
             Ok(text) => {

@@ -129,6 +129,9 @@ struct Shared {
     min_free_space: AtomicU64,
     /// Flushes to disk so far.
     flushes: AtomicU64,
+    /// The instance id written into every appended entry's
+    /// `details.instance` (SPEC §11), once set.
+    instance: Mutex<Option<String>>,
     #[cfg(test)]
     fail_writes: AtomicBool,
     #[cfg(test)]
@@ -426,8 +429,34 @@ impl AuditLog {
         }
     }
 
-    fn prepare(&self, entry: NewEntry) -> Result<Prepared, AuditError> {
+    /// Names the instance that writes this chain: from now on every entry
+    /// appended carries it as `details.instance` (unless the caller set
+    /// one). Checkpoint and recovery entries, written by the log itself,
+    /// keep their fixed shape.
+    pub fn set_instance(&self, instance: &str) {
+        *self
+            .inner
+            .shared
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(instance.to_string());
+    }
+
+    fn prepare(&self, mut entry: NewEntry) -> Result<Prepared, AuditError> {
         self.check_healthy()?;
+        let instance = self
+            .inner
+            .shared
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(instance), serde_json::Value::Object(details)) = (instance, &mut entry.details)
+        {
+            details
+                .entry("instance")
+                .or_insert(serde_json::Value::String(instance));
+        }
         Prepared::new(entry)
     }
 

@@ -348,7 +348,7 @@ impl Proxy {
             }
             Err(error) => {
                 tracing::error!(hold = %hold.id, %error, "spend ledger failed at release; not forwarded");
-                return refuse(unavailable("leash cannot record spend right now"));
+                return refuse(crate::gate::ledger_unavailable());
             }
         };
 

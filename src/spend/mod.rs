@@ -20,6 +20,7 @@
 //! use too.
 
 pub mod buckets;
+pub mod postgres;
 mod sled_ledger;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use crate::policy::engine::SpendEvent;
 use crate::store::StoreError;
 
 pub use buckets::{totals, totals_of_events, Buckets};
+pub use postgres::PostgresLedger;
 pub use sled_ledger::{EntryState, SledLedger};
 
 /// The ids of the entries one request reserved.
@@ -95,6 +97,7 @@ pub trait SpendLedger: Send + Sync {
     /// The vendor refused, or the request was never sent: the reservation
     /// no longer counts. Releasing what is already released does nothing.
     fn release<'a>(&'a self, reservation: &'a Reservation) -> LedgerFuture<'a, ()>;
+
     /// What each of `queries` counts at `now`, and how much of that is
     /// still reserved (waiting for the vendor's answer), in order: what
     /// `leash spend` shows. Read only and off the request path: a store
@@ -105,6 +108,13 @@ pub trait SpendLedger: Send + Sync {
         now: DateTime<Utc>,
         queries: &'a [CapQuery<'a>],
     ) -> LedgerFuture<'a, Vec<Result<Usage, String>>>;
+
+    /// Why the ledger cannot be used right now (a shared store that does
+    /// not answer), for `/healthz` and `GET /metrics`; `None` when it can.
+    /// The embedded ledger always can.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One cap query's spend, as [`SpendLedger::usage`] answers it.

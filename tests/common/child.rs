@@ -77,10 +77,17 @@ impl ChildLeash {
 
     /// Starts `leash run` in `dir` with `log` as `LEASH_LOG`.
     pub fn spawn_with_log(dir: &std::path::Path, log: &str) -> Self {
+        Self::spawn_with_env(dir, log, &[])
+    }
+
+    /// [`ChildLeash::spawn_with_log`], with `env` added to the child's
+    /// environment (the shared ledger's URL).
+    pub fn spawn_with_env(dir: &std::path::Path, log: &str, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_leash"))
             .arg("run")
             .current_dir(dir)
+            .envs(env.iter().copied())
             .env("LEASH_LOG_FORMAT", "json")
             .env("LEASH_LOG", log)
             .stdout(std::process::Stdio::null())

@@ -25,6 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 use leash::config::Config;
 
 pub mod api;
+/// The ledgers cap tests run on (sled, and PostgreSQL when there is one).
+pub mod pg;
 
 /// The bearer token of the auditor every test leash knows (`test-auditor`),
 /// for reading `GET /v1/audit`.
@@ -376,6 +378,21 @@ impl Harness {
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         Self::start_with_env(stripe, upstream_ca, policy, Default::default(), tweak).await
+    }
+
+    /// Like [`Harness::start_with_policy`], with caps kept in `ledger`.
+    pub async fn start_on_ledger(
+        ledger: &pg::TestLedger,
+        stripe: SocketAddr,
+        upstream_ca: &TestCa,
+        policy: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_with_env(stripe, upstream_ca, policy, ledger.env(), |config| {
+            ledger.apply(config);
+            tweak(config);
+        })
+        .await
     }
 
     /// Like [`Harness::start_with_policy`]; the secrets the config names
