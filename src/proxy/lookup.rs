@@ -134,6 +134,10 @@ pub(super) struct Scope {
     /// as the request carried them: credentials, API version.
     credentials: Vec<(HeaderName, HeaderValue)>,
     account: Option<(HeaderName, HeaderValue)>,
+    /// The account as the adapter reads it in that header
+    /// ([`Adapter::account_of`](crate::adapters::Adapter::account_of)):
+    /// what the cache key holds, never a signature.
+    account_id: Option<String>,
 }
 
 impl Scope {
@@ -159,11 +163,16 @@ impl Scope {
                 Some((name, value))
             })
             .collect();
+        let account_id = tunnel.shape().and_then(|adapter| {
+            let (_, value) = account.as_ref()?;
+            adapter.account_of(value.to_str().ok()?).map(str::to_owned)
+        });
         Scope {
             agent: tunnel.agent.clone(),
             host: tunnel.host.clone(),
             credentials,
             account,
+            account_id,
         }
     }
 
@@ -182,7 +191,7 @@ impl Scope {
             &self.host,
             path,
             (!credentials.is_empty()).then_some(&credentials[..]),
-            self.account.as_ref().map(|(_, v)| v.as_bytes()),
+            self.account_id.as_deref().map(str::as_bytes),
         )
     }
 }
@@ -200,6 +209,18 @@ impl Proxy {
         if let Some(looked) = self.lookups.get(&key) {
             self.metrics.lookup(tunnel.vendor(), "cached");
             return Ok(looked);
+        }
+        if !tunnel.shape().is_some_and(|a| a.can_look_up()) {
+            // A vendor leash cannot ask itself (AWS: every request is
+            // signed with a key leash never holds): only learned facts.
+            return Err(self.failed(
+                tunnel,
+                &what,
+                &format!(
+                    "it was not learned from an answer that passed through leash, and leash cannot ask {} itself",
+                    tunnel.vendor()
+                ),
+            ));
         }
         let uri = format!("https://{}{}", tunnel.authority(), lookup.path);
         let mut request = Request::builder().method(Method::GET).uri(uri);
@@ -311,6 +332,7 @@ mod tests {
             host: "api.example.com".into(),
             credentials: Vec::new(),
             account: None,
+            account_id: None,
         };
         let (a, b) = (scope("a"), scope("b"));
         cache.learned(
