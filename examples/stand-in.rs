@@ -1,5 +1,5 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, so leash can
-//! be tried offline, with no Stripe account (`tests/common/stand_in.rs`).
+//! The stand-in vendor: a small in-memory Stripe and EC2 on loopback, so leash
+//! can be tried offline, with no Stripe or AWS account (`tests/common/stand_in.rs`).
 //!
 //! ```text
 //! cargo run --release --example stand-in -- [--listen 127.0.0.1:12111] [--dir ./stand-in]
@@ -24,8 +24,10 @@ use common::TestCa;
 use stand_in::{Answered, StandIn};
 
 const USAGE: &str = "\
-stand-in: a small in-memory Stripe (api.stripe.com) over TLS, for trying leash
-without a Stripe account. Any sk_test_ key is accepted; nothing leaves this
+stand-in: a small in-memory Stripe (api.stripe.com) and EC2
+(ec2.us-east-1.amazonaws.com, ec2.amazonaws.com; XML answers) over TLS, for
+trying leash without a Stripe or AWS account. Any sk_test_ key and any SigV4
+Authorization (signatures are not checked) is accepted; nothing leaves this
 machine; objects live in memory until it stops.
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
@@ -132,7 +134,7 @@ async fn main() -> ExitCode {
     }
     let hosts = stand_in.hosts();
     println!(
-        "stand-in: Stripe ({}) on {}; CA certificate in {}",
+        "stand-in: Stripe and EC2 ({}) on {}; CA certificate in {}",
         hosts.join(", "),
         stand_in.addr,
         pem.display()

@@ -259,7 +259,14 @@ async fn a_repeated_idempotency_key_replays_and_other_parameters_are_refused() {
 async fn on_its_own_it_answers_in_stripes_shapes() {
     let ca = TestCa::new("stand-in test CA");
     let stand_in = StandIn::start(&ca).await;
-    assert_eq!(stand_in.hosts(), ["api.stripe.com"]);
+    assert_eq!(
+        stand_in.hosts(),
+        [
+            "api.stripe.com",
+            "ec2.us-east-1.amazonaws.com",
+            "ec2.amazonaws.com"
+        ]
+    );
     let client = direct(&stand_in, &ca);
 
     // A missing object.

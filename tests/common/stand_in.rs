@@ -9,8 +9,9 @@
 //! It serves HTTP/1.1 and HTTP/2 (ALPN) and picks the vendor by the
 //! request's `Host` (`:authority`), else the TLS SNI: each vendor is a
 //! [`Vendor`] with its own hosts, so another API can be added beside
-//! [`stripe::Stripe`] without touching the server. Only Stripe
-//! (`api.stripe.com`) is played today.
+//! [`stripe::Stripe`] without touching the server. Played today: Stripe
+//! (`api.stripe.com`) and EC2 (`ec2.us-east-1.amazonaws.com`,
+//! `ec2.amazonaws.com`: [`aws::Ec2`], answering XML, see `stand_in/aws.rs`).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -171,7 +172,10 @@ impl StandIn {
     /// Starts on `addr`, calling `on_answer` after each answer.
     pub async fn start_with(addr: SocketAddr, ca: &TestCa, on_answer: Option<OnAnswer>) -> Self {
         leash::install_crypto_provider();
-        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![Box::new(stripe::Stripe::new())]);
+        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![
+            Box::new(stripe::Stripe::new()),
+            Box::new(aws::Ec2::new()),
+        ]);
         let names: Vec<&str> = vendors
             .iter()
             .flat_map(|v| v.hosts().iter().copied())
@@ -374,6 +378,9 @@ fn new_id(prefix: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &random[..24])
 }
+
+#[path = "stand_in/aws.rs"]
+pub mod aws;
 
 pub mod stripe {
     //! The Stripe stand-in: `api.stripe.com`.
