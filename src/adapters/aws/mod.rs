@@ -293,7 +293,7 @@ fn over_seconds(hourly: Decimal, count: u64, seconds: u64) -> Option<Decimal> {
 
 /// `86400` s as `24h`, else seconds.
 fn hours_text(seconds: u64) -> String {
-    if seconds % 3600 == 0 {
+    if seconds.is_multiple_of(3600) {
         format!("{}h", seconds / 3600)
     } else {
         format!("{seconds}s")

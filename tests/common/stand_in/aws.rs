@@ -256,7 +256,7 @@ impl Vendor for Ec2 {
             }
             "DescribeReservedInstancesOfferings" => ok(
                 &action,
-                &format!("<reservedInstancesOfferingsSet><item><reservedInstancesOfferingId>off-demo</reservedInstancesOfferingId><instanceType>m5.large</instanceType><availabilityZone>us-east-1a</availabilityZone><duration>31536000</duration><fixedPrice>500.0</fixedPrice><usagePrice>0.0</usagePrice><productDescription>Linux/UNIX</productDescription><instanceTenancy>default</instanceTenancy><currencyCode>USD</currencyCode><offeringType>All Upfront</offeringType><recurringCharges/><marketplace>false</marketplace><offeringClass>standard</offeringClass></item></reservedInstancesOfferingsSet>"),
+                "<reservedInstancesOfferingsSet><item><reservedInstancesOfferingId>off-demo</reservedInstancesOfferingId><instanceType>m5.large</instanceType><availabilityZone>us-east-1a</availabilityZone><duration>31536000</duration><fixedPrice>500.0</fixedPrice><usagePrice>0.0</usagePrice><productDescription>Linux/UNIX</productDescription><instanceTenancy>default</instanceTenancy><currencyCode>USD</currencyCode><offeringType>All Upfront</offeringType><recurringCharges/><marketplace>false</marketplace><offeringClass>standard</offeringClass></item></reservedInstancesOfferingsSet>",
             ),
             "PurchaseReservedInstancesOffering" => {
                 let id = get("ReservedInstancesOfferingId").unwrap_or("").to_owned();
