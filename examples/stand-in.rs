@@ -30,6 +30,8 @@ accounts. Nothing leaves this machine; objects live in memory until it stops.
   Stripe       api.stripe.com      any sk_test_ key
   SEPA bank    api.bank.example    pain.001 uploads, Berlin Group JSON payments
   Meta Graph   graph.facebook.com  any access_token
+  EC2          ec2.us-east-1.amazonaws.com, ec2.amazonaws.com  XML answers; any
+               SigV4 Authorization (signatures are not checked)
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 

@@ -320,15 +320,30 @@ pub struct Facts {
     /// The objects learned from a vendor's answer rather than looked up,
     /// with the request that answer was to (`POST /v1/payment_intents`).
     learned: std::collections::BTreeMap<String, String>,
+    /// When leash read the request (set by the proxy): what an amount that
+    /// runs until a date (an EC2 capacity reservation's `EndDate`) is
+    /// counted from. Passed in, so adapters stay clock-free.
+    read_at: Option<DateTime<Utc>>,
 }
 
 /// No facts: what a request is classified with before any lookup.
 pub static NO_FACTS: Facts = Facts {
     got: std::collections::BTreeMap::new(),
     learned: std::collections::BTreeMap::new(),
+    read_at: None,
 };
 
 impl Facts {
+    /// When leash read the request, if the proxy said (see `read_at`).
+    pub fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.read_at
+    }
+
+    /// Records when leash read the request.
+    pub fn set_read_at(&mut self, at: DateTime<Utc>) {
+        self.read_at = Some(at);
+    }
+
     /// The looked-up object at `path`, if the lookup succeeded.
     pub fn get(&self, path: &str) -> Option<&crate::adapters::json::Json> {
         self.got.get(path).and_then(|r| r.as_ref().ok())

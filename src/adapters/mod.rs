@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::intent::{Classification, Lookup, RequestView};
+use crate::intent::{Classification, Fingerprint, Lookup, RequestView};
 
+pub mod aws;
 pub mod custom;
 pub mod json;
 pub mod meta;
@@ -70,6 +71,25 @@ pub trait Adapter: Send + Sync {
     fn account_header(&self) -> Option<&str> {
         None
     }
+    /// The account named by a value of [`Adapter::account_header`]: by
+    /// default the whole value (`Stripe-Account: acct_1`). A vendor whose
+    /// account is one part of a larger header returns that part (AWS: the
+    /// access key id inside `Authorization: AWS4-HMAC-SHA256
+    /// Credential=AKIA…/…, Signature=…`), so that the rest — a signature,
+    /// a date — never enters the fingerprint, the intent, the lookup cache
+    /// or the audit chain. `None`: the value names no account leash reads.
+    fn account_of<'v>(&self, header_value: &'v str) -> Option<&'v str> {
+        Some(header_value)
+    }
+    /// The request's fingerprint (SPEC §6: what makes a retry the same
+    /// request). By default [`RequestView::fingerprint`]. A vendor whose
+    /// idempotency key is a body field that its SDKs draw anew on every
+    /// call (EC2's `ClientToken`, a uuid4 per `run_instances`) leaves that
+    /// field out, as other vendors' key headers are left out: otherwise an
+    /// agent's retry of a held request would never be recognised as one.
+    fn fingerprint(&self, req: &RequestView<'_>) -> Fingerprint {
+        req.fingerprint()
+    }
     /// Whether the vendor's successful answer to `req` describes objects
     /// leash would otherwise look up (a created PaymentIntent, a Wise
     /// quote), so the proxy should read it before passing it on. Asked
@@ -86,6 +106,31 @@ pub trait Adapter: Send + Sync {
     /// nothing computed, nothing guessed.
     fn learn(&self, _req: &RequestView<'_>, _answer: &json::Json) -> Vec<(String, json::Json)> {
         Vec::new()
+    }
+    /// [`Adapter::learn`] on the answer's bytes (decoded from its
+    /// `Content-Encoding`, at most 1 MiB) and `Content-Type`. The default
+    /// reads them as strict JSON and asks [`Adapter::learn`]; a vendor that
+    /// answers in another format (EC2 answers XML) reads them itself, and
+    /// still returns what it learned as JSON objects under lookup paths.
+    fn learn_from_answer(
+        &self,
+        req: &RequestView<'_>,
+        _content_type: Option<&str>,
+        answer: &[u8],
+    ) -> Vec<(String, json::Json)> {
+        match json::parse(answer) {
+            Ok(answer) => self.learn(req, &answer),
+            Err(_) => Vec::new(),
+        }
+    }
+    /// Whether leash may GET what [`Adapter::lookups`] asks for. A vendor
+    /// whose requests leash cannot make itself (AWS signs each with the
+    /// agent's secret key, which leash never holds) answers `false`: its
+    /// lookups are then answered only from what was learned from the
+    /// agent's own traffic ([`Adapter::learn_from_answer`]), and whatever
+    /// was not learned is missing, never fetched.
+    fn can_look_up(&self) -> bool {
+        true
     }
     /// Whether this vendor's requests carry a signature with a short
     /// lifetime (a timestamped HMAC, a JWT valid for seconds). A held
@@ -247,12 +292,11 @@ const BUILTIN_HOSTS: &[&str] = &[
     "api.fireblocks.io",
 ];
 
-/// Whether `host` is (or will be) read by a built-in adapter.
+/// Whether `host` is (or will be) read by a built-in adapter (the AWS
+/// adapter claims every `ec2.*.amazonaws.com` host itself).
 pub fn is_builtin_host(host: &str) -> bool {
     let host = normalize_host(host);
-    Registry::builtin().for_host(&host).is_some()
-        || BUILTIN_HOSTS.contains(&host.as_str())
-        || (host.starts_with("ec2.") && host.ends_with(".amazonaws.com"))
+    Registry::builtin().for_host(&host).is_some() || BUILTIN_HOSTS.contains(&host.as_str())
 }
 
 /// The set of adapters the proxy consults for each intercepted host, built
@@ -271,7 +315,7 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// The adapters built into leash.
+    /// The adapters built into leash, with default `vendors:` settings.
     pub fn builtin() -> Registry {
         Registry::builtin_with(&crate::config::Vendors::default())
     }
@@ -285,6 +329,8 @@ impl Registry {
                 Arc::new(sepa::SepaAdapter::new(&vendors.sepa)),
                 // graph.facebook.com; ad accounts' currencies from `vendors.meta`.
                 Arc::new(meta::MetaAdapter::new(&vendors.meta)),
+                // ec2.*.amazonaws.com; prices from `vendors.aws`.
+                Arc::new(aws::AwsAdapter::new(&vendors.aws)),
             ],
         }
     }
@@ -556,7 +602,7 @@ fn check_name(name: &str) -> Result<(), FormError> {
 /// Splits `a=1&b=2` into decoded pairs. Empty pieces (`a=1&&b=2`) are
 /// skipped, a piece without `=` is a name with an empty value, `+` is a
 /// space, and `%XX` must be a valid escape.
-fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+pub(crate) fn pairs(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
     if input.contains(&b';') {
         return Err(FormError::Semicolon);
     }
@@ -659,7 +705,11 @@ mod tests {
             v.for_host("graph.facebook.com").map(|a| a.name()),
             Some("meta")
         );
-        assert_eq!(v.iter().count(), 3);
+        for h in ["ec2.us-east-1.amazonaws.com", "EC2.amazonaws.com."] {
+            assert_eq!(v.for_host(h).map(|a| a.name()), Some("aws"), "{h}");
+            assert!(is_builtin_host(h), "{h}");
+        }
+        assert_eq!(v.names(), ["stripe", "sepa", "meta", "aws"]);
     }
 
     #[test]

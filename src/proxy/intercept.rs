@@ -426,9 +426,13 @@ impl Proxy {
             Ok(body) => body,
             Err(_) => raw,
         };
-        let fingerprint = head
-            .request_view(&tunnel.host, body, &NO_FACTS)
-            .fingerprint();
+        // The adapter's fingerprint: a vendor may leave out a per-call
+        // idempotency field of the body (EC2's `ClientToken`).
+        let unread = head.request_view(&tunnel.host, body, &NO_FACTS);
+        let fingerprint = match tunnel.shape() {
+            Some(adapter) => adapter.fingerprint(&unread),
+            None => unread.fingerprint(),
+        };
         let operation = format!("{} {}", parts.method, parts.uri.path());
         let mut looked_up = Vec::new();
         let mut learns = false;
@@ -443,6 +447,7 @@ impl Proxy {
             },
             (Ok(_), Some(adapter)) => {
                 let mut facts = Facts::default();
+                facts.set_read_at(chrono::Utc::now());
                 // Nothing is looked up for a request that is refused anyway.
                 if ambiguity.is_none() {
                     let scope = Scope::of(tunnel, parts);
@@ -621,8 +626,9 @@ impl Proxy {
     /// Reads a 2xx answer the adapter learns from while passing it on
     /// unchanged: its frames are collected (up to [`MAX_LEARNED_ANSWER`]
     /// bytes of data), then replayed to the agent. An answer that is
-    /// larger, broken midway, not strict JSON or not decodable is passed on
-    /// as it came and teaches nothing: learning only ever saves a lookup.
+    /// larger, broken midway, not readable by the adapter
+    /// ([`Adapter::learn_from_answer`]) or not decodable is passed on as it
+    /// came and teaches nothing: learning only ever saves a lookup.
     async fn learn(
         &self,
         adapter: &dyn Adapter,
@@ -660,9 +666,10 @@ impl Proxy {
             let encoding = answer_headers
                 .get(CONTENT_ENCODING)
                 .and_then(|v| v.to_str().ok());
-            let answer = decode_for_reading(encoding, &data, MAX_LEARNED_ANSWER)
-                .ok()
-                .and_then(|decoded| crate::adapters::json::parse(&decoded).ok());
+            let answer = decode_for_reading(encoding, &data, MAX_LEARNED_ANSWER).ok();
+            let content_type = answer_headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
             if let Some(answer) = answer {
                 let head = HeadView::read(
                     &request.method,
@@ -674,7 +681,9 @@ impl Proxy {
                     decode_for_reading(head.content_encoding, &request.body, self.max_body);
                 if let Ok(request_body) = decoded {
                     let view = head.request_view(&tunnel.host, &request_body, &NO_FACTS);
-                    let learned = adapter.learn(&view, &answer);
+                    // The adapter reads the answer's bytes (strict JSON
+                    // by default; EC2 answers XML).
+                    let learned = adapter.learn_from_answer(&view, content_type, &answer);
                     if !learned.is_empty() {
                         tracing::debug!(agent = %tunnel.agent, host = %tunnel.host, objects = learned.len(), "learned from an answer");
                         self.metrics.lookup(tunnel.vendor(), "learned");
@@ -772,7 +781,9 @@ impl<'a> HeadView<'a> {
             content_type: header(CONTENT_TYPE.as_str()),
             content_encoding: header(CONTENT_ENCODING.as_str()),
             idempotency_key: named(adapter.and_then(|a| a.idempotency_header())),
-            account: named(adapter.and_then(|a| a.account_header())),
+            // The account is what the adapter reads in its header (the
+            // access key id of an AWS `Authorization`, not the signature).
+            account: adapter.and_then(|a| named(a.account_header()).and_then(|v| a.account_of(v))),
         }
     }
 

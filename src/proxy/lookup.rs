@@ -138,6 +138,10 @@ pub(super) struct Scope {
     /// Graph API's `access_token` lives there, not in a header.
     query_credentials: Vec<String>,
     account: Option<(HeaderName, HeaderValue)>,
+    /// The account as the adapter reads it in that header
+    /// ([`Adapter::account_of`](crate::adapters::Adapter::account_of)):
+    /// what the cache key holds, never a signature.
+    account_id: Option<String>,
 }
 
 impl Scope {
@@ -168,12 +172,17 @@ impl Scope {
             .map(|a| a.secret_params())
             .unwrap_or_default();
         let query_credentials = query_pieces(parts.uri.query(), &secret);
+        let account_id = tunnel.shape().and_then(|adapter| {
+            let (_, value) = account.as_ref()?;
+            adapter.account_of(value.to_str().ok()?).map(str::to_owned)
+        });
         Scope {
             agent: tunnel.agent.clone(),
             host: tunnel.host.clone(),
             credentials,
             query_credentials,
             account,
+            account_id,
         }
     }
 
@@ -206,7 +215,7 @@ impl Scope {
             &self.host,
             path,
             (!credentials.is_empty()).then_some(&credentials[..]),
-            self.account.as_ref().map(|(_, v)| v.as_bytes()),
+            self.account_id.as_deref().map(str::as_bytes),
         )
     }
 }
@@ -224,6 +233,18 @@ impl Proxy {
         if let Some(looked) = self.lookups.get(&key) {
             self.metrics.lookup(tunnel.vendor(), "cached");
             return Ok(looked);
+        }
+        if !tunnel.shape().is_some_and(|a| a.can_look_up()) {
+            // A vendor leash cannot ask itself (AWS: every request is
+            // signed with a key leash never holds): only learned facts.
+            return Err(self.failed(
+                tunnel,
+                &what,
+                &format!(
+                    "it was not learned from an answer that passed through leash, and leash cannot ask {} itself",
+                    tunnel.vendor()
+                ),
+            ));
         }
         let uri = format!(
             "https://{}{}",
@@ -363,6 +384,7 @@ mod tests {
             credentials: Vec::new(),
             query_credentials: Vec::new(),
             account: None,
+            account_id: None,
         };
         let (a, b) = (scope("a"), scope("b"));
         cache.learned(
@@ -407,6 +429,7 @@ mod tests {
             credentials: Vec::new(),
             query_credentials: pieces,
             account: None,
+            account_id: None,
         };
         let a = scope(vec!["access_token=1".into()]);
         let b = scope(vec!["access_token=2".into()]);

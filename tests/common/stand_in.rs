@@ -16,6 +16,8 @@
 //!   uploads and JSON payments);
 //! - the Meta Marketing API (`graph.facebook.com`, [`meta::Meta`]: ad
 //!   accounts, campaigns, ad sets, batches).
+//! - EC2 (`ec2.us-east-1.amazonaws.com`, `ec2.amazonaws.com`: [`aws::Ec2`],
+//!   answering XML).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -180,6 +182,7 @@ impl StandIn {
             Box::new(stripe::Stripe::new()),
             Box::new(sepa::Bank::new()),
             Box::new(meta::Meta::new()),
+            Box::new(aws::Ec2::new()),
         ]);
         let names: Vec<&str> = vendors
             .iter()
@@ -388,6 +391,8 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", &random[..24])
 }
 
+#[path = "stand_in/aws.rs"]
+pub mod aws;
 #[path = "stand_in/sepa.rs"]
 pub mod sepa;
 
