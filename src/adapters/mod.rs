@@ -11,9 +11,11 @@ use std::sync::Arc;
 use crate::intent::{Classification, Lookup, RequestView};
 
 pub mod custom;
+pub mod fireblocks;
 pub mod json;
 pub mod path;
 pub mod stripe;
+pub mod wise;
 
 /// One vendor's knowledge: the hosts it owns, how to read its requests, and
 /// how its SDKs expect to be refused. The one place a vendor lives: nothing
@@ -84,6 +86,14 @@ pub trait Adapter: Send + Sync {
     /// nothing computed, nothing guessed.
     fn learn(&self, _req: &RequestView<'_>, _answer: &json::Json) -> Vec<(String, json::Json)> {
         Vec::new()
+    }
+    /// What a *safe* write is worth recording in the audit chain, though it
+    /// moves no money: the beneficiary a Wise recipient creation adds
+    /// (holder, currency, account details with secrets masked). `None`, the
+    /// default, records nothing. Written (as an `event` entry) before the
+    /// request is forwarded; a record that cannot be written stops it.
+    fn safe_record(&self, _req: &RequestView<'_>) -> Option<serde_json::Value> {
+        None
     }
     /// Whether this vendor's requests carry a signature with a short
     /// lifetime (a timestamped HMAC, a JWT valid for seconds). A held
@@ -229,13 +239,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// Hosts of the built-in vendors, claimed or to be claimed by their
 /// adapters: a custom vendor claiming one too would leave it unclear which
 /// adapter reads a request.
-const BUILTIN_HOSTS: &[&str] = &[
-    "graph.facebook.com",
-    "googleads.googleapis.com",
-    "api.wise.com",
-    "api.transferwise.com",
-    "api.fireblocks.io",
-];
+const BUILTIN_HOSTS: &[&str] = &["graph.facebook.com", "googleads.googleapis.com"];
 
 /// Whether `host` is (or will be) read by a built-in adapter.
 pub fn is_builtin_host(host: &str) -> bool {
@@ -264,7 +268,11 @@ impl Registry {
     /// The adapters built into leash.
     pub fn builtin() -> Registry {
         Registry {
-            adapters: vec![Arc::new(stripe::StripeAdapter)],
+            adapters: vec![
+                Arc::new(stripe::StripeAdapter),
+                Arc::new(wise::WiseAdapter::default()),
+                Arc::new(fireblocks::FireblocksAdapter::default()),
+            ],
         }
     }
 
@@ -277,12 +285,29 @@ impl Registry {
     /// the config loader checked: no name or host is taken twice).
     pub fn from_config(config: &crate::config::Config) -> Registry {
         let mut registry = Registry::builtin();
+        registry.replace(Arc::new(wise::WiseAdapter::new(&config.vendors.wise)));
+        registry.replace(Arc::new(fireblocks::FireblocksAdapter::new(
+            &config.vendors.fireblocks,
+        )));
         for vendor in &config.custom_vendors {
             registry
                 .adapters
                 .push(Arc::new(custom::CustomAdapter::new(vendor.clone())));
         }
         registry
+    }
+
+    /// Puts `adapter` in the place of the built-in of the same name (one
+    /// built with `vendors:` settings instead of the defaults).
+    fn replace(&mut self, adapter: Arc<dyn Adapter>) {
+        match self
+            .adapters
+            .iter_mut()
+            .find(|a| a.name() == adapter.name())
+        {
+            Some(slot) => *slot = adapter,
+            None => self.adapters.push(adapter),
+        }
     }
 
     /// The adapter that claims `host`, if any. `host` may carry any letter
@@ -634,7 +659,17 @@ mod tests {
         ] {
             assert!(v.for_host(h).is_none(), "{h}");
         }
-        assert_eq!(v.iter().count(), 1);
+        assert_eq!(v.names(), ["stripe", "wise", "fireblocks"]);
+        for (host, vendor) in [
+            ("api.wise.com", "wise"),
+            ("api.transferwise.com:443", "wise"),
+            ("api.fireblocks.io", "fireblocks"),
+            ("sandbox-api.fireblocks.io", "fireblocks"),
+        ] {
+            assert_eq!(v.for_host(host).map(|a| a.name()), Some(vendor), "{host}");
+            assert!(is_builtin_host(host), "{host}");
+        }
+        assert!(v.for_host("api.wise-sandbox.com").is_none());
     }
 
     #[test]
