@@ -1,5 +1,6 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, so leash can
-//! be tried offline, with no Stripe account (`tests/common/stand_in.rs`).
+//! The stand-in vendor: a small in-memory Stripe, Wise and Fireblocks on
+//! loopback, so leash can be tried offline, with no vendor account
+//! (`tests/common/stand_in.rs`).
 //!
 //! ```text
 //! cargo run --release --example stand-in -- [--listen 127.0.0.1:12111] [--dir ./stand-in]
@@ -24,8 +25,11 @@ use common::TestCa;
 use stand_in::{Answered, StandIn};
 
 const USAGE: &str = "\
-stand-in: a small in-memory Stripe (api.stripe.com) over TLS, for trying leash
-without a Stripe account. Any sk_test_ key is accepted; nothing leaves this
+stand-in: a small in-memory Stripe (api.stripe.com), Wise (api.wise.com,
+api.transferwise.com, api.wise-sandbox.com) and Fireblocks (api.fireblocks.io,
+sandbox-api.fireblocks.io) over TLS, for trying leash without vendor accounts.
+Any sk_test_ key (Stripe), any bearer token (Wise), any X-API-Key with a JWT
+whose claims match the request (Fireblocks) is accepted; nothing leaves this
 machine; objects live in memory until it stops.
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
@@ -132,7 +136,7 @@ async fn main() -> ExitCode {
     }
     let hosts = stand_in.hosts();
     println!(
-        "stand-in: Stripe ({}) on {}; CA certificate in {}",
+        "stand-in: Stripe, Wise and Fireblocks ({}) on {}; CA certificate in {}",
         hosts.join(", "),
         stand_in.addr,
         pem.display()

@@ -1,7 +1,8 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, over TLS with
-//! a test CA, that answers like Stripe. A first run of leash gets *answered*
-//! requests without a Stripe account (`examples/stand-in.rs`), and tests
-//! share one fixture instead of canned bodies.
+//! The stand-in vendor: small in-memory vendors (Stripe, Wise, Fireblocks)
+//! on loopback, over TLS with a test CA, that answer like the real APIs. A
+//! first run of leash gets *answered* requests without a vendor account
+//! (`examples/stand-in.rs`), and tests share one fixture instead of canned
+//! bodies.
 //!
 //! Included with `#[path = "common/stand_in.rs"] mod stand_in;` next to
 //! `mod common;` (from `examples/`: `#[path = "../tests/common/stand_in.rs"]`).
@@ -9,8 +10,10 @@
 //! It serves HTTP/1.1 and HTTP/2 (ALPN) and picks the vendor by the
 //! request's `Host` (`:authority`), else the TLS SNI: each vendor is a
 //! [`Vendor`] with its own hosts, so another API can be added beside
-//! [`stripe::Stripe`] without touching the server. Only Stripe
-//! (`api.stripe.com`) is played today.
+//! [`stripe::Stripe`] without touching the server. Played today: Stripe
+//! (`api.stripe.com`), Wise (`api.wise.com`, `api.transferwise.com`,
+//! `api.wise-sandbox.com`: [`wise::Wise`]) and Fireblocks
+//! (`api.fireblocks.io`, `sandbox-api.fireblocks.io`: [`fireblocks::Fireblocks`]).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -171,7 +174,11 @@ impl StandIn {
     /// Starts on `addr`, calling `on_answer` after each answer.
     pub async fn start_with(addr: SocketAddr, ca: &TestCa, on_answer: Option<OnAnswer>) -> Self {
         leash::install_crypto_provider();
-        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![Box::new(stripe::Stripe::new())]);
+        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![
+            Box::new(stripe::Stripe::new()),
+            Box::new(wise::Wise::new()),
+            Box::new(fireblocks::Fireblocks::new()),
+        ]);
         let names: Vec<&str> = vendors
             .iter()
             .flat_map(|v| v.hosts().iter().copied())
@@ -374,6 +381,12 @@ fn new_id(prefix: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &random[..24])
 }
+
+#[path = "stand_in/wise.rs"]
+pub mod wise;
+
+#[path = "stand_in/fireblocks.rs"]
+pub mod fireblocks;
 
 pub mod stripe {
     //! The Stripe stand-in: `api.stripe.com`.
