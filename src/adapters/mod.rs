@@ -673,6 +673,26 @@ mod tests {
     }
 
     #[test]
+    fn vendor_settings_reach_the_adapters() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("leash.yaml"),
+            "vendors:\n  wise: { hosts: [api.wise-sandbox.com] }\n  fireblocks: { hosts: [sandbox-api.fireblocks.io] }\n",
+        )
+        .unwrap();
+        let v = Registry::from_config(&config);
+        assert_eq!(v.names(), ["stripe", "wise", "fireblocks"]);
+        let claimed = |h: &str| v.for_host(h).map(|a| a.name().to_owned());
+        assert_eq!(claimed("api.wise-sandbox.com").as_deref(), Some("wise"));
+        assert_eq!(
+            claimed("sandbox-api.fireblocks.io").as_deref(),
+            Some("fireblocks")
+        );
+        // Listing hosts replaces the defaults.
+        assert_eq!(claimed("api.wise.com"), None);
+        assert_eq!(claimed("api.fireblocks.io"), None);
+    }
+
+    #[test]
     fn form_basics() {
         let f = Form::parse(
             b"amount=1500&currency=jpy&metadata[order]=A%2042&transfer_data%5Bdestination%5D=acct_1&d=a+b",

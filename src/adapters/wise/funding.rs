@@ -375,7 +375,7 @@ fn read_transfer(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{facts, request};
+    use super::super::testing::request;
     use super::super::WiseAdapter;
     use super::*;
     use crate::adapters::Adapter;

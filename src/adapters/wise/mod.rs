@@ -269,8 +269,7 @@ fn classify(req: &RequestView<'_>) -> Classification {
 
 #[cfg(test)]
 pub(super) mod testing {
-    use crate::adapters::json;
-    use crate::intent::{Facts, RequestView, NO_FACTS};
+    use crate::intent::{RequestView, NO_FACTS};
 
     pub fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> RequestView<'a> {
         RequestView {
@@ -284,19 +283,6 @@ pub(super) mod testing {
             body,
             facts: &NO_FACTS,
         }
-    }
-
-    /// Facts by path: a JSON body, or `!why` for a failed lookup.
-    pub fn facts(list: &[(&str, &str)]) -> Facts {
-        let mut known = Facts::default();
-        for (at, body) in list {
-            let got = match body.strip_prefix('!') {
-                Some(failure) => Err(failure.to_string()),
-                None => json::parse(body.as_bytes()).map_err(|e| e.to_string()),
-            };
-            known.insert(at.to_string(), got);
-        }
-        known
     }
 }
 
