@@ -687,9 +687,9 @@ mod tests {
             claimed("sandbox-api.fireblocks.io").as_deref(),
             Some("fireblocks")
         );
-        // Listing hosts replaces the defaults.
-        assert_eq!(claimed("api.wise.com"), None);
-        assert_eq!(claimed("api.fireblocks.io"), None);
+        // Listing hosts adds to the vendors' own: none is left unread.
+        assert_eq!(claimed("api.wise.com").as_deref(), Some("wise"));
+        assert_eq!(claimed("api.fireblocks.io").as_deref(), Some("fireblocks"));
     }
 
     #[test]

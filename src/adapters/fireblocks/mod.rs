@@ -67,9 +67,15 @@ impl Default for FireblocksAdapter {
 }
 
 impl FireblocksAdapter {
+    /// Reads Fireblocks' own hosts (research §6.1) and every host of
+    /// `settings`: listing hosts adds to them, never leaves one of
+    /// Fireblocks' hosts tunnelled unread.
     pub fn new(settings: &FireblocksSettings) -> FireblocksAdapter {
         FireblocksAdapter {
-            hosts: settings.hosts.iter().map(|h| normalize_host(h)).collect(),
+            hosts: super::wise::with_defaults(
+                &FireblocksSettings::default().hosts,
+                &settings.hosts,
+            ),
             assets: settings.assets.clone(),
         }
     }
@@ -211,12 +217,16 @@ mod tests {
             assert!(default.claims_host(host), "{host}");
         }
         assert!(!default.claims_host("fireblocks.io"));
-        let only = FireblocksAdapter::new(&FireblocksSettings {
-            hosts: vec!["sandbox-api.fireblocks.io".into()],
+        let more = FireblocksAdapter::new(&FireblocksSettings {
+            hosts: vec!["fireblocks.internal.example".into()],
             assets: BTreeMap::new(),
         });
-        assert!(!only.claims_host("api.fireblocks.io"));
-        assert_eq!(only.hosts(), ["sandbox-api.fireblocks.io"]);
+        assert!(more.claims_host("fireblocks.internal.example"));
+        assert!(
+            more.claims_host("api.fireblocks.io"),
+            "its own hosts stay read"
+        );
+        assert_eq!(more.hosts().len(), 5);
     }
 
     #[test]

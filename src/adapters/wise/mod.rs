@@ -81,11 +81,26 @@ impl Default for WiseAdapter {
 }
 
 impl WiseAdapter {
+    /// Reads Wise's production hosts and every host of `settings`: a list
+    /// that names only a sandbox adds it, and never leaves production
+    /// Wise tunnelled unread.
     pub fn new(settings: &WiseSettings) -> WiseAdapter {
         WiseAdapter {
-            hosts: settings.hosts.iter().map(|h| normalize_host(h)).collect(),
+            hosts: with_defaults(&WiseSettings::default().hosts, &settings.hosts),
         }
     }
+}
+
+/// `defaults` then `extra`, normalised, each once.
+pub(super) fn with_defaults(defaults: &[String], extra: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for host in defaults.iter().chain(extra) {
+        let host = normalize_host(host);
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
 }
 
 impl Adapter for WiseAdapter {
@@ -298,10 +313,13 @@ mod tests {
         assert!(default.claims_host("api.transferwise.com."));
         assert!(!default.claims_host("api.wise-sandbox.com"));
         let sandbox = WiseAdapter::new(&WiseSettings {
-            hosts: vec!["api.wise-sandbox.com".into()],
+            hosts: vec!["API.wise-sandbox.com".into(), "api.wise.com".into()],
         });
         assert!(sandbox.claims_host("api.wise-sandbox.com"));
-        assert!(!sandbox.claims_host("api.wise.com"));
+        // Production stays read, whatever the list says.
+        assert!(sandbox.claims_host("api.wise.com"));
+        assert!(sandbox.claims_host("api.transferwise.com"));
+        assert_eq!(sandbox.hosts().len(), 3);
     }
 
     #[test]
