@@ -32,6 +32,8 @@ accounts. Nothing leaves this machine; objects live in memory until it stops.
   Meta Graph   graph.facebook.com  any access_token
   EC2          ec2.us-east-1.amazonaws.com, ec2.amazonaws.com  XML answers; any
                SigV4 Authorization (signatures are not checked)
+  Wise         api.wise.com, api.transferwise.com, api.wise-sandbox.com  any bearer token
+  Fireblocks   api.fireblocks.io, sandbox-api.fireblocks.io  a JWT whose claims match the request
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 

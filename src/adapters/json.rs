@@ -201,6 +201,71 @@ impl Json {
         }
         text.parse::<i64>().ok()
     }
+
+    /// The exact value of a JSON *number* (never a string): see
+    /// [`number_decimal`].
+    pub fn number_decimal(&self) -> Result<rust_decimal::Decimal, String> {
+        match self {
+            Json::Number(text) => number_decimal(text),
+            Json::String(_) => Err("is a string, not a JSON number".to_owned()),
+            _ => Err("is not a number".to_owned()),
+        }
+    }
+}
+
+/// The exact, non-negative value of a JSON number's text: `10`, `129.24`,
+/// and the exponent forms a float serialiser writes for small or large
+/// values (Python's `json.dumps(0.00001)` is `1e-05`), read as the decimal
+/// the text denotes — never through a float. Refused: a sign, more than 28
+/// decimal places, and values too large for a `Decimal`.
+pub fn number_decimal(text: &str) -> Result<rust_decimal::Decimal, String> {
+    use crate::money::parse_decimal_amount;
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (
+            text.get(..at).unwrap_or(""),
+            Some(text.get(at + 1..).unwrap_or("")),
+        ),
+        None => (text, None),
+    };
+    let base = parse_decimal_amount(mantissa).map_err(|e| e.to_string())?;
+    let Some(exponent) = exponent else {
+        return Ok(base);
+    };
+    let (negative, digits) = match exponent.as_bytes().first() {
+        Some(b'-') => (true, exponent.get(1..).unwrap_or("")),
+        Some(b'+') => (false, exponent.get(1..).unwrap_or("")),
+        _ => (false, exponent),
+    };
+    let too_big = || {
+        format!(
+            "the number {:?} is too large or too precise to read exactly",
+            snippet(text)
+        )
+    };
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(too_big());
+    }
+    let shift: u32 = digits.parse().map_err(|_| too_big())?;
+    let scale = base.scale();
+    let (mantissa, scale) = if negative {
+        (
+            base.mantissa(),
+            scale.checked_add(shift).ok_or_else(too_big)?,
+        )
+    } else if shift <= scale {
+        (base.mantissa(), scale - shift)
+    } else {
+        let factor = 10i128.checked_pow(shift - scale).ok_or_else(too_big)?;
+        (base.mantissa().checked_mul(factor).ok_or_else(too_big)?, 0)
+    };
+    if scale > 28 {
+        return Err(too_big());
+    }
+    rust_decimal::Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| too_big())
+}
+
+fn snippet(text: &str) -> String {
+    text.chars().take(32).collect()
 }
 
 #[cfg(test)]
@@ -287,6 +352,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_read_as_exact_decimals() {
+        for (text, want) in [
+            ("10", "10"),
+            ("129.24", "129.24"),
+            ("0.5", "0.5"),
+            ("1e-05", "0.00001"),
+            ("2.5E+3", "2500"),
+            ("1.50e1", "15.0"),
+            ("0.1", "0.1"),
+            ("12e0", "12"),
+        ] {
+            assert_eq!(number_decimal(text).unwrap().to_string(), want, "{text}");
+        }
+        for text in [
+            "-1", "1e", "1e-", "1e400", "1e-29", "1e29", "", "+1", "1.", "01",
+        ] {
+            assert!(number_decimal(text).is_err(), "{text}");
+        }
+        assert!(Json::String("1".into()).number_decimal().is_err());
+    }
+
     fn value() -> impl Strategy<Value = serde_json::Value> {
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
@@ -327,6 +414,22 @@ mod tests {
             let text = serde_json::to_vec(&v).unwrap();
             let ours = parse(&text).unwrap();
             prop_assert!(same(&ours, &v), "{ours:?} vs {v}");
+        }
+
+        /// A decimal written plainly or in exponent form reads back as
+        /// itself, exactly.
+        #[test]
+        fn number_decimal_round_trips(mantissa in 0u64..u64::MAX, scale in 0u32..20, shift in 0u32..8) {
+            let want = rust_decimal::Decimal::from_i128_with_scale(i128::from(mantissa), scale);
+            prop_assert_eq!(number_decimal(&want.to_string()).unwrap(), want);
+            let shifted = rust_decimal::Decimal::from_i128_with_scale(i128::from(mantissa), scale + shift);
+            let text = format!("{want}e-{shift}");
+            prop_assert_eq!(number_decimal(&text).unwrap(), shifted);
+        }
+
+        #[test]
+        fn number_decimal_never_panics(text in "[-+0-9eE.]{0,40}") {
+            let _ = number_decimal(&text);
         }
 
         /// Arbitrary bytes never panic, and whatever parses is valid JSON.

@@ -12,11 +12,13 @@ use crate::intent::{Classification, Fingerprint, Lookup, RequestView};
 
 pub mod aws;
 pub mod custom;
+pub mod fireblocks;
 pub mod json;
 pub mod meta;
 pub mod path;
 pub mod sepa;
 pub mod stripe;
+pub mod wise;
 
 /// One vendor's knowledge: the hosts it owns, how to read its requests, and
 /// how its SDKs expect to be refused. The one place a vendor lives: nothing
@@ -131,6 +133,14 @@ pub trait Adapter: Send + Sync {
     /// was not learned is missing, never fetched.
     fn can_look_up(&self) -> bool {
         true
+    }
+    /// What a *safe* write is worth recording in the audit chain, though it
+    /// moves no money: the beneficiary a Wise recipient creation adds
+    /// (holder, currency, account details with secrets masked). `None`, the
+    /// default, records nothing. Written (as an `event` entry) before the
+    /// request is forwarded; a record that cannot be written stops it.
+    fn safe_record(&self, _req: &RequestView<'_>) -> Option<serde_json::Value> {
+        None
     }
     /// Whether this vendor's requests carry a signature with a short
     /// lifetime (a timestamped HMAC, a JWT valid for seconds). A held
@@ -285,12 +295,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// Hosts of the built-in vendors, claimed or to be claimed by their
 /// adapters: a custom vendor claiming one too would leave it unclear which
 /// adapter reads a request.
-const BUILTIN_HOSTS: &[&str] = &[
-    "googleads.googleapis.com",
-    "api.wise.com",
-    "api.transferwise.com",
-    "api.fireblocks.io",
-];
+const BUILTIN_HOSTS: &[&str] = &["googleads.googleapis.com"];
 
 /// Whether `host` is (or will be) read by a built-in adapter (the AWS
 /// adapter claims every `ec2.*.amazonaws.com` host itself).
@@ -331,6 +336,9 @@ impl Registry {
                 Arc::new(meta::MetaAdapter::new(&vendors.meta)),
                 // ec2.*.amazonaws.com; prices from `vendors.aws`.
                 Arc::new(aws::AwsAdapter::new(&vendors.aws)),
+                // Wise and Fireblocks: their own hosts, plus `vendors.*.hosts`.
+                Arc::new(wise::WiseAdapter::new(&vendors.wise)),
+                Arc::new(fireblocks::FireblocksAdapter::new(&vendors.fireblocks)),
             ],
         }
     }
@@ -709,7 +717,43 @@ mod tests {
             assert_eq!(v.for_host(h).map(|a| a.name()), Some("aws"), "{h}");
             assert!(is_builtin_host(h), "{h}");
         }
-        assert_eq!(v.names(), ["stripe", "sepa", "meta", "aws"]);
+        assert_eq!(
+            v.names(),
+            ["stripe", "sepa", "meta", "aws", "wise", "fireblocks"]
+        );
+        for (host, vendor) in [
+            ("api.wise.com", "wise"),
+            ("api.transferwise.com:443", "wise"),
+            ("api.fireblocks.io", "fireblocks"),
+            ("sandbox-api.fireblocks.io", "fireblocks"),
+        ] {
+            assert_eq!(v.for_host(host).map(|a| a.name()), Some(vendor), "{host}");
+            assert!(is_builtin_host(host), "{host}");
+        }
+        assert!(v.for_host("api.wise-sandbox.com").is_none());
+    }
+
+    #[test]
+    fn vendor_settings_reach_the_adapters() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("leash.yaml"),
+            "vendors:\n  wise: { hosts: [api.wise-sandbox.com] }\n  fireblocks: { hosts: [sandbox-api.fireblocks.io] }\n",
+        )
+        .unwrap();
+        let v = Registry::from_config(&config);
+        assert_eq!(
+            v.names(),
+            ["stripe", "sepa", "meta", "aws", "wise", "fireblocks"]
+        );
+        let claimed = |h: &str| v.for_host(h).map(|a| a.name().to_owned());
+        assert_eq!(claimed("api.wise-sandbox.com").as_deref(), Some("wise"));
+        assert_eq!(
+            claimed("sandbox-api.fireblocks.io").as_deref(),
+            Some("fireblocks")
+        );
+        // Listing hosts adds to the vendors' own: none is left unread.
+        assert_eq!(claimed("api.wise.com").as_deref(), Some("wise"));
+        assert_eq!(claimed("api.fireblocks.io").as_deref(), Some("fireblocks"));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub enum Kind {
     Approval,
     /// A hold was released, rejected or expired.
     HoldResolved,
+    /// A safe write worth recording (a beneficiary created), written before
+    /// it is forwarded: `intent` says what was read.
+    Event,
     /// A signed checkpoint of the chain head; written only by the log itself.
     Checkpoint,
     /// The log writes again after a write failure (a full disk, an I/O
@@ -84,7 +87,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Started,
         Kind::PolicyLoaded,
         Kind::Decision,
@@ -92,6 +95,7 @@ impl Kind {
         Kind::HoldCreated,
         Kind::Approval,
         Kind::HoldResolved,
+        Kind::Event,
         Kind::Checkpoint,
         Kind::Recovered,
         Kind::Stopped,
@@ -106,6 +110,7 @@ impl Kind {
             Kind::HoldCreated => "hold_created",
             Kind::Approval => "approval",
             Kind::HoldResolved => "hold_resolved",
+            Kind::Event => "event",
             Kind::Checkpoint => "checkpoint",
             Kind::Recovered => "recovered",
             Kind::Stopped => "stopped",

@@ -85,12 +85,34 @@ impl Default for WiseSettings {
     }
 }
 
-/// `vendors.fireblocks`: asset id → the fx currency it is counted in.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// `vendors.fireblocks`: its API hosts, and asset id → the fx currency it
+/// is counted in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FireblocksSettings {
+    /// Production, sandbox and the EU regions by default (research §6.1):
+    /// a workspace on any of them is governed without configuration.
+    #[serde(deserialize_with = "host_names")]
+    pub hosts: Vec<String>,
     #[serde(deserialize_with = "assets")]
     pub assets: BTreeMap<String, String>,
+}
+
+/// Fireblocks' API hosts (research §6.1).
+pub const FIREBLOCKS_HOSTS: &[&str] = &[
+    "api.fireblocks.io",
+    "sandbox-api.fireblocks.io",
+    "eu-api.fireblocks.io",
+    "eu2-api.fireblocks.io",
+];
+
+impl Default for FireblocksSettings {
+    fn default() -> Self {
+        FireblocksSettings {
+            hosts: FIREBLOCKS_HOSTS.iter().map(|h| h.to_string()).collect(),
+            assets: BTreeMap::new(),
+        }
+    }
 }
 
 /// `vendors.aws`: what EC2 capacity costs, since its requests never say.
@@ -253,6 +275,10 @@ vendors:
     fn defaults() {
         let v = Vendors::default();
         assert_eq!(v.wise.hosts, ["api.wise.com", "api.transferwise.com"]);
+        assert_eq!(v.fireblocks.hosts, FIREBLOCKS_HOSTS);
+        assert!(v.fireblocks.assets.is_empty());
+        let only = vendors("vendors: { fireblocks: { hosts: [Sandbox-API.fireblocks.io] } }");
+        assert_eq!(only.fireblocks.hosts, ["sandbox-api.fireblocks.io"]);
         assert_eq!(v.sepa.category, "payout");
         assert!(v.sepa.hosts.is_empty());
         assert_eq!(v.aws.currency, "USD");
@@ -318,6 +344,21 @@ vendors:
                 "vendors:\n  wise: { hosts: [] }\n",
                 "leash.yaml:2:",
                 "at least one",
+            ),
+            (
+                "vendors:\n  fireblocks: { hosts: [] }\n",
+                "leash.yaml:2:",
+                "at least one",
+            ),
+            (
+                "vendors:\n  fireblocks:\n    hosts: [\"api.fireblocks.io/v1\"]\n",
+                "leash.yaml:3:",
+                "host name",
+            ),
+            (
+                "vendors:\n  fireblocks: { assets: { \"BTC TEST\": BTC } }\n",
+                "leash.yaml:2:",
+                "asset id",
             ),
             ("vendors:\n  stripe: {}\n", "leash.yaml:2:", "stripe"),
         ];

@@ -302,6 +302,7 @@ impl Proxy {
             classification,
             fingerprint,
             after,
+            ..
         } = self.classify(&target, &parts, &body, None).await;
         if fingerprint.to_hex() != hold.fingerprint {
             tracing::error!(hold = %hold.id, "a held request does not match its fingerprint; not forwarded");

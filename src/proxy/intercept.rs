@@ -214,6 +214,7 @@ impl Proxy {
             classification,
             fingerprint,
             after,
+            record,
         } = self.classify(tunnel, &parts, &raw, head_ambiguity).await;
         self.metrics.request(tunnel.vendor(), classification.kind());
         let now = chrono::Utc::now();
@@ -275,6 +276,29 @@ impl Proxy {
                     )
                     .render(vendor);
                 }
+            }
+        }
+
+        if let (Some(record), Classification::Safe { operation }) = (record, &classification) {
+            // Written ahead like a decision: a record the adapter asked for
+            // that cannot be written stops the request.
+            let entry = NewEntry::new(crate::audit::Kind::Event)
+                .with_agent(tunnel.agent.clone())
+                .with_intent(serde_json::json!({
+                    "vendor": tunnel.vendor(),
+                    "operation": operation,
+                    "record": record,
+                }))
+                .with_detail("fingerprint", fingerprint.to_hex().into());
+            if let Err(error) = self.audit.append(entry).await {
+                tracing::error!(agent = %tunnel.agent, %error, "audit write failed; request not forwarded");
+                return Answer::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "leash_audit_unavailable",
+                    "error",
+                    "leash cannot write its audit log right now; the request was not forwarded",
+                )
+                .render(vendor);
             }
         }
 
@@ -436,6 +460,7 @@ impl Proxy {
         let operation = format!("{} {}", parts.method, parts.uri.path());
         let mut looked_up = Vec::new();
         let mut learns = false;
+        let mut record = None;
         let read = match (&decoded, tunnel.shape()) {
             (Err(error), _) => Classification::Unreadable {
                 operation,
@@ -476,7 +501,11 @@ impl Proxy {
                 }
                 let view = head.request_view(&tunnel.host, body, &facts);
                 learns = adapter.learns_from(&view);
-                adapter.classify(&view)
+                let read = adapter.classify(&view);
+                if matches!(read, Classification::Safe { .. }) && ambiguity.is_none() {
+                    record = adapter.safe_record(&view);
+                }
+                read
             }
         };
         let classification = match ambiguity {
@@ -493,6 +522,7 @@ impl Proxy {
             classification,
             fingerprint,
             after: AfterForward { looked_up, learns },
+            record,
         }
     }
 
@@ -602,6 +632,9 @@ pub(super) struct Read {
     pub classification: Classification,
     pub fingerprint: Fingerprint,
     pub after: AfterForward,
+    /// What the adapter asks to record of a safe write
+    /// ([`Adapter::safe_record`]).
+    pub record: Option<serde_json::Value>,
 }
 
 /// What the lookup cache does once a request was forwarded.

@@ -1,7 +1,8 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, over TLS with
-//! a test CA, that answers like Stripe. A first run of leash gets *answered*
-//! requests without a Stripe account (`examples/stand-in.rs`), and tests
-//! share one fixture instead of canned bodies.
+//! The stand-in vendor: small in-memory vendors (Stripe, Wise, Fireblocks)
+//! on loopback, over TLS with a test CA, that answer like the real APIs. A
+//! first run of leash gets *answered* requests without a vendor account
+//! (`examples/stand-in.rs`), and tests share one fixture instead of canned
+//! bodies.
 //!
 //! Included with `#[path = "common/stand_in.rs"] mod stand_in;` next to
 //! `mod common;` (from `examples/`: `#[path = "../tests/common/stand_in.rs"]`).
@@ -18,6 +19,9 @@
 //!   accounts, campaigns, ad sets, batches).
 //! - EC2 (`ec2.us-east-1.amazonaws.com`, `ec2.amazonaws.com`: [`aws::Ec2`],
 //!   answering XML).
+//! - Wise (`api.wise.com`, `api.transferwise.com`, `api.wise-sandbox.com`:
+//!   [`wise::Wise`]) and Fireblocks (`api.fireblocks.io`,
+//!   `sandbox-api.fireblocks.io`: [`fireblocks::Fireblocks`]).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -183,6 +187,8 @@ impl StandIn {
             Box::new(sepa::Bank::new()),
             Box::new(meta::Meta::new()),
             Box::new(aws::Ec2::new()),
+            Box::new(wise::Wise::new()),
+            Box::new(fireblocks::Fireblocks::new()),
         ]);
         let names: Vec<&str> = vendors
             .iter()
@@ -395,6 +401,11 @@ fn new_id(prefix: &str) -> String {
 pub mod aws;
 #[path = "stand_in/sepa.rs"]
 pub mod sepa;
+#[path = "stand_in/wise.rs"]
+pub mod wise;
+
+#[path = "stand_in/fireblocks.rs"]
+pub mod fireblocks;
 
 pub mod stripe {
     //! The Stripe stand-in: `api.stripe.com`.
