@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::intent::{Classification, Lookup, RequestView};
 
 pub mod custom;
+pub mod google_ads;
 pub mod json;
 pub mod path;
 pub mod stripe;
@@ -123,6 +124,22 @@ pub trait Adapter: Send + Sync {
     fn shape_refusal(&self, refusal: &Refusal<'_>) -> Shaped {
         Shaped::generic(refusal)
     }
+    /// [`Adapter::shape_refusal`] knowing the request answered, for a
+    /// vendor that speaks two protocols on one host and must answer in the
+    /// one asked (Google Ads: gRPC or REST JSON). The default ignores it.
+    fn shape_refusal_to(&self, refusal: &Refusal<'_>, _asked: &Asked<'_>) -> Shaped {
+        self.shape_refusal(refusal)
+    }
+}
+
+/// The request a refusal answers, as far as the refusal's shape may
+/// depend on it. Empty (`Default`) when leash answers outside a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asked<'a> {
+    /// The request's path, without the query.
+    pub path: &'a str,
+    /// The request's `Content-Type`.
+    pub content_type: Option<&'a str>,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -231,7 +248,6 @@ pub const BUILTIN_NAMES: &[&str] = &[
 /// adapter reads a request.
 const BUILTIN_HOSTS: &[&str] = &[
     "graph.facebook.com",
-    "googleads.googleapis.com",
     "api.wise.com",
     "api.transferwise.com",
     "api.fireblocks.io",
@@ -264,7 +280,10 @@ impl Registry {
     /// The adapters built into leash.
     pub fn builtin() -> Registry {
         Registry {
-            adapters: vec![Arc::new(stripe::StripeAdapter)],
+            adapters: vec![
+                Arc::new(stripe::StripeAdapter),
+                Arc::new(google_ads::GoogleAdsAdapter::default()),
+            ],
         }
     }
 
@@ -277,6 +296,14 @@ impl Registry {
     /// the config loader checked: no name or host is taken twice).
     pub fn from_config(config: &crate::config::Config) -> Registry {
         let mut registry = Registry::builtin();
+        // Built-ins that take settings replace their default.
+        for adapter in registry.adapters.iter_mut() {
+            if adapter.name() == google_ads::VENDOR {
+                *adapter = Arc::new(google_ads::GoogleAdsAdapter::new(
+                    &config.vendors.google_ads,
+                ));
+            }
+        }
         for vendor in &config.custom_vendors {
             registry
                 .adapters
@@ -634,7 +661,11 @@ mod tests {
         ] {
             assert!(v.for_host(h).is_none(), "{h}");
         }
-        assert_eq!(v.iter().count(), 1);
+        assert_eq!(v.iter().count(), 2);
+        assert_eq!(
+            v.for_host("GoogleAds.GoogleApis.com:443").map(|a| a.name()),
+            Some("google_ads")
+        );
     }
 
     #[test]
