@@ -1,5 +1,6 @@
-//! The stand-in vendor: a small in-memory Stripe on loopback, so leash can
-//! be tried offline, with no Stripe account (`tests/common/stand_in.rs`).
+//! The stand-in vendor: a small in-memory Stripe and Google Ads on
+//! loopback, so leash can be tried offline, with no vendor account
+//! (`tests/common/stand_in.rs`).
 //!
 //! ```text
 //! cargo run --release --example stand-in -- [--listen 127.0.0.1:12111] [--dir ./stand-in]
@@ -24,9 +25,11 @@ use common::TestCa;
 use stand_in::{Answered, StandIn};
 
 const USAGE: &str = "\
-stand-in: a small in-memory Stripe (api.stripe.com) over TLS, for trying leash
-without a Stripe account. Any sk_test_ key is accepted; nothing leaves this
-machine; objects live in memory until it stops.
+stand-in: a small in-memory Stripe (api.stripe.com) and Google Ads
+(googleads.googleapis.com, gRPC and REST) over TLS, for trying leash without a
+vendor account. Any sk_test_ key is accepted (Google Ads: any Bearer token and
+developer-token); nothing leaves this machine; objects live in memory until it
+stops.
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 
@@ -37,7 +40,8 @@ usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 
 Seeded objects: customer cus_demo, charge ch_demo (EUR 200.00, captured),
 PaymentIntent pi_demo (EUR 120.00, requires_confirmation), price price_demo
-(EUR 15.00), invoice in_demo (EUR 80.00 open), product prod_demo.
+(EUR 15.00), invoice in_demo (EUR 80.00 open), product prod_demo. Google Ads
+customers 1234567890 (EUR) and 5550001111 (USD).
 
 Point leash at it with the upstream: lines it prints (examples/quickstart.yaml
 has them), or try it directly:
@@ -132,7 +136,7 @@ async fn main() -> ExitCode {
     }
     let hosts = stand_in.hosts();
     println!(
-        "stand-in: Stripe ({}) on {}; CA certificate in {}",
+        "stand-in: Stripe and Google Ads ({}) on {}; CA certificate in {}",
         hosts.join(", "),
         stand_in.addr,
         pem.display()
@@ -146,7 +150,7 @@ async fn main() -> ExitCode {
         println!("    {host}: {reach}");
     }
     println!();
-    println!("Any sk_test_ key works. Seeded: cus_demo, ch_demo (EUR 200.00), pi_demo (EUR 120.00), price_demo (EUR 15.00), in_demo (EUR 80.00 open). Ctrl-C stops.");
+    println!("Any sk_test_ key works. Seeded: cus_demo, ch_demo (EUR 200.00), pi_demo (EUR 120.00), price_demo (EUR 15.00), in_demo (EUR 80.00 open); Google Ads customers 1234567890 (EUR), 5550001111 (USD). Ctrl-C stops.");
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use leash::config::Config;
 
+pub mod google_ads;
+
 /// The bearer token of the auditor every test leash knows (`test-auditor`),
 /// for reading `GET /v1/audit`.
 pub const AUDITOR_TOKEN: &str = "auditor-token";

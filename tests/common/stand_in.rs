@@ -9,8 +9,9 @@
 //! It serves HTTP/1.1 and HTTP/2 (ALPN) and picks the vendor by the
 //! request's `Host` (`:authority`), else the TLS SNI: each vendor is a
 //! [`Vendor`] with its own hosts, so another API can be added beside
-//! [`stripe::Stripe`] without touching the server. Only Stripe
-//! (`api.stripe.com`) is played today.
+//! [`stripe::Stripe`] without touching the server. Played today: Stripe
+//! (`api.stripe.com`) and Google Ads (`googleads.googleapis.com`, gRPC and
+//! REST: [`google_ads::GoogleAds`], whose answers may carry trailers).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -70,6 +71,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Bytes,
+    /// Sent after the body (gRPC's `grpc-status`); `None`: no trailers.
+    pub trailers: Option<HeaderMap>,
 }
 
 impl Reply {
@@ -81,6 +84,7 @@ impl Reply {
             status,
             headers: vec![("content-type", HeaderValue::from_static("application/json"))],
             body: Bytes::from(text),
+            trailers: None,
         }
     }
 }
@@ -171,7 +175,10 @@ impl StandIn {
     /// Starts on `addr`, calling `on_answer` after each answer.
     pub async fn start_with(addr: SocketAddr, ca: &TestCa, on_answer: Option<OnAnswer>) -> Self {
         leash::install_crypto_provider();
-        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![Box::new(stripe::Stripe::new())]);
+        let vendors: Arc<Vec<Box<dyn Vendor>>> = Arc::new(vec![
+            Box::new(stripe::Stripe::new()),
+            Box::new(google_ads::GoogleAds::new()),
+        ]);
         let names: Vec<&str> = vendors
             .iter()
             .flat_map(|v| v.hosts().iter().copied())
@@ -257,7 +264,7 @@ struct Shared {
 }
 
 impl Shared {
-    async fn serve(&self, req: Request<Incoming>, sni: Option<&str>) -> Response<Full<Bytes>> {
+    async fn serve(&self, req: Request<Incoming>, sni: Option<&str>) -> Response<ReplyBody> {
         let (parts, body) = req.into_parts();
         let host = parts
             .uri
@@ -337,7 +344,14 @@ impl Shared {
             on_answer(&answered);
         }
         lock(&self.answered).push(answered);
-        let mut response = Response::new(Full::new(reply.body));
+        let body = Full::new(reply.body);
+        let body: ReplyBody = match reply.trailers {
+            None => body.boxed(),
+            Some(trailers) => body
+                .with_trailers(std::future::ready(Some(Ok(trailers))))
+                .boxed(),
+        };
+        let mut response = Response::new(body);
         *response.status_mut() =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in reply.headers {
@@ -346,6 +360,9 @@ impl Shared {
         response
     }
 }
+
+/// A reply's body, with its trailers if it has any.
+type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// `host[:port]` → the host name in lower case.
 fn host_name(host: &str) -> String {
@@ -374,6 +391,9 @@ fn new_id(prefix: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &random[..24])
 }
+
+#[path = "stand_in/google_ads.rs"]
+pub mod google_ads;
 
 pub mod stripe {
     //! The Stripe stand-in: `api.stripe.com`.
@@ -906,6 +926,7 @@ pub mod stripe {
                     status: saved.status,
                     headers: vec![("content-type", HeaderValue::from_static("application/json"))],
                     body: saved.body.clone(),
+                    trailers: None,
                 };
                 reply
                     .headers
