@@ -1088,6 +1088,56 @@ mod tests {
     }
 
     #[test]
+    fn te_trailers_is_asked_for_on_the_agents_behalf_and_other_te_dropped() {
+        let head = |te: Option<&str>| {
+            let mut request = Request::post("https://googleads.googleapis.com/x");
+            if let Some(te) = te {
+                request = request.header("te", te);
+            }
+            let (parts, ()) = request.body(()).unwrap().into_parts();
+            let (parts, ambiguity) = prepare_head(parts, &[]);
+            assert_eq!(ambiguity, None);
+            parts
+                .headers
+                .get("te")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(head(Some("trailers")).as_deref(), Some("trailers"));
+        assert_eq!(head(Some("gzip, Trailers")).as_deref(), Some("trailers"));
+        assert_eq!(head(Some("gzip")), None);
+        assert_eq!(head(None), None);
+    }
+
+    #[test]
+    fn read_headers_reach_the_adapter_once_and_as_text() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-encoding", "gzip".parse().unwrap());
+        headers.insert("authorization", "Bearer x".parse().unwrap());
+        let read = read_header_values(&["grpc-encoding", "absent"], &headers);
+        assert_eq!(read, vec![("grpc-encoding", "gzip")]);
+    }
+
+    #[test]
+    fn a_tunnel_serving_a_request_answers_in_its_protocol() {
+        let t = Tunnel::new("a".into(), "googleads.googleapis.com".into(), 443, None);
+        assert_eq!(t.asked(), Asked::default());
+        let (parts, ()) = Request::post("/google.ads.googleads.v25.services.X/Y")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let serving = t.serving(&parts);
+        assert_eq!(
+            serving.asked(),
+            Asked {
+                path: "/google.ads.googleads.v25.services.X/Y",
+                content_type: Some("application/grpc"),
+            }
+        );
+        assert_eq!(serving.agent, "a");
+    }
+
+    #[test]
     fn authority_omits_default_port_and_brackets_ipv6() {
         let t = Tunnel::new("a".into(), "api.example.com".into(), 443, None);
         assert_eq!(t.authority(), "api.example.com");

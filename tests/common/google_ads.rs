@@ -29,7 +29,10 @@ use leash::adapters::google_ads::proto::{
     BudgetAction, CampaignBudget, CampaignBudgetOperation, FieldMask, MutateCampaignBudgetsRequest,
 };
 
-use super::{raw_connect, tls_over, Harness};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{tls_over, Harness};
 
 /// The Google Ads host.
 pub const HOST: &str = "googleads.googleapis.com";
@@ -156,11 +159,33 @@ pub async fn mutate_campaign_budgets(
     .await
 }
 
+/// A CONNECT as gRPC C-core (grpcio, the Python, Ruby and PHP
+/// libraries) sends it through `https_proxy`: HTTP/1.0, `Host` with the
+/// port (`http_connect_handshaker.cc`). Returns the status and the stream.
+pub async fn grpc_core_connect(proxy: std::net::SocketAddr) -> (u16, TcpStream) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    let head = format!("CONNECT {HOST}:443 HTTP/1.0\r\nHost: {HOST}:443\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.unwrap();
+        assert!(n > 0, "proxy closed during CONNECT response");
+        response.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, stream)
+}
+
 /// Sends one unary gRPC call (`path`, the encoded `message`) through
-/// `leash` to `googleads.googleapis.com`, over HTTP/2 in a CONNECT tunnel.
+/// `leash` to `googleads.googleapis.com`, over HTTP/2 in a CONNECT tunnel opened as gRPC C-core opens it.
 pub async fn call(leash: &Harness, path: &str, message: &[u8], how: Send) -> GrpcAnswer {
-    let (status, stream) =
-        raw_connect(leash.running.proxy_addr, &format!("{HOST}:443"), None).await;
+    let (status, stream) = grpc_core_connect(leash.running.proxy_addr).await;
     assert_eq!(status, 200, "CONNECT");
     let tls = tls_over(stream, leash.leash_tls_client(&[b"h2"]), HOST).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN h2");
@@ -173,10 +198,7 @@ pub async fn call(leash: &Harness, path: &str, message: &[u8], how: Send) -> Grp
     let body = grpc::frame(message, how.gzip);
     let frames = how.frames.max(1);
     let size = body.len().div_ceil(frames).max(1);
-    let chunks: VecDeque<Bytes> = body
-        .chunks(size)
-        .map(|c| Bytes::copy_from_slice(c))
-        .collect();
+    let chunks: VecDeque<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
     let mut request = Request::post(format!("https://{HOST}{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")

@@ -105,6 +105,7 @@ enum Route<'a> {
     },
     Unknown(String, String),
     Unreadable(String, String),
+    Ambiguous(String, String),
 }
 
 /// `v` and digits: an API version (`v25`).
@@ -185,12 +186,7 @@ fn route<'a>(req: &RequestView<'a>) -> Route<'a> {
         [version, "customers", customer, verb] if version_ok(version) => {
             (*version, *customer, *verb)
         }
-        _ => {
-            return Route::Unknown(
-                format!("{} {}", req.method, shown(path)),
-                "a Google Ads REST method leash does not read".to_owned(),
-            )
-        }
+        _ => return unknown_rest(req),
     };
     let service = match verb {
         "campaignBudgets:mutate" => Service::Budgets,
@@ -199,12 +195,7 @@ fn route<'a>(req: &RequestView<'a>) -> Route<'a> {
         "googleAds:search" | "googleAds:searchStream" if req.method == "POST" => {
             return Route::Read("google_ads.search".to_owned())
         }
-        _ => {
-            return Route::Unknown(
-                format!("{} {}", req.method, shown(path)),
-                "a Google Ads REST method leash does not read".to_owned(),
-            )
-        }
+        _ => return unknown_rest(req),
     };
     if req.method != "POST" {
         return Route::Unknown(
@@ -218,6 +209,31 @@ fn route<'a>(req: &RequestView<'a>) -> Route<'a> {
         grpc: false,
         customer: Some(customer),
     }
+}
+
+/// A REST path leash does not read: unknown, or ambiguous when a lenient
+/// router could take it for a mutate leash reads (`campaignbudgets:mutate`,
+/// `campaignBudgets%3Amutate`, `//`, a trailing `/`).
+fn unknown_rest<'a>(req: &RequestView<'_>) -> Route<'a> {
+    let operation = format!("{} {}", req.method, shown(req.path));
+    let loose = percent_encoding::percent_decode_str(req.path)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
+    let last = loose.split('/').rfind(|s| !s.is_empty()).unwrap_or("");
+    if matches!(
+        last,
+        "campaignbudgets:mutate" | "campaigns:mutate" | "googleads:mutate"
+    ) {
+        return Route::Ambiguous(
+            operation,
+            "the path is not one leash reads, but a lenient router may take it for a mutate"
+                .to_owned(),
+        );
+    }
+    Route::Unknown(
+        operation,
+        "a Google Ads REST method leash does not read".to_owned(),
+    )
 }
 
 /// A path or name fit for a reason: bounded, control characters escaped.
@@ -336,6 +352,7 @@ impl Adapter for GoogleAdsAdapter {
             Route::Unreadable(operation, reason) => {
                 Classification::Unreadable { operation, reason }
             }
+            Route::Ambiguous(operation, reason) => Classification::Ambiguous { operation, reason },
             Route::Mutate {
                 service,
                 version,

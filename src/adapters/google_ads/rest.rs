@@ -158,16 +158,13 @@ fn mutate_op(op: &[(String, Json)]) -> Read<Operation> {
         "campaign_budget_operation" => budget_op(inner),
         "campaign_operation" => campaign_op(inner),
         _ if MUTATE_NO_MONEY.iter().any(|(_, n)| *n == name) => Ok(Operation::NoMoney(name)),
-        _ => Ok(Operation::Unknown(format!(
-            "{}",
-            key.chars().take(60).collect::<String>()
-        ))),
+        _ => Ok(Operation::Unknown(key.chars().take(60).collect())),
     }
 }
 
 /// The action of an operation object: exactly one of create, update,
 /// remove (besides updateMask).
-fn action<'j>(op: &'j [(String, Json)]) -> Read<(Action, &'j Json)> {
+fn action(op: &[(String, Json)]) -> Read<(Action, &Json)> {
     let mut found = Vec::new();
     for (a, name) in [
         (Action::Create, "create"),

@@ -510,6 +510,18 @@ fn methods_are_read_safe_or_unknown() {
         )),
         "unknown"
     );
+    for lenient in [
+        "/v25/customers/1234567890/campaignbudgets:mutate",
+        "/v25/customers/1234567890/campaignBudgets%3Amutate",
+        "/v25/customers/1234567890//campaignBudgets:mutate",
+        "/v25/customers/1234567890/campaignBudgets:mutate/",
+    ] {
+        assert_eq!(
+            kind(&rest(&adapter, lenient, "{}")),
+            "ambiguous",
+            "{lenient}"
+        );
+    }
     let mut get = view(
         "/v25/customers/1234567890/campaignBudgets/1",
         None,
