@@ -34,6 +34,8 @@ accounts. Nothing leaves this machine; objects live in memory until it stops.
                SigV4 Authorization (signatures are not checked)
   Wise         api.wise.com, api.transferwise.com, api.wise-sandbox.com  any bearer token
   Fireblocks   api.fireblocks.io, sandbox-api.fireblocks.io  a JWT whose claims match the request
+  Google Ads   googleads.googleapis.com  gRPC and REST; any Bearer token and
+               developer-token
 
 usage: cargo run --release --example stand-in -- [--listen ADDR] [--dir DIR]
 
@@ -47,6 +49,7 @@ PaymentIntent pi_demo (EUR 120.00, requires_confirmation), price price_demo
 (EUR 15.00), invoice in_demo (EUR 80.00 open), product prod_demo.
 Graph: ad accounts act_1001, act_1002, act_9999 (EUR), act_2002 (JPY),
 act_3003 (HUF); campaign 120200000000000001; ad set 120200000000000777.
+Google Ads customers 1234567890 (EUR) and 5550001111 (USD).
 
 Point leash at it with the upstream: lines it prints (examples/quickstart.yaml
 has them), or try it directly:
@@ -159,6 +162,7 @@ async fn main() -> ExitCode {
     println!();
     println!("Any sk_test_ key works. Seeded: cus_demo, ch_demo (EUR 200.00), pi_demo (EUR 120.00), price_demo (EUR 15.00), in_demo (EUR 80.00 open).");
     println!("Graph: any access_token; ad accounts act_1001, act_1002, act_9999 (EUR), act_2002 (JPY), act_3003 (HUF). Ctrl-C stops.");
+    println!("Google Ads: customers 1234567890 (EUR) and 5550001111 (USD).");
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 
-use crate::adapters::{Adapter, Refusal, Shaped, ShapedBody};
+use crate::adapters::{Adapter, Asked, Refusal, Shaped, ShapedBody};
 
 /// The body type of every response leash sends to agents: either the
 /// vendor's streamed answer or one of leash's own.
@@ -98,6 +98,17 @@ impl Answer {
     /// Renders the answer in `adapter`'s error shape (`None`: leash's
     /// generic shape, used outside intercepted tunnels).
     pub fn render(&self, adapter: Option<&dyn Adapter>) -> Response<ProxyBody> {
+        self.render_to(adapter, Asked::default())
+    }
+
+    /// Renders the answer to the request `asked`, in `adapter`'s shape for
+    /// it ([`Adapter::shape_refusal_to`]: a gRPC call gets a gRPC status,
+    /// a REST call on the same host JSON).
+    pub fn render_to(
+        &self,
+        adapter: Option<&dyn Adapter>,
+        asked: Asked<'_>,
+    ) -> Response<ProxyBody> {
         // Reasons can quote what an agent sent (a beneficiary id); never
         // echo anything that looks like a card number.
         let message = crate::audit::mask_card_numbers(&self.message);
@@ -107,7 +118,7 @@ impl Answer {
             message: &message,
         };
         let shaped = match adapter {
-            Some(adapter) => adapter.shape_refusal(&refusal),
+            Some(adapter) => adapter.shape_refusal_to(&refusal, &asked),
             None => Shaped::generic(&refusal),
         };
         let (content_type, body) = match shaped.body {

@@ -294,6 +294,11 @@ pub struct RequestView<'a> {
     /// [`account_header`](crate::adapters::Adapter::account_header)). Part
     /// of the fingerprint.
     pub account: Option<&'a str>,
+    /// The adapter's [`read_headers`](crate::adapters::Adapter::read_headers)
+    /// the request carried (lowercase names), each once: two copies make
+    /// the request ambiguous before the adapter is asked. Read them with
+    /// [`RequestView::header`].
+    pub headers: &'a [(&'a str, &'a str)],
     /// The body, already decoded with [`crate::body::decode_for_reading`].
     pub body: &'a [u8],
     /// What leash looked up for this request at the adapter's asking
@@ -305,9 +310,13 @@ pub struct RequestView<'a> {
 /// request leaves out (a refund's currency is its charge's), and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
-    /// The path (and query) to GET on the request's own host, with the
-    /// agent's own credentials and acting account.
+    /// The path (and query) to read on the request's own host, with the
+    /// agent's own credentials and acting account. Facts are keyed by it,
+    /// so two lookups with different bodies need different paths.
     pub path: String,
+    /// `None`: a GET. `Some(json)`: a POST of this JSON body, for a vendor
+    /// whose reads are POSTs (Google Ads' `googleAds:search`).
+    pub body: Option<Vec<u8>>,
     /// Why, for logs and the reason of an unreadable request.
     pub why: String,
 }
@@ -392,6 +401,15 @@ impl Facts {
 }
 
 impl RequestView<'_> {
+    /// The value of header `name` (lowercase), if it is one of the
+    /// adapter's read headers and the request carried it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
     /// The request's fingerprint: method, host, path *with* `?query` when
     /// present, the decoded body, and the account it acts as.
     pub fn fingerprint(&self) -> Fingerprint {
@@ -466,6 +484,7 @@ mod tests {
             content_type: None,
             idempotency_key: None,
             account: None,
+            headers: &[],
             body: b"amount=1",
             facts: &NO_FACTS,
         };
@@ -491,6 +510,7 @@ mod tests {
             content_type: None,
             idempotency_key: None,
             account: None,
+            headers: &[],
             body: b"amount=100&currency=eur",
             facts: &NO_FACTS,
         };

@@ -261,6 +261,7 @@ async fn on_its_own_it_answers_in_stripes_shapes() {
     let stand_in = StandIn::start(&ca).await;
     // Other vendors are played beside Stripe (graph.facebook.com, …).
     assert!(stand_in.hosts().contains(&"api.stripe.com"));
+    assert!(stand_in.hosts().contains(&"googleads.googleapis.com"));
     let client = direct(&stand_in, &ca);
 
     // A missing object.

@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         content_type,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body,
         facts: &NO_FACTS,
     };

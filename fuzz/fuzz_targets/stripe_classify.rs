@@ -108,6 +108,7 @@ fuzz_target!(|data: &[u8]| {
         content_type,
         idempotency_key: Some("fuzz"),
         account: None,
+        headers: &[],
         body,
         facts: &leash::intent::NO_FACTS,
     };

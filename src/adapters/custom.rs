@@ -318,6 +318,7 @@ custom_vendors:
             content_type: Some(content_type),
             idempotency_key: Some("po-1"),
             account: None,
+            headers: &[],
             body,
             facts: &NO_FACTS,
         }

@@ -13,6 +13,7 @@ use crate::intent::{Classification, Fingerprint, Lookup, RequestView};
 pub mod aws;
 pub mod custom;
 pub mod fireblocks;
+pub mod google_ads;
 pub mod json;
 pub mod meta;
 pub mod path;
@@ -189,6 +190,22 @@ pub trait Adapter: Send + Sync {
     fn shape_refusal(&self, refusal: &Refusal<'_>) -> Shaped {
         Shaped::generic(refusal)
     }
+    /// [`Adapter::shape_refusal`] knowing the request answered, for a
+    /// vendor that speaks two protocols on one host and must answer in the
+    /// one asked (Google Ads: gRPC or REST JSON). The default ignores it.
+    fn shape_refusal_to(&self, refusal: &Refusal<'_>, _asked: &Asked<'_>) -> Shaped {
+        self.shape_refusal(refusal)
+    }
+}
+
+/// The request a refusal answers, as far as the refusal's shape may
+/// depend on it. Empty (`Default`) when leash answers outside a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asked<'a> {
+    /// The request's path, without the query.
+    pub path: &'a str,
+    /// The request's `Content-Type`.
+    pub content_type: Option<&'a str>,
 }
 
 impl std::fmt::Debug for dyn Adapter {
@@ -292,16 +309,11 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "aws",
 ];
 
-/// Hosts of the built-in vendors, claimed or to be claimed by their
-/// adapters: a custom vendor claiming one too would leave it unclear which
-/// adapter reads a request.
-const BUILTIN_HOSTS: &[&str] = &["googleads.googleapis.com"];
-
-/// Whether `host` is (or will be) read by a built-in adapter (the AWS
+/// Whether `host` is read by a built-in adapter (the AWS
 /// adapter claims every `ec2.*.amazonaws.com` host itself).
 pub fn is_builtin_host(host: &str) -> bool {
     let host = normalize_host(host);
-    Registry::builtin().for_host(&host).is_some() || BUILTIN_HOSTS.contains(&host.as_str())
+    Registry::builtin().for_host(&host).is_some()
 }
 
 /// The set of adapters the proxy consults for each intercepted host, built
@@ -339,6 +351,9 @@ impl Registry {
                 // Wise and Fireblocks: their own hosts, plus `vendors.*.hosts`.
                 Arc::new(wise::WiseAdapter::new(&vendors.wise)),
                 Arc::new(fireblocks::FireblocksAdapter::new(&vendors.fireblocks)),
+                // googleads.googleapis.com (gRPC and REST); customers' currencies
+                // from `vendors.google_ads`.
+                Arc::new(google_ads::GoogleAdsAdapter::new(&vendors.google_ads)),
             ],
         }
     }
@@ -719,7 +734,15 @@ mod tests {
         }
         assert_eq!(
             v.names(),
-            ["stripe", "sepa", "meta", "aws", "wise", "fireblocks"]
+            [
+                "stripe",
+                "sepa",
+                "meta",
+                "aws",
+                "wise",
+                "fireblocks",
+                "google_ads"
+            ]
         );
         for (host, vendor) in [
             ("api.wise.com", "wise"),
@@ -743,7 +766,15 @@ mod tests {
         let v = Registry::from_config(&config);
         assert_eq!(
             v.names(),
-            ["stripe", "sepa", "meta", "aws", "wise", "fireblocks"]
+            [
+                "stripe",
+                "sepa",
+                "meta",
+                "aws",
+                "wise",
+                "fireblocks",
+                "google_ads"
+            ]
         );
         let claimed = |h: &str| v.for_host(h).map(|a| a.name().to_owned());
         assert_eq!(claimed("api.wise-sandbox.com").as_deref(), Some("wise"));

@@ -113,14 +113,14 @@ impl Proxy {
                 )
                 .with_rule(plan.rule)
                 .with_audit_seq(Some(request.decision_seq))
-                .render(vendor);
+                .render_to(vendor, tunnel.asked());
             }
             Err(error) => {
                 tracing::error!(agent = %tunnel.agent, %error, "could not open a hold; request not forwarded");
                 return unavailable("leash cannot store a hold right now")
                     .with_rule(plan.rule)
                     .with_audit_seq(Some(request.decision_seq))
-                    .render(vendor);
+                    .render_to(vendor, tunnel.asked());
             }
         };
         if let Err(error) = self.desk.record(&created.entries).await {
@@ -128,7 +128,7 @@ impl Proxy {
             // can be released while the chain refuses writes, so the agent
             // is told leash is unavailable rather than held.
             tracing::error!(hold = %created.hold.id, %error, "could not record a new hold");
-            return audit_unavailable().render(vendor);
+            return audit_unavailable().render_to(vendor, tunnel.asked());
         }
         if created.created {
             tracing::info!(
@@ -168,7 +168,7 @@ impl Proxy {
                 ),
             )
             .with_audit_seq(Some(hold.decision_seq))
-            .render(tunnel.shape());
+            .render_to(tunnel.shape(), tunnel.asked());
         }
         self.await_decision(tunnel, &hold.id, retry).await
     }
@@ -204,7 +204,8 @@ impl Proxy {
 
     /// The hold, or the answer to give when it cannot be read.
     fn load_hold(&self, tunnel: &Tunnel, id: &str) -> Result<Hold, Box<Response<ProxyBody>>> {
-        let refuse = |what: &str| Box::new(unavailable(what).render(tunnel.shape()));
+        let refuse =
+            |what: &str| Box::new(unavailable(what).render_to(tunnel.shape(), tunnel.asked()));
         match self.desk.store.get(id) {
             Ok(Some(hold)) => Ok(hold),
             Ok(None) => Err(refuse("leash lost track of this request's hold")),
@@ -224,14 +225,15 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let vendor = tunnel.shape();
         match hold.state_at(Utc::now()) {
-            HoldState::Pending => {
-                held_answer(&hold, self.desk.wait.as_secs().max(1)).render(vendor)
-            }
+            HoldState::Pending => held_answer(&hold, self.desk.wait.as_secs().max(1))
+                .render_to(vendor, tunnel.asked()),
             HoldState::Approved => self.release(tunnel, hold, retry).await,
-            HoldState::Rejected | HoldState::Expired => closed_answer(&hold).render(vendor),
-            HoldState::Released => already_forwarded(&hold).render(vendor),
-            HoldState::Releasing => being_forwarded(&hold).render(vendor),
-            HoldState::OutcomeUnknown => outcome_unknown(&hold).render(vendor),
+            HoldState::Rejected | HoldState::Expired => {
+                closed_answer(&hold).render_to(vendor, tunnel.asked())
+            }
+            HoldState::Released => already_forwarded(&hold).render_to(vendor, tunnel.asked()),
+            HoldState::Releasing => being_forwarded(&hold).render_to(vendor, tunnel.asked()),
+            HoldState::OutcomeUnknown => outcome_unknown(&hold).render_to(vendor, tunnel.asked()),
         }
     }
 
@@ -248,7 +250,7 @@ impl Proxy {
             answer
                 .with_hold(hold.id.clone(), self.desk.wait.as_secs().max(1))
                 .with_audit_seq(Some(hold.decision_seq))
-                .render(vendor)
+                .render_to(vendor, tunnel.asked())
         };
         let stored = match self.desk.store.open_request(&hold.id) {
             Ok(stored) => stored,
@@ -382,7 +384,7 @@ impl Proxy {
         if let Err(error) = self.desk.record(&released.entries).await {
             self.gate.cancel(&reservation).await;
             tracing::error!(hold = %hold.id, %error, "could not record a release; not forwarded");
-            return audit_unavailable().render(vendor);
+            return audit_unavailable().render_to(vendor, tunnel.asked());
         }
         self.desk.wake(&released.hold);
         tracing::info!(target: "leash::hold", hold = %hold.id, agent = %hold.agent, "held request released");
@@ -472,8 +474,8 @@ impl Proxy {
                 tracing::info!(target: "leash::hold", hold = %hold.id, rule, %reason, "approved hold rejected at release");
                 let answer = closed_answer(&changed.hold).with_rule(Some(rule));
                 match seq {
-                    Ok(seq) => answer.with_audit_seq(seq).render(vendor),
-                    Err(_) => answer.render(vendor),
+                    Ok(seq) => answer.with_audit_seq(seq).render_to(vendor, tunnel.asked()),
+                    Err(_) => answer.render_to(vendor, tunnel.asked()),
                 }
             }
             Err(error) => match self.desk.store.get(&hold.id) {
@@ -482,7 +484,8 @@ impl Proxy {
                 }
                 _ => {
                     tracing::error!(hold = %hold.id, %error, "could not reject a hold at release");
-                    unavailable("leash cannot update this hold right now").render(vendor)
+                    unavailable("leash cannot update this hold right now")
+                        .render_to(vendor, tunnel.asked())
                 }
             },
         }

@@ -10,7 +10,9 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderName, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, TE,
+};
 use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,7 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use super::held::{HeldRequest, Retry};
 use super::lookup::{Looked, Scope};
 use super::Proxy;
-use crate::adapters::Adapter;
+use crate::adapters::{Adapter, Asked};
 use crate::answer::{Answer, ProxyBody};
 use crate::audit::{mask_card_numbers, NewEntry};
 use crate::body::decode_for_reading;
@@ -44,6 +46,11 @@ pub struct Tunnel {
     /// (`None` when no adapter claims the host: every request is then
     /// `unknown`).
     pub adapter: Option<Arc<dyn Adapter>>,
+    /// The path and `Content-Type` of the request being served (set by
+    /// [`Tunnel::serving`]): leash's own answers take the shape of the
+    /// protocol asked (a gRPC status for a gRPC call).
+    asked_path: String,
+    asked_content_type: Option<String>,
 }
 
 impl Tunnel {
@@ -53,6 +60,29 @@ impl Tunnel {
             host,
             port,
             adapter,
+            asked_path: String::new(),
+            asked_content_type: None,
+        }
+    }
+
+    /// This tunnel while it serves the request whose head is `parts`.
+    pub fn serving(&self, parts: &Parts) -> Tunnel {
+        Tunnel {
+            asked_path: parts.uri.path().to_owned(),
+            asked_content_type: parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// The request leash's answers are to (see [`Tunnel::serving`]).
+    pub fn asked(&self) -> Asked<'_> {
+        Asked {
+            path: &self.asked_path,
+            content_type: self.asked_content_type.as_deref(),
         }
     }
 
@@ -174,8 +204,9 @@ impl Proxy {
         tunnel: &Tunnel,
         request: Request<Incoming>,
     ) -> Response<ProxyBody> {
-        let vendor = tunnel.shape();
         let (parts, body) = request.into_parts();
+        let tunnel = &tunnel.serving(&parts);
+        let vendor = tunnel.shape();
 
         let raw = match read_whole(&parts.headers, body, self.max_body).await {
             Ok(raw) => raw,
@@ -191,7 +222,7 @@ impl Proxy {
                         self.max_body
                     ),
                 )
-                .render(vendor);
+                .render_to(vendor, tunnel.asked());
             }
             Err(BodyReadError::Broken(reason)) => {
                 self.metrics.request(tunnel.vendor(), "unreadable");
@@ -201,7 +232,7 @@ impl Proxy {
                     "error",
                     format!("request body could not be read: {reason}"),
                 )
-                .render(vendor);
+                .render_to(vendor, tunnel.asked());
             }
         };
 
@@ -274,7 +305,7 @@ impl Proxy {
                         "error",
                         "leash cannot read its holds right now; the request was not forwarded",
                     )
-                    .render(vendor);
+                    .render_to(vendor, tunnel.asked());
                 }
             }
         }
@@ -342,7 +373,7 @@ impl Proxy {
                         "error",
                         "leash cannot write its audit log right now; the request was not forwarded",
                     )
-                    .render(vendor);
+                    .render_to(vendor, tunnel.asked());
                 }
             },
         };
@@ -364,7 +395,9 @@ impl Proxy {
                 }
                 response
             }
-            Outcome::Refuse(answer) => answer.with_audit_seq(audit_seq).render(vendor),
+            Outcome::Refuse(answer) => answer
+                .with_audit_seq(audit_seq)
+                .render_to(vendor, tunnel.asked()),
             Outcome::Hold(plan) => {
                 let Some(decision_seq) = audit_seq else {
                     // A hold always comes with a decision entry; without
@@ -375,7 +408,7 @@ impl Proxy {
                         "error",
                         "leash could not record this decision; the request was not forwarded",
                     )
-                    .render(vendor);
+                    .render_to(vendor, tunnel.asked());
                 };
                 let request = HeldRequest {
                     intents: crate::gate::intent_record(&classification, tunnel.vendor(), &intents),
@@ -445,6 +478,8 @@ impl Proxy {
         ambiguity: Option<String>,
     ) -> Read {
         let head = HeadView::of(parts, tunnel.shape());
+        let names = tunnel.read_headers();
+        let read = read_header_values(&names, &parts.headers);
         let decoded = decode_for_reading(head.content_encoding, raw, self.max_body);
         let body: &[u8] = match &decoded {
             Ok(body) => body,
@@ -452,7 +487,7 @@ impl Proxy {
         };
         // The adapter's fingerprint: a vendor may leave out a per-call
         // idempotency field of the body (EC2's `ClientToken`).
-        let unread = head.request_view(&tunnel.host, body, &NO_FACTS);
+        let unread = head.request_view(&tunnel.host, &read, body, &NO_FACTS);
         let fingerprint = match tunnel.shape() {
             Some(adapter) => adapter.fingerprint(&unread),
             None => unread.fingerprint(),
@@ -478,7 +513,7 @@ impl Proxy {
                     let scope = Scope::of(tunnel, parts);
                     for _ in 0..MAX_LOOKUP_ROUNDS {
                         let wanted: Vec<Lookup> = adapter
-                            .lookups(&head.request_view(&tunnel.host, body, &facts))
+                            .lookups(&head.request_view(&tunnel.host, &read, body, &facts))
                             .into_iter()
                             .filter(|l| !facts.has(&l.path))
                             .collect();
@@ -499,7 +534,7 @@ impl Proxy {
                         }
                     }
                 }
-                let view = head.request_view(&tunnel.host, body, &facts);
+                let view = head.request_view(&tunnel.host, &read, body, &facts);
                 learns = adapter.learns_from(&view);
                 let read = adapter.classify(&view);
                 if matches!(read, Classification::Safe { .. }) && ambiguity.is_none() {
@@ -562,7 +597,7 @@ impl Proxy {
                     format!("request target cannot be forwarded: {error}"),
                 );
                 // Nothing was sent: releasing is right.
-                return (answer.render(vendor), Forwarded::NotSent);
+                return (answer.render_to(vendor, tunnel.asked()), Forwarded::NotSent);
             }
         };
 
@@ -620,7 +655,7 @@ impl Proxy {
                 } else {
                     Forwarded::NoAnswer
                 };
-                (answer.render(vendor), forwarded)
+                (answer.render_to(vendor, tunnel.asked()), forwarded)
             }
         }
     }
@@ -713,7 +748,9 @@ impl Proxy {
                 let decoded =
                     decode_for_reading(head.content_encoding, &request.body, self.max_body);
                 if let Ok(request_body) = decoded {
-                    let view = head.request_view(&tunnel.host, &request_body, &NO_FACTS);
+                    let names = adapter.read_headers();
+                    let read = read_header_values(&names, &request.headers);
+                    let view = head.request_view(&tunnel.host, &read, &request_body, &NO_FACTS);
                     // The adapter reads the answer's bytes (strict JSON
                     // by default; EC2 answers XML).
                     let learned = adapter.learn_from_answer(&view, content_type, &answer);
@@ -820,8 +857,15 @@ impl<'a> HeadView<'a> {
         }
     }
 
-    fn request_view(&self, host: &'a str, body: &'a [u8], facts: &'a Facts) -> RequestView<'a> {
+    fn request_view(
+        &self,
+        host: &'a str,
+        headers: &'a [(&'a str, &'a str)],
+        body: &'a [u8],
+        facts: &'a Facts,
+    ) -> RequestView<'a> {
         RequestView {
+            headers,
             method: self.method,
             host,
             path: self.path,
@@ -833,6 +877,19 @@ impl<'a> HeadView<'a> {
             facts,
         }
     }
+}
+
+/// The values of the read headers `names` in `headers` (text only, the
+/// first copy: [`prepare_head`] makes a request with two copies, or one
+/// that is not text, ambiguous before any adapter reads it).
+fn read_header_values<'a>(names: &[&'a str], headers: &'a HeaderMap) -> Vec<(&'a str, &'a str)> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some((*name, value))
+        })
+        .collect()
 }
 
 /// Headers that ask the vendor to execute another method than the request
@@ -861,7 +918,22 @@ const ALWAYS_READ: &[&str] = &["content-type", "content-encoding"];
 /// as RFC 9110 §7.6.1 asks: they name nothing leash reads.
 pub(crate) fn prepare_head(mut parts: Parts, reads: &[&str]) -> (Parts, Option<String>) {
     let ambiguity = head_ambiguity(&parts.headers, reads);
+    // `TE` is hop-by-hop, but `TE: trailers` says the client reads
+    // trailers, which gRPC needs (its status is a trailer) and its servers
+    // may insist on. leash streams trailers back, so it asks for them on
+    // the agent's behalf; any other TE is dropped.
+    let trailers = parts.headers.get_all(TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
     strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        parts
+            .headers
+            .insert(TE, http::HeaderValue::from_static("trailers"));
+    }
     (parts, ambiguity)
 }
 
@@ -1060,6 +1132,56 @@ mod tests {
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(headers.contains_key("x-api-version"));
         assert!(headers.contains_key("idempotency-key"));
+    }
+
+    #[test]
+    fn te_trailers_is_asked_for_on_the_agents_behalf_and_other_te_dropped() {
+        let head = |te: Option<&str>| {
+            let mut request = Request::post("https://googleads.googleapis.com/x");
+            if let Some(te) = te {
+                request = request.header("te", te);
+            }
+            let (parts, ()) = request.body(()).unwrap().into_parts();
+            let (parts, ambiguity) = prepare_head(parts, &[]);
+            assert_eq!(ambiguity, None);
+            parts
+                .headers
+                .get("te")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(head(Some("trailers")).as_deref(), Some("trailers"));
+        assert_eq!(head(Some("gzip, Trailers")).as_deref(), Some("trailers"));
+        assert_eq!(head(Some("gzip")), None);
+        assert_eq!(head(None), None);
+    }
+
+    #[test]
+    fn read_headers_reach_the_adapter_once_and_as_text() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-encoding", "gzip".parse().unwrap());
+        headers.insert("authorization", "Bearer x".parse().unwrap());
+        let read = read_header_values(&["grpc-encoding", "absent"], &headers);
+        assert_eq!(read, vec![("grpc-encoding", "gzip")]);
+    }
+
+    #[test]
+    fn a_tunnel_serving_a_request_answers_in_its_protocol() {
+        let t = Tunnel::new("a".into(), "googleads.googleapis.com".into(), 443, None);
+        assert_eq!(t.asked(), Asked::default());
+        let (parts, ()) = Request::post("/google.ads.googleads.v25.services.X/Y")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let serving = t.serving(&parts);
+        assert_eq!(
+            serving.asked(),
+            Asked {
+                path: "/google.ads.googleads.v25.services.X/Y",
+                content_type: Some("application/grpc"),
+            }
+        );
+        assert_eq!(serving.agent, "a");
     }
 
     #[test]

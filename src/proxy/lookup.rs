@@ -1,4 +1,5 @@
-//! Lookups (SPEC §4.2a): the GETs leash makes when a request leaves out
+//! Lookups (SPEC §4.2a): the GETs (or, for a vendor whose reads are POSTs,
+//! the read POSTs) leash makes when a request leaves out
 //! what its policy needs, such as a refund's currency, which is its
 //! charge's.
 //!
@@ -228,7 +229,14 @@ impl Proxy {
         scope: &Scope,
         lookup: &Lookup,
     ) -> Result<Looked, String> {
-        let what = format!("GET {}", lookup.path);
+        let method = if lookup.body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let what = format!("{method} {}", lookup.path);
+        // Keyed by path alone, like the facts: an adapter gives lookups
+        // with different bodies different paths (see `Lookup::path`).
         let key = scope.key(&lookup.path);
         if let Some(looked) = self.lookups.get(&key) {
             self.metrics.lookup(tunnel.vendor(), "cached");
@@ -251,14 +259,18 @@ impl Proxy {
             tunnel.authority(),
             scope.target(&lookup.path)
         );
-        let mut request = Request::builder().method(Method::GET).uri(uri);
+        let mut request = Request::builder().method(method).uri(uri);
+        if lookup.body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
         for (name, value) in &scope.credentials {
             request = request.header(name, value);
         }
         if let Some((name, account)) = &scope.account {
             request = request.header(name, account);
         }
-        let request = match request.body(Full::new(Bytes::new())) {
+        let body = Bytes::from(lookup.body.clone().unwrap_or_default());
+        let request = match request.body(Full::new(body)) {
             Ok(request) => request,
             Err(error) => return Err(self.failed(tunnel, &what, &error.to_string())),
         };

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use leash::config::Config;
 
 pub mod api;
+pub mod google_ads;
 /// The ledgers cap tests run on (sled, and PostgreSQL when there is one).
 pub mod pg;
 

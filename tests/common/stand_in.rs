@@ -22,6 +22,8 @@
 //! - Wise (`api.wise.com`, `api.transferwise.com`, `api.wise-sandbox.com`:
 //!   [`wise::Wise`]) and Fireblocks (`api.fireblocks.io`,
 //!   `sandbox-api.fireblocks.io`: [`fireblocks::Fireblocks`]).
+//! - Google Ads (`googleads.googleapis.com`, gRPC and REST:
+//!   [`google_ads::GoogleAds`], whose answers may carry trailers).
 //!
 //! What the Stripe stand-in does (one account, test mode, in memory):
 //!
@@ -81,6 +83,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Bytes,
+    /// Sent after the body (gRPC's `grpc-status`); `None`: no trailers.
+    pub trailers: Option<Box<HeaderMap>>,
 }
 
 impl Reply {
@@ -92,6 +96,7 @@ impl Reply {
             status,
             headers: vec![("content-type", HeaderValue::from_static("application/json"))],
             body: Bytes::from(text),
+            trailers: None,
         }
     }
 }
@@ -189,6 +194,7 @@ impl StandIn {
             Box::new(aws::Ec2::new()),
             Box::new(wise::Wise::new()),
             Box::new(fireblocks::Fireblocks::new()),
+            Box::new(google_ads::GoogleAds::new()),
         ]);
         let names: Vec<&str> = vendors
             .iter()
@@ -275,7 +281,7 @@ struct Shared {
 }
 
 impl Shared {
-    async fn serve(&self, req: Request<Incoming>, sni: Option<&str>) -> Response<Full<Bytes>> {
+    async fn serve(&self, req: Request<Incoming>, sni: Option<&str>) -> Response<ReplyBody> {
         let (parts, body) = req.into_parts();
         let host = parts
             .uri
@@ -355,7 +361,14 @@ impl Shared {
             on_answer(&answered);
         }
         lock(&self.answered).push(answered);
-        let mut response = Response::new(Full::new(reply.body));
+        let body = Full::new(reply.body);
+        let body: ReplyBody = match reply.trailers {
+            None => body.boxed(),
+            Some(trailers) => body
+                .with_trailers(std::future::ready(Some(Ok(*trailers))))
+                .boxed(),
+        };
+        let mut response = Response::new(body);
         *response.status_mut() =
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in reply.headers {
@@ -364,6 +377,9 @@ impl Shared {
         response
     }
 }
+
+/// A reply's body, with its trailers if it has any.
+type ReplyBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// `host[:port]` → the host name in lower case.
 fn host_name(host: &str) -> String {
@@ -406,6 +422,8 @@ pub mod wise;
 
 #[path = "stand_in/fireblocks.rs"]
 pub mod fireblocks;
+#[path = "stand_in/google_ads.rs"]
+pub mod google_ads;
 
 pub mod stripe {
     //! The Stripe stand-in: `api.stripe.com`.
@@ -938,6 +956,7 @@ pub mod stripe {
                     status: saved.status,
                     headers: vec![("content-type", HeaderValue::from_static("application/json"))],
                     body: saved.body.clone(),
+                    trailers: None,
                 };
                 reply
                     .headers

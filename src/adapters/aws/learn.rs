@@ -122,7 +122,11 @@ pub(super) fn wanted(call: &Call<'_, '_>) -> Vec<Lookup> {
     let mut want = |path: Option<String>, why: String| {
         if let Some(path) = path {
             if !call.req.facts.has(&path) {
-                out.push(Lookup { path, why });
+                out.push(Lookup {
+                    path,
+                    body: None,
+                    why,
+                });
             }
         }
     };

@@ -326,6 +326,7 @@ mod tests {
             content_type: Some("application/x-www-form-urlencoded; charset=utf-8"),
             idempotency_key: None,
             account: None,
+            headers: &[],
             body: b"Action=RunInstances",
             facts: &facts,
         };

@@ -44,6 +44,7 @@ pub(super) fn view<'a>(body: &'a [u8], facts: &'a Facts) -> RequestView<'a> {
         content_type: FORM,
         idempotency_key: None,
         account: Some("AKIAIOSFODNN7EXAMPLE"),
+        headers: &[],
         body,
         facts,
     }

@@ -200,6 +200,7 @@ mod tests {
             content_type: Some("application/json; charset=utf-8"),
             idempotency_key: None,
             account: Some("3f1c2b4a-0000-4000-8000-000000000001"),
+            headers: &[],
             body,
             facts: &NO_FACTS,
         }

@@ -508,6 +508,7 @@ fn lookup_or_need(
     }
     need.push(Lookup {
         path,
+        body: None,
         why: why.to_owned(),
     });
     Err(format!("{what} was not looked up"))

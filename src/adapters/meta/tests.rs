@@ -40,6 +40,7 @@ fn view<'a>(
         content_type: ct,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body,
         facts,
     }

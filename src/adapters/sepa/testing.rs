@@ -139,6 +139,7 @@ pub fn classify(
         content_type,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body,
         facts: &NO_FACTS,
     })

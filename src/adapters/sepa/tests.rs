@@ -588,6 +588,7 @@ fn the_registry_claims_the_configured_bank_hosts() {
         content_type: XML,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body: PAIN_03.as_bytes(),
         facts: &crate::intent::NO_FACTS,
     }));

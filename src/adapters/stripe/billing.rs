@@ -449,6 +449,7 @@ fn looked_up_price<'f>(
 fn price_lookup(field: &str, id: &str) -> Option<Lookup> {
     object_id(id).map(|id| Lookup {
         path: price_path(id),
+        body: None,
         why: format!(
             "`{}` references a Price; its amount and currency are looked up",
             shown_field(field)
@@ -555,6 +556,7 @@ fn line_lookups(label: &str, fields: &[(&str, &str)], spec: &LineSpec, out: &mut
             if let Some(item) = object_id(item) {
                 out.push(Lookup {
                     path: subscription_item_path(item),
+                    body: None,
                     why: "a changed subscription item keeps its current price or quantity".into(),
                 });
             }

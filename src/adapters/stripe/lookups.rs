@@ -132,6 +132,7 @@ impl Route<'_> {
         let one = |path: String, why: &str| {
             vec![Lookup {
                 path,
+                body: None,
                 why: why.to_owned(),
             }]
         };

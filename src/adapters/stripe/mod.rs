@@ -275,6 +275,7 @@ const DESTINATION_BENEFICIARY: &[&str] = &["destination"];
 ///     content_type: Some("application/x-www-form-urlencoded"),
 ///     idempotency_key: Some("order-42"),
 ///     account: None,
+///     headers: &[],
 ///     body: b"amount=1500&currency=jpy&customer=cus_1",
 ///     facts: &NO_FACTS,
 /// };
@@ -874,6 +875,7 @@ mod tests {
             content_type: FORM,
             idempotency_key: Some("idem-1"),
             account: None,
+            headers: &[],
             body,
             facts: &NO_FACTS,
         }
@@ -1851,6 +1853,7 @@ mod tests {
                 content_type: content_type.as_deref(),
                 idempotency_key: None,
                 account: None,
+                headers: &[],
                 body: &body,
                 facts: &NO_FACTS,
             };

@@ -355,6 +355,7 @@ pub(super) fn refund_lookups(form: &Form, path_charge: Option<&str>, facts: &Fac
         if !facts.has(&path) {
             return vec![Lookup {
                 path,
+                body: None,
                 why: "a refund of a PaymentIntent draws on its latest charge".into(),
             }];
         }
@@ -362,6 +363,7 @@ pub(super) fn refund_lookups(form: &Form, path_charge: Option<&str>, facts: &Fac
     match refund_charge(of, facts) {
         Some(path) => vec![Lookup {
             path,
+            body: None,
             why: "a refund's currency and refundable amount are its charge's".into(),
         }],
         None => Vec::new(),

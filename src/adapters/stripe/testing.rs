@@ -36,6 +36,7 @@ pub(super) fn request<'a>(
         content_type,
         idempotency_key: Some("idem-1"),
         account: None,
+        headers: &[],
         body,
         facts,
     }

@@ -77,6 +77,7 @@ pub(super) fn batch_lookups(req: &RequestView<'_>, profile: &str, batch: &str) -
         }
         return vec![Lookup {
             path,
+            body: None,
             why: "a batch funding carries no amount: the batch group's transfers".to_owned(),
         }];
     };
@@ -96,6 +97,7 @@ fn wanted_for_transfer(facts: &Facts, profile: &str, transfer: &str, out: &mut V
     match facts.get(&path) {
         None if !facts.has(&path) => out.push(Lookup {
             path,
+            body: None,
             why: "a funding call carries no amount: the transfer's sourceValue and sourceCurrency"
                 .to_owned(),
         }),
@@ -105,6 +107,7 @@ fn wanted_for_transfer(facts: &Facts, profile: &str, transfer: &str, out: &mut V
                 if plain_id(quote) && !facts.has(&path) {
                     out.push(Lookup {
                         path,
+                        body: None,
                         why: "the transfer states no sourceValue: its quote's sourceAmount"
                             .to_owned(),
                     });

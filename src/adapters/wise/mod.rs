@@ -295,6 +295,7 @@ pub(super) mod testing {
             content_type: Some("application/json"),
             idempotency_key: None,
             account: None,
+            headers: &[],
             body,
             facts: &NO_FACTS,
         }

@@ -76,6 +76,7 @@ fn xml(status: u16, body: String) -> Reply {
             HeaderValue::from_static("text/xml;charset=UTF-8"),
         )],
         body: Bytes::from(body),
+        trailers: None,
     }
 }
 

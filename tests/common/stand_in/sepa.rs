@@ -181,6 +181,7 @@ impl Vendor for Bank {
                         status: 204,
                         headers: Vec::new(),
                         body: Bytes::new(),
+                        trailers: None,
                     }
                 }
                 None => tpp(403, "RESOURCE_UNKNOWN", "no such payment"),
