@@ -144,7 +144,7 @@ impl Gate {
                 registry: &set.registry,
             };
             let decisions = engine::decide_request(&stack, &subjects, &ctx);
-            let deciding = engine::most_severe(&decisions).and_then(|i| decisions.get(i).cloned());
+            let deciding = engine::deciding(&decisions);
             let forward = deciding
                 .as_ref()
                 .is_some_and(|d| d.action == Action::AutoApprove || d.shadow);

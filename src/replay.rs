@@ -325,9 +325,7 @@ fn redecide(
         registry: &candidate.registry,
     };
     let decisions = engine::decide_request(&stack, &subjects, &ctx);
-    let mut decision = engine::most_severe(&decisions)
-        .and_then(|i| decisions.get(i))?
-        .clone();
+    let mut decision = engine::deciding(&decisions)?;
     // As the proxy decides: a hold nobody listed can release is refused.
     crate::holds::approvals::refuse_unreleasable(&mut decision, &candidate.approvers);
     let decision = &decision;

@@ -132,10 +132,25 @@ async fn seller_payout_batches_through_the_seed_payout_stack() {
     assert_eq!(headers["x-leash-decision"], "held");
     let text = body["tppMessages"][0]["text"].as_str().unwrap();
     assert!(text.starts_with("leash_held: "), "{text}");
+    // One hold needs every held transfer's approvals, both rules'.
+    assert!(text.contains("4 of 50 intents need approval"), "{text}");
+    assert!(
+        text.contains("for rule 30; 1 more of [lea, tom] for rule 20"),
+        "{text}"
+    );
     assert_eq!(posts(), 0);
 
     let decisions = common::decisions(&leash).await;
     let held = decisions.last().unwrap();
+    // The four are named, by position in the file (the agent's text is cut
+    // at Berlin Group's 500 characters; the hold and the chain keep it all).
+    let reason = held["details"]["reason"].as_str().unwrap();
+    for seller in [17, 25, 33, 48] {
+        assert!(
+            reason.contains(&format!("#{seller}: ")),
+            "{seller}: {reason}"
+        );
+    }
     let intents = held["intent"].as_array().unwrap();
     assert_eq!(intents.len(), 50);
     let per_intent = held["details"]["per_intent"].as_array().unwrap();

@@ -208,6 +208,67 @@ pub fn most_severe(decisions: &[Decision]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
+/// The decision of a whole request from its intents' [`decide_request`]
+/// decisions: the [most severe](most_severe) one, and — when that is a
+/// hold and several intents are held — one hold for all of them.
+///
+/// A hold released by the approvers of one held intent must not release
+/// another held intent whose rule names other approvers: the combined
+/// decision needs every held intent's approvals (each rule once), marks
+/// every rule that holds some intent as triggered in its verdicts, and its
+/// reason names each held intent by position (`#17: …`), so the approvers
+/// see all of them (a pain.001 file with four payees to check).
+pub fn deciding(decisions: &[Decision]) -> Option<Decision> {
+    let mut decision = decisions.get(most_severe(decisions)?)?.clone();
+    if decision.action != Action::RequireHuman || decision.shadow {
+        return Some(decision);
+    }
+    let held: Vec<(usize, &Decision)> = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.action == Action::RequireHuman && !d.shadow)
+        .collect();
+    if held.len() < 2 {
+        return Some(decision);
+    }
+    for (_, other) in &held {
+        for need in &other.approvals {
+            if !decision
+                .approvals
+                .iter()
+                .any(|n| n.priority == need.priority)
+            {
+                decision.approvals.push(need.clone());
+            }
+        }
+        for verdict in &other.verdicts {
+            if !(verdict.triggered && verdict.action == Action::RequireHuman && !verdict.shadow) {
+                continue;
+            }
+            match decision
+                .verdicts
+                .iter_mut()
+                .find(|v| v.priority == verdict.priority)
+            {
+                Some(mine) if !mine.triggered => *mine = verdict.clone(),
+                Some(_) => {}
+                None => decision.verdicts.push(verdict.clone()),
+            }
+        }
+    }
+    let each: Vec<String> = held
+        .iter()
+        .map(|(i, d)| format!("#{}: {}", i + 1, d.reason))
+        .collect();
+    decision.reason = format!(
+        "{} of {} intents need approval: {}",
+        held.len(),
+        decisions.len(),
+        each.join("; ")
+    );
+    Some(decision)
+}
+
 /// Re-evaluates only the non-shadow REJECT rules of the stack and returns the
 /// deciding triggered one (lowest priority number), if any.
 ///
@@ -3129,5 +3190,57 @@ mod tests {
             prop_assert_eq!(start.with_timezone(&zone).date_naive(), date);
             prop_assert!((start - TimeDelta::seconds(1)).with_timezone(&zone).naive_local() < midnight);
         }
+    }
+
+    /// Two intents held by two rules with different approvers: one hold
+    /// that needs both rules' approvals and names both intents. (Deciding
+    /// by the first held intent alone would let its approvers release the
+    /// other.)
+    #[test]
+    fn a_request_with_several_held_intents_needs_every_rules_approvers() {
+        let mut small = threshold(20, RH, range("", "100", "", ""));
+        small.approvers = vec!["maya".into()];
+        let mut big = threshold(10, RH, range("", "1000", "", ""));
+        big.approvers = vec!["finance".into()];
+        let mut stack = stack(vec![big, small]);
+        stack.default = AA;
+        let world = World::new();
+        let a = eur_intent("150");
+        let b = eur_intent("2000");
+        let c = eur_intent("5");
+        let subjects = [Subject::Spend(&c), Subject::Spend(&a), Subject::Spend(&b)];
+        let decisions = decide_request(&stack, &subjects, &world.ctx());
+        let merged = deciding(&decisions).unwrap();
+        assert_eq!(merged.action, RH);
+        let mut rules: Vec<Option<u32>> = merged.approvals.iter().map(|n| n.priority).collect();
+        rules.sort();
+        assert_eq!(rules, [Some(10), Some(20)], "{merged:?}");
+        assert!(
+            merged
+                .reason
+                .starts_with("2 of 3 intents need approval: #2: "),
+            "{}",
+            merged.reason
+        );
+        assert!(merged.reason.contains("#3: "), "{}", merged.reason);
+        let triggered: Vec<u32> = merged
+            .verdicts
+            .iter()
+            .filter(|v| v.triggered)
+            .map(|v| v.priority)
+            .collect();
+        assert!(
+            triggered.contains(&10) && triggered.contains(&20),
+            "{triggered:?}"
+        );
+        // One held intent: its own decision, unchanged.
+        let one = decide_request(&stack, &subjects[..2], &world.ctx());
+        assert_eq!(deciding(&one), Some(one[1].clone()));
+        // A reject still wins over holds.
+        let mut stop = threshold(5, RJ, range("", "1500", "", ""));
+        stop.approvers = Vec::new();
+        let stack = super::tests::stack(vec![stop, threshold(20, RH, range("", "100", "", ""))]);
+        let decisions = decide_request(&stack, &subjects, &world.ctx());
+        assert_eq!(deciding(&decisions).unwrap().action, RJ);
     }
 }

@@ -134,6 +134,7 @@ pub const SECRET_PARAMS: &[&str] = &["access_token", "appsecret_proof"];
 ///     content_type: Some("application/x-www-form-urlencoded"),
 ///     idempotency_key: None,
 ///     account: None,
+///     headers: &[],
 ///     body: b"name=Spring&daily_budget=2000&campaign_id=1202&status=PAUSED",
 ///     facts: &NO_FACTS,
 /// };
