@@ -843,6 +843,27 @@ impl<'d> Columns<'d> {
         }
         c
     }
+
+    /// The parameters `$1..$15` of [`UNNEST_SLOTS`], in its order.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+        [
+            &self.tz,
+            &self.window,
+            &self.first,
+            &self.kind,
+            &self.value,
+            &self.vendor,
+            &self.operation,
+            &self.category,
+            &self.currency,
+            &self.ends,
+            &self.rc,
+            &self.rs,
+            &self.sc,
+            &self.ss,
+            &self.latest,
+        ]
+    }
 }
 
 const UNNEST_SLOTS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[], $13::int8[], $14::text[], $15::int8[])
@@ -868,29 +889,7 @@ async fn upsert_slots(
            settled_sum = leash_slots.settled_sum + EXCLUDED.settled_sum,
            latest_ns = GREATEST(leash_slots.latest_ns, EXCLUDED.latest_ns)"
     );
-    exec(
-        client,
-        &sql,
-        &[
-            &c.tz,
-            &c.window,
-            &c.first,
-            &c.kind,
-            &c.value,
-            &c.vendor,
-            &c.operation,
-            &c.category,
-            &c.currency,
-            &c.ends,
-            &c.rc,
-            &c.rs,
-            &c.sc,
-            &c.ss,
-            &c.latest,
-        ],
-    )
-    .await
-    .map_err(db)?;
+    exec(client, &sql, &c.params()).await.map_err(db)?;
     Ok(())
 }
 
@@ -915,29 +914,7 @@ async fn update_slots(
            AND s.scope_value = d.value AND s.vendor = d.vendor AND s.operation = d.operation
            AND s.category = d.category AND s.currency = d.currency"
     );
-    exec(
-        client,
-        &sql,
-        &[
-            &c.tz,
-            &c.window,
-            &c.first,
-            &c.kind,
-            &c.value,
-            &c.vendor,
-            &c.operation,
-            &c.category,
-            &c.currency,
-            &c.ends,
-            &c.rc,
-            &c.rs,
-            &c.sc,
-            &c.ss,
-            &c.latest,
-        ],
-    )
-    .await
-    .map_err(db)?;
+    exec(client, &sql, &c.params()).await.map_err(db)?;
     Ok(())
 }
 
