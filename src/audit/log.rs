@@ -212,14 +212,16 @@ enum Durability {
     WithNext,
 }
 
-/// Where the writer sends an answer: an awaiting future or a blocked thread.
+/// Where the writer sends an answer: an awaiting future, a blocked thread,
+/// or nobody (a caller that does not wait: a failure is logged instead).
 enum Reply<T> {
     Async(oneshot::Sender<T>),
     Blocking(mpsc::SyncSender<T>),
+    Unawaited,
 }
 
-impl<T> Reply<T> {
-    fn send(self, value: T) {
+impl<T> Reply<Result<T, AuditError>> {
+    fn send(self, value: Result<T, AuditError>) {
         // A caller that went away (its future dropped) no longer needs the
         // answer; its entry is written regardless.
         match self {
@@ -228,6 +230,11 @@ impl<T> Reply<T> {
             }
             Reply::Blocking(tx) => {
                 let _ = tx.send(value);
+            }
+            Reply::Unawaited => {
+                if let Err(error) = value {
+                    tracing::error!(%error, "could not append an audit entry nobody waited for");
+                }
             }
         }
     }
@@ -351,6 +358,21 @@ impl AuditLog {
         ))?;
         rx.await
             .unwrap_or_else(|_| Err(self.inner.shared.failed_error()))
+    }
+
+    /// [`append_with_next_flush`](Self::append_with_next_flush) without
+    /// waiting for the entry's place in the chain: queued for the writer
+    /// and forgotten, so the caller needs no task of its own to wait in
+    /// (an `outcome` after every forwarded request). A failure to write it
+    /// is logged by the writer; one to queue it (an invalid entry, a failed
+    /// log) is returned here.
+    pub fn submit_with_next_flush(&self, entry: NewEntry) -> Result<(), AuditError> {
+        let prepared = self.prepare(entry)?;
+        self.send(Msg::Append(
+            prepared,
+            Durability::WithNext,
+            Reply::Unawaited,
+        ))
     }
 
     /// How many times the log flushed to disk since it opened.
@@ -1015,14 +1037,16 @@ mod tests {
             let before = log.flushes();
             let mut seqs = Vec::new();
             for i in 0..5 {
-                let appended = log
-                    .append_with_next_flush(NewEntry::outcome(format!("agent-{i}"), Some(200)))
-                    .await
-                    .unwrap();
-                seqs.push(appended.seq);
+                let entry = NewEntry::outcome(format!("agent-{i}"), Some(200));
+                if i % 2 == 0 {
+                    seqs.push(log.append_with_next_flush(entry).await.unwrap().seq);
+                } else {
+                    // Queued without waiting: still in order.
+                    log.submit_with_next_flush(entry).unwrap();
+                }
             }
             assert_eq!(log.flushes(), before, "no flush for outcomes alone");
-            assert_eq!(seqs, [1, 2, 3, 4, 5]);
+            assert_eq!(seqs, [1, 3, 5]);
             let durable = log
                 .append(NewEntry::outcome("agent-x", Some(201)))
                 .await
@@ -1038,6 +1062,11 @@ mod tests {
             .collect();
         assert_eq!(kinds.len(), 7 + usize::from(kinds.contains(&"checkpoint")));
         assert_eq!(entries[6]["seq"], 6);
+        let agents: Vec<&str> = entries[1..6]
+            .iter()
+            .map(|e| e["agent"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(agents, ["agent-0", "agent-1", "agent-2", "agent-3", "agent-4"]);
     }
 
     #[tokio::test]

@@ -452,18 +452,16 @@ impl Proxy {
 
     /// Appends the `outcome` entry of the decision `decision_seq` in the
     /// background: it follows its decision in the chain, and the agent need
-    /// not wait for it. Nor does the disk: it is durable with the next
-    /// decision's flush (or sled's own within 500 ms), so a request costs
-    /// one flush, not two. Lost in a crash, it only leaves the reservation
-    /// counted, which is what an unanswered request does anyway.
+    /// not wait for it (it is queued to the audit writer, no task spawned).
+    /// Nor does the disk: it is durable with the next decision's flush (or
+    /// sled's own within 500 ms), so a request costs one flush, not two.
+    /// Lost in a crash, it only leaves the reservation counted, which is
+    /// what an unanswered request does anyway.
     pub(super) fn record_outcome(&self, entry: NewEntry, decision_seq: u64) {
         let entry = entry.with_detail("decision_seq", decision_seq.into());
-        let audit = self.audit.clone();
-        tokio::spawn(async move {
-            if let Err(error) = audit.append_with_next_flush(entry).await {
-                tracing::error!(%error, decision_seq, "could not record an upstream outcome");
-            }
-        });
+        if let Err(error) = self.audit.submit_with_next_flush(entry) {
+            tracing::error!(%error, decision_seq, "could not record an upstream outcome");
+        }
     }
 
     /// Reads the request as the vendor adapter sees it, and fingerprints it.

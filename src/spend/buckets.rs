@@ -31,6 +31,7 @@
 //! visits the slots of its scope in its window: their number depends on how
 //! many kinds of payment an agent makes, not on how many it made.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -269,15 +270,25 @@ impl Buckets {
 
     /// Starts counting in `tz`'s windows, from `events` (the active spend:
     /// reserved or settled). Nothing happens if `tz` is counted already.
-    pub fn track<'e>(&mut self, tz: Tz, events: impl IntoIterator<Item = &'e SpendEvent>) {
+    pub fn track<E: Borrow<SpendEvent>>(&mut self, tz: Tz, events: impl IntoIterator<Item = E>) {
         if self.tracks(tz) {
             return;
         }
         let mut zone = Zone::default();
         for event in events {
+            let event = event.borrow();
             zone.each_period(tz, event.at, self.cutoff, true, |p| p.add(event));
         }
         self.zones.insert(tz, zone);
+    }
+
+    /// Stops counting in `tz`'s windows: for a zone whose [`track`] was
+    /// given only part of the spend (the read behind it failed), so that no
+    /// cap is ever answered from a partial count.
+    ///
+    /// [`track`]: Self::track
+    pub fn untrack(&mut self, tz: Tz) {
+        self.zones.remove(&tz);
     }
 
     /// The zones counted in.
@@ -484,7 +495,7 @@ mod tests {
         ) {
             let mut buckets = Buckets::new();
             for z in &first_zones {
-                buckets.track(ZONES[*z], std::iter::empty());
+                buckets.track(ZONES[*z], std::iter::empty::<SpendEvent>());
             }
             // (event, released)
             let mut events: Vec<(SpendEvent, bool)> = Vec::new();

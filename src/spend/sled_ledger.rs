@@ -83,7 +83,13 @@ impl SledLedger {
     /// Opens the ledger and counts the stored active spend into the windows
     /// of `zones` (the timezones of the caps in force; a zone first asked
     /// about later is counted then, once). Every entry is read, so a
-    /// corrupt one stops the start rather than a decision.
+    /// corrupt one stops the start rather than a decision; entries older
+    /// than any window a cap can ask about are deleted, so that neither the
+    /// file nor the next start grows with the history.
+    ///
+    /// The entries stream into the running sums one at a time: memory at
+    /// start is the sums' size (per window and kind of payment), not the
+    /// number of payments made.
     pub fn open(
         store: &Store,
         now: DateTime<Utc>,
@@ -92,9 +98,25 @@ impl SledLedger {
         let tree = store.tree("spend")?;
         let mut buckets = Buckets::new();
         buckets.advance(now);
-        let active = read_active(&tree, now)?;
         for tz in zones {
-            buckets.track(tz, &active);
+            buckets.track(tz, std::iter::empty::<SpendEvent>());
+        }
+        let mut expired = sled::Batch::default();
+        let mut expired_count = 0usize;
+        for_each_entry(&tree, |id, entry| {
+            if too_old(entry.at, now) {
+                expired.remove(&id.to_be_bytes());
+                expired_count += 1;
+            } else if entry.state != EntryState::Released {
+                buckets.add(&entry.event());
+            }
+        })?;
+        if expired_count > 0 {
+            tree.apply_batch(expired)?;
+            tracing::info!(
+                entries = expired_count,
+                "spend entries older than every cap window deleted"
+            );
         }
         Ok(Self {
             store: store.clone(),
@@ -119,10 +141,7 @@ impl SledLedger {
         // timezone): its windows are counted from the stored spend, once.
         for query in queries {
             let tz = query.period.tz;
-            if !buckets.tracks(tz) {
-                let active = read_active(&self.tree, now)?;
-                buckets.track(tz, &active);
-            }
+            track_zone(&self.tree, &mut buckets, tz, now)?;
         }
         let to_reserve = decide(&totals(&buckets, queries));
         if to_reserve.is_empty() {
@@ -172,10 +191,7 @@ impl SledLedger {
             buckets.advance(now);
             for query in queries {
                 let tz = query.period.tz;
-                if !buckets.tracks(tz) {
-                    let active = read_active(&self.tree, now)?;
-                    buckets.track(tz, &active);
-                }
+                track_zone(&self.tree, &mut buckets, tz, now)?;
             }
             queries.iter().map(|q| buckets.total(q)).collect()
         };
@@ -277,36 +293,77 @@ impl SpendLedger for SledLedger {
     }
 }
 
+/// Whether spend made at `at` is before every window a cap can still ask
+/// about at `now`.
+fn too_old(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now.checked_sub_signed(Duration::days(READ_BACK_DAYS))
+        .is_some_and(|cutoff| at < cutoff)
+}
+
+/// Runs `f` on every stored entry, in id order, one at a time.
+fn for_each_entry(
+    tree: &sled::Tree,
+    mut f: impl FnMut(u64, StoredEntry),
+) -> Result<(), StoreError> {
+    for item in tree.iter() {
+        let (key, value) = item?;
+        let id = decode_id(&key)?;
+        f(id, decode(&id, &value)?);
+    }
+    Ok(())
+}
+
+/// Starts counting in `tz`'s windows (a zone no cap asked about before: a
+/// policy reloaded with a new timezone) from the stored active spend,
+/// streamed. A read that fails leaves the zone uncounted, never half
+/// counted: a cap in it then fails closed rather than seeing less spend.
+fn track_zone(
+    tree: &sled::Tree,
+    buckets: &mut Buckets,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if buckets.tracks(tz) {
+        return Ok(());
+    }
+    let mut failed = None;
+    let active = tree
+        .iter()
+        .map_while(|item| {
+            let read = item.map_err(StoreError::from).and_then(|(key, value)| {
+                let id = decode_id(&key)?;
+                decode(&id, &value)
+            });
+            match read {
+                Ok(entry) => Some(entry),
+                Err(error) => {
+                    failed = Some(error);
+                    None
+                }
+            }
+        })
+        .filter(|entry| entry.state != EntryState::Released && !too_old(entry.at, now))
+        .map(|entry| entry.event());
+    buckets.track(tz, active);
+    match failed {
+        Some(error) => {
+            buckets.untrack(tz);
+            Err(error)
+        }
+        None => Ok(()),
+    }
+}
+
 /// The stored spend still reserved and recent enough to be in a window a
 /// cap can ask about.
 fn read_reserved(tree: &sled::Tree, now: DateTime<Utc>) -> Result<Vec<SpendEvent>, StoreError> {
-    let cutoff = now.checked_sub_signed(Duration::days(READ_BACK_DAYS));
     let mut reserved = Vec::new();
-    for item in tree.iter() {
-        let (key, value) = item?;
-        let id = decode_id(&key)?;
-        let entry = decode(&id, &value)?;
-        if entry.state == EntryState::Reserved && cutoff.is_none_or(|c| entry.at >= c) {
+    for_each_entry(tree, |_, entry| {
+        if entry.state == EntryState::Reserved && !too_old(entry.at, now) {
             reserved.push(entry.event());
         }
-    }
+    })?;
     Ok(reserved)
-}
-
-/// The stored spend that still counts (reserved or settled) and is recent
-/// enough to be in a window a cap can ask about.
-fn read_active(tree: &sled::Tree, now: DateTime<Utc>) -> Result<Vec<SpendEvent>, StoreError> {
-    let cutoff = now.checked_sub_signed(Duration::days(READ_BACK_DAYS));
-    let mut active = Vec::new();
-    for item in tree.iter() {
-        let (key, value) = item?;
-        let id = decode_id(&key)?;
-        let entry = decode(&id, &value)?;
-        if entry.state != EntryState::Released && cutoff.is_none_or(|c| entry.at >= c) {
-            active.push(entry.event());
-        }
-    }
-    Ok(active)
 }
 
 fn encode(id: u64, entry: &StoredEntry) -> Result<Vec<u8>, StoreError> {
@@ -436,5 +493,35 @@ mod tests {
         // The windows it was counted in are dropped once long over.
         let (seen, _) = decide(&ledger, old, vec![]);
         assert_eq!(seen, (Decimal::ZERO, 0));
+    }
+
+    /// Opening streams the entries into the sums and deletes those older
+    /// than any window: the next start does not read them again, and what
+    /// still counts is counted the same, in the zones given at open and in
+    /// a zone first asked about later.
+    #[test]
+    fn opening_forgets_spend_older_than_every_window_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let ancient = now - Duration::days(READ_BACK_DAYS + 1);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ledger = SledLedger::open(&store, ancient, [PARIS]).unwrap();
+            decide(&ledger, ancient, vec![event(7, ancient), event(8, ancient)]);
+            let (_, kept) = decide(&ledger, now, vec![event(30, now)]);
+            decide(&ledger, now, vec![event(12, now)]);
+            block_on(ledger.settle(&kept)).unwrap();
+            assert_eq!(ledger.tree.len(), 4);
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ledger = SledLedger::open(&store, now, [PARIS]).unwrap();
+        assert_eq!(ledger.tree.len(), 2, "the two ancient entries are gone");
+        let (seen, _) = decide(&ledger, now, vec![]);
+        assert_eq!(seen, (Decimal::from(42), 2));
+        drop(ledger);
+        let ledger = SledLedger::open(&store, now, []).unwrap();
+        let (seen, _) = decide(&ledger, now, vec![]);
+        assert_eq!(seen, (Decimal::from(42), 2));
     }
 }
