@@ -1066,7 +1066,10 @@ mod tests {
             .iter()
             .map(|e| e["agent"].as_str().unwrap_or(""))
             .collect();
-        assert_eq!(agents, ["agent-0", "agent-1", "agent-2", "agent-3", "agent-4"]);
+        assert_eq!(
+            agents,
+            ["agent-0", "agent-1", "agent-2", "agent-3", "agent-4"]
+        );
     }
 
     #[tokio::test]
