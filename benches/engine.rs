@@ -180,7 +180,7 @@ fn spend_event(at: DateTime<Utc>, n: usize) -> SpendEvent {
 fn ledger(now: DateTime<Utc>, events: usize) -> Buckets {
     let mut buckets = Buckets::new();
     buckets.advance(now);
-    buckets.track(chrono_tz::Europe::Paris, std::iter::empty());
+    buckets.track(chrono_tz::Europe::Paris, std::iter::empty::<SpendEvent>());
     let step = if events == 0 {
         0
     } else {

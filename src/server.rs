@@ -67,12 +67,36 @@ pub enum StartError {
     Notify(String),
     #[error("ledger: {0}")]
     Ledger(#[from] PgStartError),
+    #[error("{0}")]
+    Spend(#[from] crate::spend::LedgerError),
     #[error("upstream.overrides sends {host} to {target}, which is leash's own {what} listener")]
     OverrideLoop {
         host: String,
         target: SocketAddr,
         what: &'static str,
     },
+}
+
+/// Releases the embedded ledger's reservations whose request never left
+/// (reserved just before a crash, named by no durable entry of the chain:
+/// [`crate::spend::recover`]), and returns their ids.
+async fn release_unrecorded(ledger: &SledLedger, store: &Store) -> Result<Vec<u64>, StartError> {
+    let reserved = ledger.reserved_at_open();
+    let Some(since) = crate::spend::recover::read_back_to(reserved) else {
+        return Ok(Vec::new());
+    };
+    let tail = crate::audit::reservations_named_since(store, since)?;
+    let ids = crate::spend::recover::unrecorded(reserved, &tail);
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let reservation = crate::spend::Reservation { ids };
+    ledger.release(&reservation).await?;
+    tracing::warn!(
+        ids = ?reservation.ids,
+        "released reservations whose decision never reached the disk (leash stopped before forwarding them)"
+    );
+    Ok(reservation.ids)
 }
 
 /// A running leash. Dropping it stops accepting connections;
@@ -315,12 +339,19 @@ pub async fn start_with_env(
     ));
     let desk_parts = desk_parts(config, &store, admin_addr, env)?;
     let instance = config.instance_id();
+    let mut released_unrecorded = Vec::new();
     let ledger: Arc<dyn SpendLedger> = match config.ledger.kind {
-        LedgerKind::Sled => Arc::new(SledLedger::open(
-            &store,
-            chrono::Utc::now(),
-            policies.current().cap_timezones(),
-        )?),
+        LedgerKind::Sled => {
+            let ledger = SledLedger::open(
+                &store,
+                chrono::Utc::now(),
+                policies.current().cap_timezones(),
+            )?;
+            // Before the chain is opened (which may append): its tail is
+            // still the last run's.
+            released_unrecorded = release_unrecorded(&ledger, &store).await?;
+            Arc::new(ledger)
+        }
         // SPEC §11: one PostgreSQL database shared by every instance. A
         // database that does not answer yet does not stop the start: spend
         // is refused (503 leash_ledger_unavailable) until it does.
@@ -353,6 +384,7 @@ pub async fn start_with_env(
                 LedgerKind::Sled => "sled",
                 LedgerKind::Postgres => "postgres",
             },
+            "released_unrecorded": released_unrecorded,
         })))
         .await?;
     {

@@ -550,6 +550,85 @@ async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
     leash.kill();
 }
 
+/// Killed after a reservation reached the disk but before its decision
+/// did (written here by hand, as that moment is too short to hit with a
+/// signal): its request never left, so the restart releases it, says so in
+/// its `started` entry, and the cap counts only what a durable decision
+/// names (the €40 in flight), not the €30 that was never sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reservation_whose_decision_never_reached_the_disk_is_released_at_start() {
+    let ca = stripe_upstream_ca();
+    let vendor = common::silent_vendor(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leash = ChildLeash::start(dir.path(), vendor, &ca, POLICY);
+    let client = leash.client(dir.path());
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { charge(&client, 4000, "in-flight").await }
+    });
+    let admin = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN);
+    let mut decided = false;
+    for _ in 0..200 {
+        if admin.audit().await.iter().any(|e| e["kind"] == "decision") {
+            decided = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(decided, "the request was decided");
+    leash.kill();
+    let _ = in_flight.await;
+
+    // What the ledger holds if leash died between reserving €30 and
+    // writing that decision.
+    let orphan = {
+        use leash::policy::engine::SpendEvent;
+        use leash::spend::{SledLedger, SpendLedger};
+        let store = leash::store::Store::open(&dir.path().join("data")).unwrap();
+        let now = chrono::Utc::now();
+        let ledger = SledLedger::open(&store, now, [chrono_tz::UTC]).unwrap();
+        let event = SpendEvent {
+            at: now,
+            agent: "growth-agent".into(),
+            vendor: "stripe".into(),
+            operation: "payment_intent.create".into(),
+            category: "payment".into(),
+            beneficiary: Some("cus_1".into()),
+            amount: leash::money::Money::new(
+                rust_decimal::Decimal::from(30),
+                leash::money::Currency::parse("EUR").unwrap(),
+            ),
+        };
+        let mut decide = |_: &leash::policy::caps::Totals<'_>| vec![event.clone()];
+        let reservation = ledger
+            .decide_and_reserve(now, &[], &mut decide)
+            .await
+            .unwrap();
+        store.flush().unwrap();
+        assert_eq!(reservation.ids.len(), 1);
+        reservation.ids[0]
+    };
+
+    let leash = ChildLeash::spawn(dir.path());
+    let spend = admin_spend(leash.admin).await;
+    assert_eq!(spend["reserved"], "40", "{spend}");
+    assert_eq!(spend["left"], "60", "{spend}");
+    let admin = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN);
+    let entries = admin.audit().await;
+    let starts: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["kind"] == "started").collect();
+    assert_eq!(starts.len(), 2, "{entries:?}");
+    assert_eq!(
+        starts[0]["details"]["released_unrecorded"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        starts[1]["details"]["released_unrecorded"],
+        serde_json::json!([orphan])
+    );
+    leash.kill();
+}
+
 /// The growth-agent's day cap as `GET /v1/spend` serves it.
 async fn admin_spend(admin: std::net::SocketAddr) -> serde_json::Value {
     let api = common::api::AdminApi::at(admin, common::AUDITOR_TOKEN);

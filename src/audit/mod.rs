@@ -62,7 +62,7 @@ pub use checkpoint::{
 pub use entry::{Kind, NewEntry};
 pub use log::{Appended, AuditLog, CheckpointPolicy};
 pub use mask::mask_card_numbers;
-pub use read::{one_line, read_entries};
+pub use read::{one_line, read_entries, reservations_named_since, ChainTail};
 pub use verify::{verify, ChainWalk, VerifyError, VerifyReport};
 
 /// The sled tree that holds the chain.

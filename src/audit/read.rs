@@ -1,6 +1,9 @@
 //! The reading side: pages of entries (export, tail, `GET /v1/audit`) and a
 //! one-line form for humans.
 
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::entry::{key, seq_of_key};
@@ -37,6 +40,62 @@ pub fn read_entries(
         out.push(value);
     }
     Ok(out)
+}
+
+/// What the end of the chain says about spend reservations: the time of
+/// its last entry, and every reservation id that an entry written since
+/// `since` names (a `decision`'s, or a hold's release, in
+/// `details.reservation`). Read from the end backwards, stopping at the
+/// first entry older than `since`: what a restart needs to tell the
+/// reservations whose decision reached the disk from those whose decision
+/// did not (and so was never forwarded).
+pub fn reservations_named_since(
+    store: &Store,
+    since: DateTime<Utc>,
+) -> Result<ChainTail, AuditError> {
+    let tree = store.tree(TREE)?;
+    let mut tail = ChainTail::default();
+    for item in tree.iter().rev() {
+        let (k, v) = item.map_err(StoreError::from)?;
+        let seq = seq_of_key(&k).unwrap_or(u64::MAX);
+        let entry: Value = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt {
+            seq,
+            reason: format!("not JSON ({e}); run `leash audit verify`"),
+        })?;
+        let at = entry
+            .get("at")
+            .and_then(Value::as_str)
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&Utc));
+        let Some(at) = at else {
+            return Err(AuditError::Corrupt {
+                seq,
+                reason: "no valid `at`; run `leash audit verify`".to_string(),
+            });
+        };
+        tail.last_at.get_or_insert(at);
+        if at < since {
+            break;
+        }
+        let named = entry
+            .pointer("/details/reservation")
+            .and_then(Value::as_array);
+        for id in named.into_iter().flatten() {
+            if let Some(id) = id.as_u64() {
+                tail.reservations.insert(id);
+            }
+        }
+    }
+    Ok(tail)
+}
+
+/// See [`reservations_named_since`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChainTail {
+    /// When the chain's last entry was written; `None` for an empty chain.
+    pub last_at: Option<DateTime<Utc>>,
+    /// The reservation ids the entries read name.
+    pub reservations: BTreeSet<u64>,
 }
 
 /// One entry as one line for `leash audit tail`: sequence number, time (to

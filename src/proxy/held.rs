@@ -360,7 +360,7 @@ impl Proxy {
             .desk
             .off_runtime(move |store| store.mark_releasing(&id, now))
             .await;
-        let released = match released {
+        let mut released = match released {
             Ok(released) => released,
             Err(error) => {
                 self.gate.cancel(&reservation).await;
@@ -380,7 +380,13 @@ impl Proxy {
             }
         };
         // Write-ahead, as for any decision: the release is in the chain
-        // before the request leaves.
+        // before the request leaves, naming what it reserved (a restart
+        // keeps a reservation that a durable entry names, and releases one
+        // that none does: its request never left).
+        released.entries = std::mem::take(&mut released.entries)
+            .into_iter()
+            .map(|entry| entry.with_detail("reservation", reservation.ids.clone().into()))
+            .collect();
         if let Err(error) = self.desk.record(&released.entries).await {
             self.gate.cancel(&reservation).await;
             tracing::error!(hold = %hold.id, %error, "could not record a release; not forwarded");

@@ -21,6 +21,7 @@
 
 pub mod buckets;
 pub mod postgres;
+pub mod recover;
 mod sled_ledger;
 
 use std::future::Future;

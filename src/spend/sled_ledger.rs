@@ -77,6 +77,9 @@ pub struct SledLedger {
     store: Store,
     tree: sled::Tree,
     buckets: Mutex<Buckets>,
+    /// The entries that were still reserved when the ledger opened (id,
+    /// time): what [`super::recover`] checks against the chain's tail.
+    reserved_at_open: Vec<(u64, DateTime<Utc>)>,
 }
 
 impl SledLedger {
@@ -103,11 +106,15 @@ impl SledLedger {
         }
         let mut expired = sled::Batch::default();
         let mut expired_count = 0usize;
+        let mut reserved_at_open = Vec::new();
         for_each_entry(&tree, |id, entry| {
             if too_old(entry.at, now) {
                 expired.remove(&id.to_be_bytes());
                 expired_count += 1;
             } else if entry.state != EntryState::Released {
+                if entry.state == EntryState::Reserved {
+                    reserved_at_open.push((id, entry.at));
+                }
                 buckets.add(&entry.event());
             }
         })?;
@@ -122,7 +129,14 @@ impl SledLedger {
             store: store.clone(),
             tree,
             buckets: Mutex::new(buckets),
+            reserved_at_open,
         })
+    }
+
+    /// The entries that were still reserved (the vendor's answer not
+    /// recorded) when the ledger opened, as (id, time reserved).
+    pub fn reserved_at_open(&self) -> &[(u64, DateTime<Utc>)] {
+        &self.reserved_at_open
     }
 
     fn lock(&self) -> MutexGuard<'_, Buckets> {
