@@ -1,15 +1,26 @@
 //! The official SDKs through the real `leash` binary, observed from the
 //! SDK's side, and the README quickstart run as it stands.
 //!
-//! Each SDK test starts the stand-in Stripe in-process, `leash run` as a
-//! child with the shipped cs-agent stack (refunds up to €100 go through,
-//! €100 to €500 wait for a CS supervisor, €500 or more are refused; its
-//! €1,500 daily cap is never near, so no decision depends on the clock),
-//! takes the agent's environment from `leash env --format json`, and runs
-//! one script in `tests/sdk/` per SDK call. It checks what
-//! the SDK returned or raised, and that leash read exactly one request per
-//! SDK call: with `max_network_retries = 2`, a refusal that invited a retry
-//! would show up as a second request.
+//! Each SDK test starts the stand-in vendors in-process, `leash run` as a
+//! child with one stack ([`Stack`]), takes the agent's environment from
+//! `leash env --format json`, and runs one script in `tests/sdk/` per step.
+//! It checks what the SDK returned or raised, and that leash read exactly
+//! one request per SDK call: with the SDK's retries on (stripe's
+//! `max_network_retries = 2`, botocore's standard mode with 3 attempts), a
+//! refusal that invited a retry would show up as a second request.
+//!
+//! - stripe-python, stripe-node, requests: the shipped cs-agent stack
+//!   (refunds up to €100 go through, €100 to €500 wait for a CS supervisor,
+//!   €500 or more are refused; its €1,500 daily cap is never near).
+//! - boto3 (EC2): the shipped ops-agent stack with its EC2 prices (up to
+//!   $500 per intent goes through, more waits for the CTO, reserved GPU
+//!   capacity is refused; its $10,000 daily cap is never near).
+//! - facebook-business (Graph): a stack written here (under €100 goes
+//!   through, €100 to €1,000 waits for a growth lead, €1,000 or more is
+//!   refused): the shipped growth-agent stack's decisions depend on the
+//!   hour of the day.
+//!
+//! No decision depends on the clock.
 //!
 //! The SDKs come from `LEASH_SDK_CACHE` (`.ci/run` installs pinned versions
 //! into `.ci/cache`): `python/` for `PYTHONPATH`, `node/node_modules` for
@@ -27,6 +38,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use child::ChildLeash;
 use common::{TestCa, AUDITOR_TOKEN, AUDITOR_TOKEN_SHA256};
@@ -35,7 +47,8 @@ use stand_in::StandIn;
 /// cs-agent's proxy token in examples/quickstart.yaml (and here).
 const AGENT_TOKEN: &str = "dev-token-cs";
 const AGENT_TOKEN_SHA256: &str = "ac193914f13be086a4d03b67e44d6326cc41cddd1722e842897c4540e89fb348";
-/// chen, a CS supervisor.
+/// chen: a CS supervisor, the CTO and a growth lead (one approver for
+/// every stack's holds).
 const APPROVER_TOKEN: &str = "dev-token-chen";
 const APPROVER_TOKEN_SHA256: &str =
     "37dbec4b9a2bb7867987b085afb9a8ed1fab9dcae2179ce8d2af89e82eb324ff";
@@ -77,7 +90,133 @@ const INHERITED: &[&str] = &[
     "LEASH_AUDIT_TOKEN",
     "LEASH_LOG",
     "LEASH_LOG_FORMAT",
+    // boto3's own settings: another endpoint, profile, region, retry mode
+    // or credentials than the script's.
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
 ];
+
+/// The stack an SDK test runs under: the agent, its policies, its vendor.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stack {
+    /// The shipped cs-agent stack, Stripe refunds.
+    Cs,
+    /// The shipped ops-agent stack with its EC2 prices.
+    Ops,
+    /// A growth-agent stack written here, Meta ad budgets.
+    Growth,
+}
+
+/// The growth-agent stack of the facebook-business test: amounts only,
+/// none of the shipped stack's business hours.
+const GROWTH_STACK: &str = "\
+agent: growth-agent
+currency: EUR
+default: AUTO_APPROVE
+rules:
+  - priority: 10
+    type: AMOUNT_THRESHOLD
+    action: REJECT
+    amount: { gte: 1000 }
+    description: A budget of €1,000 or more is set by people
+  - priority: 20
+    type: AMOUNT_THRESHOLD
+    action: REQUIRE_HUMAN
+    amount: { gte: 100 }
+    approvers: [growth-leads]
+    description: A budget of €100 or more needs a growth lead
+";
+
+impl Stack {
+    fn agent(self) -> &'static str {
+        match self {
+            Stack::Cs => "cs-agent",
+            Stack::Ops => "ops-agent",
+            Stack::Growth => "growth-agent",
+        }
+    }
+
+    fn token(self) -> &'static str {
+        match self {
+            Stack::Cs => AGENT_TOKEN,
+            Stack::Ops => "sdk-token-ops",
+            Stack::Growth => "sdk-token-growth",
+        }
+    }
+
+    /// The adapter's name, as leash logs it for each request it reads.
+    fn vendor(self) -> &'static str {
+        match self {
+            Stack::Cs => "stripe",
+            Stack::Ops => "aws",
+            Stack::Growth => "meta",
+        }
+    }
+
+    /// The hosts the agent's SDK calls, all sent to the stand-in.
+    fn hosts(self) -> &'static [&'static str] {
+        match self {
+            Stack::Cs => &["api.stripe.com"],
+            Stack::Ops => stand_in::aws::HOSTS,
+            Stack::Growth => stand_in::meta::HOSTS,
+        }
+    }
+
+    /// The `policies:` directory, written into `dir` for a stack of this
+    /// file's.
+    fn policies(self, dir: &Path) -> PathBuf {
+        match self {
+            Stack::Cs => repo().join("policies/examples/cs-agent"),
+            Stack::Ops => repo().join("policies/examples/ops-agent"),
+            Stack::Growth => {
+                let policies = dir.join("policies");
+                std::fs::create_dir_all(&policies).unwrap();
+                std::fs::write(policies.join("growth-agent.yaml"), GROWTH_STACK).unwrap();
+                policies
+            }
+        }
+    }
+
+    /// What leash.yaml needs beyond the common part: ops-agent's
+    /// `vendors.aws` (EC2 prices), as its shipped config has them.
+    fn vendors(self) -> String {
+        match self {
+            Stack::Cs | Stack::Growth => String::new(),
+            Stack::Ops => {
+                let shipped = std::fs::read_to_string(
+                    repo().join("policies/examples/ops-agent/config/leash.yaml"),
+                )
+                .unwrap();
+                let shipped: serde_yaml::Value = serde_yaml::from_str(&shipped).unwrap();
+                let aws = shipped["vendors"]["aws"].clone();
+                assert!(aws["prices"]["p4d.24xlarge"].is_string(), "{aws:?}");
+                let mut vendors = serde_yaml::Mapping::new();
+                vendors.insert("aws".into(), aws);
+                let mut top = serde_yaml::Mapping::new();
+                top.insert("vendors".into(), serde_yaml::Value::Mapping(vendors));
+                serde_yaml::to_string(&top).unwrap()
+            }
+        }
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
 
 /// An official SDK, as the cache holds it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,6 +224,8 @@ enum Sdk {
     StripePython,
     Requests,
     StripeNode,
+    Boto3,
+    FacebookBusiness,
 }
 
 impl Sdk {
@@ -93,13 +234,35 @@ impl Sdk {
             Sdk::StripePython => "stripe-python",
             Sdk::Requests => "requests",
             Sdk::StripeNode => "stripe-node",
+            Sdk::Boto3 => "boto3",
+            Sdk::FacebookBusiness => "facebook-business",
+        }
+    }
+
+    fn stack(self) -> Stack {
+        match self {
+            Sdk::StripePython | Sdk::Requests | Sdk::StripeNode => Stack::Cs,
+            Sdk::Boto3 => Stack::Ops,
+            Sdk::FacebookBusiness => Stack::Growth,
         }
     }
 
     fn interpreter(self) -> &'static str {
         match self {
-            Sdk::StripePython | Sdk::Requests => "python3",
+            Sdk::StripePython | Sdk::Requests | Sdk::Boto3 | Sdk::FacebookBusiness => "python3",
             Sdk::StripeNode => "node",
+        }
+    }
+
+    /// Variables `leash env` prints that the script does not get, so that
+    /// the one the README names is the one that works: boto3 trusts
+    /// leash's CA through `AWS_CA_BUNDLE`, facebook-business (requests)
+    /// through `REQUESTS_CA_BUNDLE`, which overrides its bundled CA.
+    fn withheld(self) -> &'static [&'static str] {
+        match self {
+            Sdk::StripePython | Sdk::Requests | Sdk::StripeNode => &[],
+            Sdk::Boto3 => &["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"],
+            Sdk::FacebookBusiness => &["SSL_CERT_FILE", "AWS_CA_BUNDLE", "CURL_CA_BUNDLE"],
         }
     }
 
@@ -113,12 +276,14 @@ impl Sdk {
                 "node/node_modules",
                 &["stripe/package.json", "https-proxy-agent/package.json"],
             ),
+            Sdk::Boto3 => ("python", &["boto3/__init__.py", "botocore/__init__.py"]),
+            Sdk::FacebookBusiness => ("python", &["facebook_business/__init__.py"]),
         }
     }
 
     fn path_var(self) -> &'static str {
         match self {
-            Sdk::StripePython | Sdk::Requests => "PYTHONPATH",
+            Sdk::StripePython | Sdk::Requests | Sdk::Boto3 | Sdk::FacebookBusiness => "PYTHONPATH",
             Sdk::StripeNode => "NODE_PATH",
         }
     }
@@ -128,6 +293,10 @@ impl Sdk {
             Sdk::StripePython => "stripe_python.py",
             Sdk::Requests => "requests_plain.py",
             Sdk::StripeNode => "stripe_node.js",
+            Sdk::Boto3 => "boto3_ec2.py",
+            // Not facebook_business.py: the script's directory comes first on
+            // sys.path, and the script would shadow the SDK.
+            Sdk::FacebookBusiness => "facebook_graph.py",
         })
     }
 
@@ -171,24 +340,42 @@ impl Sdk {
     }
 }
 
-/// leash.yaml for the SDK tests: the shipped cs-agent stack, cs-agent with
-/// its token, the CS supervisors, a test auditor, Stripe sent to the
-/// stand-in. A held call is answered (403 leash_held) after half a second.
-fn config(listen: &str, admin: &str, stand_in: std::net::SocketAddr) -> String {
-    let policies = repo().join("policies/examples/cs-agent");
+/// leash.yaml for the SDK tests: the stack's policies, its agent with its
+/// token, chen as every group's approver (the CS supervisors, the CTO, the
+/// growth leads), a test auditor, the stack's hosts sent to the stand-in.
+/// A held call is answered (403 leash_held) after half a second.
+fn config(
+    stack: Stack,
+    policies: &Path,
+    listen: &str,
+    admin: &str,
+    stand_in: std::net::SocketAddr,
+) -> String {
+    let agent = stack.agent();
+    let token_sha256 = sha256_hex(stack.token());
+    if stack == Stack::Cs {
+        assert_eq!(token_sha256, AGENT_TOKEN_SHA256);
+    }
+    let overrides: String = stack
+        .hosts()
+        .iter()
+        .map(|host| format!("    {host}: {stand_in}\n"))
+        .collect();
     format!(
         "listen: {listen}\n\
          admin: {admin}\n\
          policies: {policies}\n\
-         agents:\n  cs-agent: {{ token_sha256: \"{AGENT_TOKEN_SHA256}\" }}\n\
+         agents:\n  {agent}: {{ token_sha256: \"{token_sha256}\" }}\n\
          passthrough: tunnel\n\
-         upstream:\n  extra_ca: upstream-ca.pem\n  overrides:\n    api.stripe.com: {stand_in}\n\
+         upstream:\n  extra_ca: upstream-ca.pem\n  overrides:\n{overrides}\
          fx:\n  base: EUR\n  rates: {{ USD: \"0.92\", GBP: \"1.17\" }}\n\
          holds: {{ wait: 500ms, ttl: 1h }}\n\
          approvers:\n  people:\n    chen: {{ token_sha256: \"{APPROVER_TOKEN_SHA256}\" }}\n    ines: {{}}\n\
-         \x20 groups:\n    cs-supervisors: [chen, ines]\n\
-         \x20 auditors:\n    test-auditor: {{ token_sha256: \"{AUDITOR_TOKEN_SHA256}\" }}\n",
+         \x20 groups:\n    cs-supervisors: [chen, ines]\n    cto: [chen]\n    growth-leads: [chen]\n\
+         \x20 auditors:\n    test-auditor: {{ token_sha256: \"{AUDITOR_TOKEN_SHA256}\" }}\n\
+         {vendors}",
         policies = policies.display(),
+        vendors = stack.vendors(),
     )
 }
 
@@ -216,10 +403,18 @@ impl Governed {
         let ca = TestCa::new("sdk conformance stand-in CA");
         let stand_in = runtime.block_on(StandIn::start(&ca));
         let dir = tempfile::tempdir().unwrap();
+        let stack = sdk.stack();
+        let policies = stack.policies(dir.path());
         std::fs::write(dir.path().join("upstream-ca.pem"), &ca.cert_pem).unwrap();
         std::fs::write(
             dir.path().join("leash.yaml"),
-            config("127.0.0.1:0", "127.0.0.1:0", stand_in.addr),
+            config(
+                stack,
+                &policies,
+                "127.0.0.1:0",
+                "127.0.0.1:0",
+                stand_in.addr,
+            ),
         )
         .unwrap();
         let leash = ChildLeash::spawn_with_log(dir.path(), "info");
@@ -229,6 +424,8 @@ impl Governed {
         std::fs::write(
             dir.path().join("agent.yaml"),
             config(
+                stack,
+                &policies,
                 &leash.proxy.to_string(),
                 &leash.admin.to_string(),
                 stand_in.addr,
@@ -241,22 +438,27 @@ impl Governed {
             "--config",
             "agent.yaml",
             "--agent",
-            "cs-agent",
+            stack.agent(),
             "--format",
             "json",
         ])
         .current_dir(dir.path())
-        .env("LEASH_AGENT_TOKEN", AGENT_TOKEN);
+        .env("LEASH_AGENT_TOKEN", stack.token());
         let output = env.output().unwrap();
         assert!(output.status.success(), "leash env: {}", text(&output));
         let agent_env: Map<String, Value> = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("leash env --format json: {e}: {}", text(&output)));
         assert_eq!(
             agent_env["HTTPS_PROXY"],
-            format!("http://cs-agent:{AGENT_TOKEN}@{}", leash.proxy),
+            format!("http://{}:{}@{}", stack.agent(), stack.token(), leash.proxy),
             "{agent_env:?}"
         );
-        for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
+        for var in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "AWS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
             let path = agent_env[var].as_str().unwrap();
             assert!(Path::new(path).is_file(), "{var}={path}");
         }
@@ -280,9 +482,18 @@ impl Governed {
             command.env_remove(var);
         }
         for (name, value) in &self.agent_env {
-            command.env(name, value.as_str().unwrap());
+            if !self.sdk.withheld().contains(&name.as_str()) {
+                command.env(name, value.as_str().unwrap());
+            }
         }
+        // No AWS config or credentials file of this machine's (boto3 reads
+        // ~/.aws otherwise): the script's own settings are the only ones.
         command
+            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-aws-credentials"),
+            )
             .env(self.sdk.path_var(), &self.sdk_dir)
             .current_dir(self.dir.path());
         let started = Instant::now();
@@ -330,9 +541,10 @@ impl Governed {
             .collect()
     }
 
-    /// How many requests to `POST /v1/refunds` leash read (its log line
-    /// per request), whatever it then did with them.
-    fn refunds_read(&self) -> usize {
+    /// How many of the agent's requests to the stack's vendor leash read
+    /// (its log line per request), whatever it then did with them.
+    fn requests_read(&self) -> usize {
+        let vendor = self.sdk.stack().vendor();
         self.leash
             .logs
             .lock()
@@ -341,41 +553,62 @@ impl Governed {
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|json| {
                 json["fields"]["message"] == "request classified"
-                    && json["fields"]["path"] == "/v1/refunds"
+                    && json["fields"]["vendor"] == vendor
             })
             .count()
     }
 
-    /// How many refunds reached the stand-in.
-    fn refunds_forwarded(&self) -> usize {
+    /// How many of the agent's `POST`s reached the stand-in at the stack's
+    /// hosts (leash's own lookups are `GET`s, and not counted).
+    fn posts_forwarded(&self) -> usize {
+        let hosts = self.sdk.stack().hosts();
         self.stand_in
             .seen()
             .iter()
-            .filter(|s| s.method == "POST" && s.path_and_query.starts_with("/v1/refunds"))
+            .filter(|s| {
+                let host = s.host.rsplit_once(':').map_or(s.host.as_str(), |(h, _)| h);
+                s.method == "POST" && hosts.contains(&host)
+            })
             .count()
     }
 
-    /// Runs `step` and checks that leash read exactly one request for it
-    /// (no SDK retry), decided it `decision` (`None`: no new decision, the
-    /// release of an approved hold) and forwarded `forwarded` of it.
+    /// Runs `step`, one SDK call, and checks that leash read exactly one
+    /// request for it (no SDK retry), decided it `decision` (`None`: no
+    /// new decision, the release of an approved hold) and forwarded
+    /// `forwarded` of it.
     fn one_call(&self, step: &str, decision: Option<&str>, forwarded: usize) -> Value {
+        self.calls(step, 1, decision.as_slice(), forwarded).0
+    }
+
+    /// Runs `step`, `sdk_calls` SDK calls, and checks that leash read
+    /// exactly one request per call (no SDK retry), wrote the audit
+    /// `decisions` for them (the release of an approved hold writes none)
+    /// and that `forwarded` of them reached the stand-in. Returns what the
+    /// script printed and the new decision entries.
+    fn calls(
+        &self,
+        step: &str,
+        sdk_calls: usize,
+        decisions: &[&str],
+        forwarded: usize,
+    ) -> (Value, Vec<Value>) {
         let (read, decided, sent) = (
-            self.refunds_read(),
+            self.requests_read(),
             self.decisions(),
-            self.refunds_forwarded(),
+            self.posts_forwarded(),
         );
         let seen = self.call(step);
         // leash's log lines reach the test through a reader thread.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.refunds_read() < read + 1 && Instant::now() < deadline {
+        while self.requests_read() < read + sdk_calls && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(100));
-        let requests = self.refunds_read() - read;
+        let requests = self.requests_read() - read;
         assert_eq!(
             requests,
-            1,
-            "{} {step}: leash read {requests} requests for one SDK call (more: the SDK retried): {seen}\n{}",
+            sdk_calls,
+            "{} {step}: leash read {requests} requests for {sdk_calls} SDK call(s) (more: the SDK retried): {seen}\n{}",
             self.sdk.name(),
             self.leash.logs()
         );
@@ -386,21 +619,25 @@ impl Governed {
             .collect();
         assert_eq!(
             kinds,
-            decision.into_iter().collect::<Vec<_>>(),
+            decisions,
             "{} {step}: audit decisions {new:?}",
             self.sdk.name()
         );
         assert_eq!(
-            self.refunds_forwarded() - sent,
+            self.posts_forwarded() - sent,
             forwarded,
-            "{} {step}: refunds the stand-in received",
+            "{} {step}: requests the stand-in received",
             self.sdk.name()
         );
         println!(
-            "  leash read 1 request, audit decision {}, {forwarded} forwarded",
-            decision.unwrap_or("none (the approved hold released)")
+            "  leash read {requests} request(s), audit decision(s) {}, {forwarded} forwarded",
+            if decisions.is_empty() {
+                "none (a retry of a held request)".to_string()
+            } else {
+                decisions.join(", ")
+            }
         );
-        seen
+        (seen, new)
     }
 
     /// chen approves `hold` through the admin API.
@@ -535,6 +772,219 @@ fn plain_requests_gets_the_refund_and_the_refusals_json_code() {
     assert_eq!(rejected["http_status"], 403, "{rejected}");
     assert_eq!(rejected["code"], "leash_rejected", "{rejected}");
     assert_eq!(rejected["type"], "invalid_request_error", "{rejected}");
+}
+
+/// The one intent of a decision entry.
+fn decided_intent(entry: &Value) -> Value {
+    match entry["intent"].as_array().map(Vec::as_slice) {
+        Some([intent]) => intent.clone(),
+        _ => panic!("one intent expected: {entry}"),
+    }
+}
+
+/// A leash refusal as botocore raises it: `ClientError` with EC2's
+/// `UnauthorizedOperation` (a code no retry mode retries) and leash's code
+/// at the start of the message, 403, and no retry: botocore's own count,
+/// `RetryAttempts`, is 0 (the test counts the requests leash read too).
+fn assert_ec2_refused(seen: &Value, operation: &str, code: &str) {
+    assert_eq!(seen["raised"], "ClientError", "{seen}");
+    assert_eq!(seen["operation"], operation, "{seen}");
+    assert_eq!(seen["code"], "UnauthorizedOperation", "{seen}");
+    assert_eq!(seen["http_status"], 403, "{seen}");
+    assert!(
+        seen["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("{code}: "))),
+        "{seen}"
+    );
+    assert_eq!(seen["retry_attempts"], 0, "{seen}");
+    assert_eq!(seen["max_attempts_reached"], false, "{seen}");
+}
+
+/// An instance boto3 saw launched, as the stand-in has it.
+fn assert_launched(leash: &Governed, seen: &Value, instance_type: &str) {
+    assert_eq!(seen["instance_type"], instance_type, "{seen}");
+    assert_eq!(seen["state"], "pending", "{seen}");
+    assert_eq!(seen["retry_attempts"], 0, "{seen}");
+    let id = seen["instance_id"].as_str().expect("InstanceId");
+    assert!(id.starts_with("i-"), "{seen}");
+    let stored = leash.stand_in.object(id).expect("the stand-in's instance");
+    assert_eq!(stored["instanceType"], instance_type, "{stored}");
+}
+
+/// boto3 against EC2 under the ops-agent stack: a t3.micro launched; a p5
+/// capacity block found (a safe read leash learns the price from) and its
+/// purchase refused as reserved GPU capacity; a p4d launch held, approved,
+/// and released by the retry with the same `ClientToken`; a g5 launch
+/// without one held, and its retries (each with a new `ClientToken`
+/// botocore drew) recognised as the same request: the same hold while it
+/// waits, released once approved.
+#[test]
+fn boto3_ec2_sees_approved_rejected_and_held_then_released() {
+    let Some(sdk_dir) = Sdk::Boto3.installed() else {
+        return;
+    };
+    let leash = Governed::start(Sdk::Boto3, sdk_dir);
+
+    let (approved, decided) = leash.calls("approved", 1, &["AUTO_APPROVE"], 1);
+    assert_launched(&leash, &approved, "t3.micro");
+    let intent = decided_intent(&decided[0]);
+    assert_eq!(intent["operation"], "RunInstances", "{intent}");
+    // $0.0104 an hour (ops-agent's price) over the 24h horizon.
+    assert_eq!(intent["amount"]["amount"], "0.2496", "{intent}");
+    assert_eq!(intent["category"], "compute", "{intent}");
+
+    // DescribeCapacityBlockOfferings is safe: forwarded, no decision.
+    let (rejected, decided) = leash.calls("rejected", 2, &["REJECT"], 1);
+    assert!(
+        rejected["offering_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("cb-")),
+        "{rejected}"
+    );
+    assert_ec2_refused(&rejected, "PurchaseCapacityBlock", "leash_rejected");
+    let intent = decided_intent(&decided[0]);
+    assert_eq!(intent["operation"], "PurchaseCapacityBlock", "{intent}");
+    // The offering's upfront fee, learned from boto3's own Describe.
+    assert_eq!(rejected["upfront_fee"], "2359.68", "{rejected}");
+    assert_eq!(intent["amount"]["amount"], "2359.68", "{intent}");
+    assert_eq!(intent["category"], "gpu_reserved_capacity", "{intent}");
+    assert_eq!(
+        leash.stand_in.object("ec2:purchases"),
+        Some(serde_json::json!([]))
+    );
+
+    let (held, decided) = leash.calls("held", 1, &["REQUIRE_HUMAN"], 0);
+    assert_ec2_refused(&held, "RunInstances", "leash_held");
+    let intent = decided_intent(&decided[0]);
+    // $32.7726 an hour over 24h: above ops-agent's $500.
+    assert_eq!(intent["amount"]["amount"], "786.5424", "{intent}");
+    assert_eq!(intent["category"], "gpu_compute", "{intent}");
+    let hold = held["hold_id"]
+        .as_str()
+        .expect("X-Leash-Hold-Id")
+        .to_string();
+    assert!(hold.starts_with("hold_"), "{held}");
+    assert!(held["message"].as_str().unwrap().contains(&hold), "{held}");
+
+    leash.approve(&hold);
+    let released = leash.one_call("retry", None, 1);
+    assert_launched(&leash, &released, "p4d.24xlarge");
+
+    let (held, decided) = leash.calls("fresh-token", 1, &["REQUIRE_HUMAN"], 0);
+    assert_ec2_refused(&held, "RunInstances", "leash_held");
+    let intent = decided_intent(&decided[0]);
+    // $1.006 an hour × 21 × 24h.
+    assert_eq!(intent["amount"]["amount"], "507.024", "{intent}");
+    let first_token = intent["idempotency_key"].clone();
+    assert!(first_token.is_string(), "botocore's ClientToken: {intent}");
+    let hold = held["hold_id"]
+        .as_str()
+        .expect("X-Leash-Hold-Id")
+        .to_string();
+    // The same call again, before approval: another ClientToken, the same
+    // hold, no second decision.
+    let again = leash.one_call("fresh-token", None, 0);
+    assert_ec2_refused(&again, "RunInstances", "leash_held");
+    assert_eq!(again["hold_id"], hold.as_str(), "{again}");
+    leash.approve(&hold);
+    let released = leash.one_call("fresh-token", None, 1);
+    assert_launched(&leash, &released, "g5.xlarge");
+    let tokens: Vec<String> = leash
+        .stand_in
+        .seen()
+        .iter()
+        .filter_map(|s| {
+            let body = String::from_utf8_lossy(&s.body).into_owned();
+            body.contains("InstanceType=g5.xlarge").then(|| {
+                form_urlencoded::parse(body.as_bytes())
+                    .find(|(k, _)| k == "ClientToken")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_ne!(
+        Some(tokens[0].as_str()),
+        first_token.as_str(),
+        "the released retry carries its own ClientToken"
+    );
+}
+
+/// A leash refusal as facebook-business raises it: `FacebookRequestError`
+/// with a permission code (200), `is_transient` false, leash's code as
+/// `error_user_title`; the SDK does not retry (it never does).
+fn assert_graph_refused(seen: &Value, code: &str) {
+    assert_eq!(seen["raised"], "FacebookRequestError", "{seen}");
+    assert_eq!(seen["http_status"], 403, "{seen}");
+    assert_eq!(seen["api_error_code"], 200, "{seen}");
+    assert_eq!(seen["api_error_type"], "OAuthException", "{seen}");
+    assert_eq!(seen["api_transient_error"], false, "{seen}");
+    assert_eq!(seen["error_user_title"], code, "{seen}");
+    assert_eq!(seen["error_user_msg"], seen["api_error_message"], "{seen}");
+    assert!(
+        seen["api_error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("leash")),
+        "{seen}"
+    );
+}
+
+/// An ad set the SDK saw created (its id: create_ad_set answers with an
+/// object holding only that), as the stand-in has it.
+fn assert_ad_set(leash: &Governed, seen: &Value, name: &str, daily_budget: &str) {
+    let id = seen["id"].as_str().expect("the ad set's id");
+    assert!(id.bytes().all(|b| b.is_ascii_digit()), "{seen}");
+    let stored = leash.stand_in.object(id).expect("the stand-in's ad set");
+    assert_eq!(stored["object_type"], "adset", "{stored}");
+    assert_eq!(stored["account_id"], "1001", "{stored}");
+    assert_eq!(stored["name"], name, "{stored}");
+    assert_eq!(stored["daily_budget"], daily_budget, "{stored}");
+}
+
+/// facebook-business against Graph: an ad set with a €20 daily budget
+/// created; the campaign's budget raised to €1,500 refused; an ad set of
+/// €250 a day held, approved, and released by the same call again (Graph
+/// has no idempotency key: leash knows the retry by its fingerprint).
+#[test]
+fn facebook_business_sees_approved_rejected_and_held_then_released() {
+    let Some(sdk_dir) = Sdk::FacebookBusiness.installed() else {
+        return;
+    };
+    let leash = Governed::start(Sdk::FacebookBusiness, sdk_dir);
+
+    let (approved, decided) = leash.calls("approved", 1, &["AUTO_APPROVE"], 1);
+    assert_ad_set(&leash, &approved, "SDK conformance approved", "2000");
+    let intent = decided_intent(&decided[0]);
+    assert_eq!(intent["operation"], "adset.create", "{intent}");
+    // 2000 at EUR's offset of 100 (act_1001's currency, looked up).
+    assert_eq!(intent["amount"]["amount"], "20.00", "{intent}");
+    assert_eq!(intent["amount"]["currency"], "EUR", "{intent}");
+
+    let (rejected, decided) = leash.calls("rejected", 1, &["REJECT"], 0);
+    assert_graph_refused(&rejected, "leash_rejected");
+    let intent = decided_intent(&decided[0]);
+    assert_eq!(intent["operation"], "object.update", "{intent}");
+    assert_eq!(intent["amount"]["amount"], "1500.00", "{intent}");
+    let campaign = leash.stand_in.object("120200000000000001").unwrap();
+    assert_eq!(campaign.get("daily_budget"), None, "{campaign}");
+
+    let held = leash.one_call("held", Some("REQUIRE_HUMAN"), 0);
+    assert_graph_refused(&held, "leash_held");
+    let hold = held["hold_id"]
+        .as_str()
+        .expect("X-Leash-Hold-Id")
+        .to_string();
+    assert!(hold.starts_with("hold_"), "{held}");
+    assert!(
+        held["api_error_message"].as_str().unwrap().contains(&hold),
+        "{held}"
+    );
+
+    leash.approve(&hold);
+    let released = leash.one_call("retry", None, 1);
+    assert_ad_set(&leash, &released, "SDK conformance held", "25000");
 }
 
 // ---------------------------------------------------------------------------
