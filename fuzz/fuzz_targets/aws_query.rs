@@ -107,6 +107,7 @@ fuzz_target!(|data: &[u8]| {
         content_type,
         idempotency_key: None,
         account: Some("AKIAIOSFODNN7EXAMPLE"),
+        headers: &[],
         body: &full,
         facts: &leash::intent::NO_FACTS,
     };

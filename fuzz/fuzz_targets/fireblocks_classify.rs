@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
         content_type,
         idempotency_key: Some("fuzz"),
         account: Some("key"),
+        headers: &[],
         body: &body,
         facts: &NO_FACTS,
     };

@@ -118,6 +118,7 @@ fuzz_target!(|data: &[u8]| {
         content_type,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body: &body,
         facts: &leash::intent::NO_FACTS,
     };

@@ -48,6 +48,7 @@ fn classify(path: &str, content_type: Option<&str>, body: &[u8]) -> Classificati
         content_type,
         idempotency_key: None,
         account: None,
+        headers: &[],
         body,
         facts: &NO_FACTS,
     })

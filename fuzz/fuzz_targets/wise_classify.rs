@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
         content_type: Some("application/json"),
         idempotency_key: None,
         account: None,
+        headers: &[],
         body,
         facts: &leash::intent::NO_FACTS,
     };

@@ -325,6 +325,8 @@ pub fn cap_queries<'a>(
     now: DateTime<Utc>,
 ) -> Vec<CapQuery<'a>> {
     let mut out: Vec<CapQuery<'a>> = Vec::new();
+    // Caps share windows (one zone, a few kinds): each computed once.
+    let mut periods: Vec<(Tz, CapWindow, Option<CapPeriod>)> = Vec::new();
     for subject in subjects {
         let Subject::Spend(intent) = subject else {
             continue;
@@ -332,7 +334,16 @@ pub fn cap_queries<'a>(
         for rule in &stack.rules {
             let rule: &'a Rule = rule.as_ref();
             if let RuleKind::DailyCap { scope, window, .. } = &rule.kind {
-                if let Ok(query) = cap_query(rule, *scope, *window, intent, now) {
+                let tz = rule.timezone;
+                let period = match periods.iter().find(|(t, w, _)| *t == tz && w == window) {
+                    Some((_, _, period)) => *period,
+                    None => {
+                        let period = CapPeriod::of(now, tz, *window);
+                        periods.push((tz, *window, period));
+                        period
+                    }
+                };
+                if let Ok(query) = cap_query(rule, *scope, period, intent) {
                     if !out.contains(&query) {
                         out.push(query);
                     }
@@ -345,12 +356,13 @@ pub fn cap_queries<'a>(
 
 /// The past spend a cap rule counts for `intent` decided at `now`, or why
 /// it cannot be said.
+/// `period` is the cap's window at the decision's clock
+/// ([`CapPeriod::of`]), `None` when it cannot be computed.
 fn cap_query<'a>(
     rule: &'a Rule,
     scope: CapScope,
-    window: CapWindow,
+    period: Option<CapPeriod>,
     intent: &'a Intent,
-    now: DateTime<Utc>,
 ) -> Result<CapQuery<'a>, String> {
     let scope = match scope {
         CapScope::Agent => ScopeKey::Agent(&intent.agent),
@@ -361,8 +373,8 @@ fn cap_query<'a>(
         },
         CapScope::Category => ScopeKey::Category(&intent.category),
     };
-    let period = CapPeriod::of(now, rule.timezone, window)
-        .ok_or_else(|| "the cap window cannot be computed for this date".to_string())?;
+    let period =
+        period.ok_or_else(|| "the cap window cannot be computed for this date".to_string())?;
     Ok(CapQuery {
         scope,
         vendors: rule.filters.vendors.as_ref(),
@@ -379,7 +391,7 @@ fn rejects_only_with_batch(
     batch: &[SpendEvent],
 ) -> Option<Verdict> {
     let mut fx = Fx::new(ctx.fx);
-    let input = Input { intent, ctx, batch };
+    let input = Input::new(intent, ctx, batch);
     sorted_rules(stack)
         .into_iter()
         .filter(|r| r.action == Action::Reject && !r.shadow)
@@ -392,6 +404,7 @@ fn rejects_only_with_batch(
 /// priority" true even for a hand-built stack.
 fn sorted_rules(stack: &MergedStack) -> Vec<&Rule> {
     let mut rules: Vec<&Rule> = stack.rules.iter().map(|r| r.as_ref()).collect();
+    // Merged stacks come sorted; a stable sort of a sorted list is one pass.
     rules.sort_by_key(|r| r.priority);
     rules
 }
@@ -442,21 +455,22 @@ fn stack_level(stack: &MergedStack, action: Action, reason: String) -> Decision 
 
 /// The currencies a rule compares an intent's amount in (none for rules
 /// that never look at the amount).
-fn amount_currencies(rule: &Rule) -> Vec<Currency> {
-    let mut out = Vec::new();
-    if let Some(range) = &rule.filters.amount {
-        out.push(range.currency.unwrap_or(rule.currency));
-    }
-    match &rule.kind {
-        RuleKind::AmountThreshold { range } => out.push(range.currency.unwrap_or(rule.currency)),
-        RuleKind::DailyCap { .. } => out.push(rule.currency),
+fn amount_currencies(rule: &Rule) -> impl Iterator<Item = Currency> {
+    let filter = rule
+        .filters
+        .amount
+        .as_ref()
+        .map(|range| range.currency.unwrap_or(rule.currency));
+    let own = match &rule.kind {
+        RuleKind::AmountThreshold { range } => Some(range.currency.unwrap_or(rule.currency)),
+        RuleKind::DailyCap { .. } => Some(rule.currency),
         RuleKind::AgentScope {
             max_amount: Some(_),
             ..
-        } => out.push(rule.currency),
-        _ => {}
-    }
-    out
+        } => Some(rule.currency),
+        _ => None,
+    };
+    filter.into_iter().chain(own)
 }
 
 fn decide_with_batch(
@@ -509,9 +523,12 @@ fn decide_with_batch(
                 }
             }
         }
-        fx = Fx::new(ctx.fx);
+        // The conversions stay remembered (the rules below make them
+        // again); the rates are recorded anew, in the order the rules use
+        // them.
+        fx.used.clear();
     }
-    let input = Input { intent, ctx, batch };
+    let input = Input::new(intent, ctx, batch);
     let rules = sorted_rules(stack);
     let verdicts: Vec<Verdict> = rules.iter().map(|r| evaluate(r, &input, &mut fx)).collect();
 
@@ -602,6 +619,31 @@ struct Input<'a> {
     ctx: &'a Context<'a>,
     /// Earlier intents of the same request, counted as spend.
     batch: &'a [SpendEvent],
+    /// The cap windows computed so far at `ctx.now`, per zone and kind:
+    /// several caps share one, and each costs timezone lookups.
+    periods: std::cell::RefCell<Vec<(Tz, CapWindow, Option<CapPeriod>)>>,
+}
+
+impl<'a> Input<'a> {
+    fn new(intent: &'a Intent, ctx: &'a Context<'a>, batch: &'a [SpendEvent]) -> Self {
+        Input {
+            intent,
+            ctx,
+            batch,
+            periods: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// [`CapPeriod::of`] at the decision's clock, remembered.
+    fn period(&self, tz: Tz, window: CapWindow) -> Option<CapPeriod> {
+        let mut periods = self.periods.borrow_mut();
+        if let Some((_, _, period)) = periods.iter().find(|(t, w, _)| *t == tz && *w == window) {
+            return *period;
+        }
+        let period = CapPeriod::of(self.ctx.now, tz, window);
+        periods.push((tz, window, period));
+        period
+    }
 }
 
 /// A three-valued fact with the words that explain it.
@@ -754,17 +796,19 @@ fn amount_in(amount: Option<Money>, to: Currency, fx: &mut Fx<'_>) -> Result<Dec
     fx.convert(amount, to)
 }
 
-/// `1,500.00 EUR`, or `100.00 USD (92.00 EUR)` when converted.
+/// `1,500.00 EUR`, or `100.00 USD (92.00 EUR)` when converted. (See
+/// [`Fx::shown`] for the remembered form a decision uses.)
 fn shown(original: Money, converted: Decimal, to: Currency) -> String {
+    let mut out = String::with_capacity(40);
     if original.currency == to {
-        fmt_money(converted, to)
+        push_money(&mut out, converted, to);
     } else {
-        format!(
-            "{} ({})",
-            fmt_money(original.amount, original.currency),
-            fmt_money(converted, to)
-        )
+        push_money(&mut out, original.amount, original.currency);
+        out.push_str(" (");
+        push_money(&mut out, converted, to);
+        out.push(')');
     }
+    out
 }
 
 /// Whether the amount lies in the range: every given bound must hold,
@@ -776,7 +820,7 @@ fn in_range(range: &AmountRange, default: Currency, amount: Option<Money>, fx: &
         Err(m) => return Tri::Missing(m),
     };
     let what = match amount {
-        Some(original) => shown(original, value, currency),
+        Some(original) => fx.shown(original, value, currency),
         None => fmt_money(value, currency),
     };
     let bounds = [
@@ -793,20 +837,33 @@ fn in_range(range: &AmountRange, default: Currency, amount: Option<Money>, fx: &
             value <= range.lte.unwrap_or_default(),
         ),
     ];
-    let mut given = Vec::new();
+    // "amount {what} ≥ a and < b", or "amount {what} not < b": built in
+    // one string, as every amount rule does on every decision.
+    let mut out = String::with_capacity(64 + what.len());
+    out.push_str("amount ");
+    out.push_str(&what);
+    let head = out.len();
+    let mut given = 0;
     for (bound, op, holds) in bounds {
         let Some(bound) = bound else { continue };
-        let text = format!("{op} {}", fmt_money(bound, currency));
         if !holds {
-            return Tri::No(format!("amount {what} not {text}"));
+            out.truncate(head);
+            out.push_str(" not ");
+            out.push_str(op);
+            out.push(' ');
+            push_money(&mut out, bound, currency);
+            return Tri::No(out);
         }
-        given.push(text);
+        out.push_str(if given == 0 { " " } else { " and " });
+        out.push_str(op);
+        out.push(' ');
+        push_money(&mut out, bound, currency);
+        given += 1;
     }
-    if given.is_empty() {
-        Tri::Yes(format!("amount {what} (range has no bound)"))
-    } else {
-        Tri::Yes(format!("amount {what} {}", given.join(" and ")))
+    if given == 0 {
+        out.push_str(" (range has no bound)");
     }
+    Tri::Yes(out)
 }
 
 /// DAILY_CAP (and its week/month windows): spent in the window + this
@@ -825,7 +882,7 @@ fn cap(
         Ok(v) => v,
         Err(m) => return Tri::Missing(m),
     };
-    let query = match cap_query(rule, scope, window, intent, input.ctx.now) {
+    let query = match cap_query(rule, scope, input.period(rule.timezone, window), intent) {
         Ok(query) => query,
         Err(m) => return Tri::Missing(m),
     };
@@ -847,12 +904,16 @@ fn cap(
         return Tri::Missing("prior spend plus this amount overflows".to_string());
     };
     let text = |op: &str| {
-        format!(
-            "spent {} + {} {op} {} {currency}",
-            fmt_number(spent, currency),
-            fmt_number(amount, currency),
-            fmt_number(limit, currency)
-        )
+        let mut out = String::with_capacity(64);
+        out.push_str("spent ");
+        push_number(&mut out, spent, currency);
+        out.push_str(" + ");
+        push_number(&mut out, amount, currency);
+        out.push(' ');
+        out.push_str(op);
+        out.push(' ');
+        push_money(&mut out, limit, currency);
+        out
     };
     if total > limit {
         Tri::Yes(text(">"))
@@ -1022,26 +1083,51 @@ fn time_window(
         // that opened the day before.
         (day_on(weekday) && t >= from) || (day_on(yesterday) && t < to)
     };
-    let to_text = if to_end_of_day {
-        "24:00".to_string()
-    } else {
-        fmt_time(to)
-    };
-    let wraps = if !to_end_of_day && to <= from {
-        " (next day)"
-    } else {
-        ""
-    };
-    let text = format!(
-        "{} {} {} is {} the window {} {}\u{2013}{}{wraps}",
-        local.format("%a %Y-%m-%d"),
-        fmt_time(t),
-        tz.name(),
-        if inside { "inside" } else { "outside" },
-        fmt_days(days),
-        fmt_time(from),
-        to_text,
+    // "Tue 2026-06-16 15:30 Europe/Paris is inside the window mon-fri
+    // 08:00–22:00", in one string: every time rule builds it on every
+    // decision.
+    const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let mut text = String::with_capacity(96);
+    text.push_str(
+        usize::try_from(weekday)
+            .ok()
+            .and_then(|i| WEEKDAYS.get(i))
+            .unwrap_or(&"?"),
     );
+    text.push(' ');
+    let year = local.year();
+    if (0..=9999).contains(&year) {
+        let year = year.unsigned_abs();
+        push_two_digits(&mut text, year / 100);
+        push_two_digits(&mut text, year % 100);
+    } else {
+        text.push_str(&year.to_string());
+    }
+    text.push('-');
+    push_two_digits(&mut text, local.month());
+    text.push('-');
+    push_two_digits(&mut text, local.day());
+    text.push(' ');
+    text.push_str(&fmt_time(t));
+    text.push(' ');
+    text.push_str(tz.name());
+    text.push_str(if inside {
+        " is inside the window "
+    } else {
+        " is outside the window "
+    });
+    text.push_str(&fmt_days(days));
+    text.push(' ');
+    text.push_str(&fmt_time(from));
+    text.push('\u{2013}');
+    if to_end_of_day {
+        text.push_str("24:00");
+    } else {
+        text.push_str(&fmt_time(to));
+        if to <= from {
+            text.push_str(" (next day)");
+        }
+    }
     let triggers = match when {
         WindowWhen::Inside => inside,
         WindowWhen::Outside => !inside,
@@ -1082,7 +1168,7 @@ fn agent_scope(
             Ok(value) if value > max => {
                 let what = intent
                     .amount
-                    .map(|m| shown(m, value, currency))
+                    .map(|m| fx.shown(m, value, currency))
                     .unwrap_or_default();
                 violations.push(format!(
                     "amount {what} > max_amount {}",
@@ -1106,9 +1192,39 @@ fn agent_scope(
 // Currency conversion
 
 /// Converts with one fx table and remembers every table rate it used.
+///
+/// It lives for one decision, and remembers the conversions it made and
+/// the amounts it showed: forty rules compare the same amount in the same
+/// two or three currencies, and a Decimal division or an amount spelled out
+/// costs more than a look through a handful of remembered ones.
 struct Fx<'a> {
     table: &'a FxTable,
     used: Vec<FxUse>,
+    converted: Vec<Converted>,
+    shown: Vec<(AmountKey, Currency, String)>,
+}
+
+/// An amount as its exact representation (`1.0` and `1.00` differ): what
+/// [`Fx`] remembers conversions by. Comparing sixteen bytes is cheaper than
+/// comparing two Decimals, and a miss only costs the work it would have
+/// saved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct AmountKey([u8; 16], Currency);
+
+impl AmountKey {
+    fn of(money: Money) -> Self {
+        AmountKey(money.amount.serialize(), money.currency)
+    }
+}
+
+/// A conversion [`Fx`] made: `amount` in `to` is `value`, by the table
+/// rates of the two currencies.
+struct Converted {
+    amount: AmountKey,
+    to: Currency,
+    value: Decimal,
+    from_rate: Decimal,
+    to_rate: Decimal,
 }
 
 impl<'a> Fx<'a> {
@@ -1116,7 +1232,21 @@ impl<'a> Fx<'a> {
         Fx {
             table,
             used: Vec::new(),
+            converted: Vec::new(),
+            shown: Vec::new(),
         }
+    }
+
+    /// [`shown`], remembered for the decision: the same amount is shown
+    /// by every rule that compares it.
+    fn shown(&mut self, original: Money, converted: Decimal, to: Currency) -> String {
+        let key = AmountKey::of(original);
+        if let Some((_, _, text)) = self.shown.iter().find(|(k, c, _)| *k == key && *c == to) {
+            return text.clone();
+        }
+        let text = shown(original, converted, to);
+        self.shown.push((key, to, text.clone()));
+        text
     }
 
     /// `1 currency = rate × base`. The base is 1 by definition (an entry
@@ -1141,6 +1271,17 @@ impl<'a> Fx<'a> {
         let from = amount.currency;
         if from == to {
             return Ok(amount.amount);
+        }
+        let key = AmountKey::of(amount);
+        if let Some(done) = self
+            .converted
+            .iter()
+            .find(|c| c.amount == key && c.to == to)
+        {
+            let (value, from_rate, to_rate) = (done.value, done.from_rate, done.to_rate);
+            self.record(from, from_rate);
+            self.record(to, to_rate);
+            return Ok(value);
         }
         let cannot = |why: String| {
             format!(
@@ -1172,6 +1313,13 @@ impl<'a> Fx<'a> {
             .ok_or_else(|| cannot("the amount overflows".to_string()))?;
         self.record(from, from_rate);
         self.record(to, to_rate);
+        self.converted.push(Converted {
+            amount: key,
+            to,
+            value,
+            from_rate,
+            to_rate,
+        });
         Ok(value)
     }
 
@@ -1201,40 +1349,88 @@ const MAX_SHOWN_DECIMALS: u32 = 8;
 /// a reason never shows `5,000.00` for 5,000.004), at most 8 (a converted
 /// amount can carry 28; display only, comparisons use the exact value).
 pub fn fmt_number(value: Decimal, currency: Currency) -> String {
+    let mut out = String::with_capacity(24);
+    push_number(&mut out, value, currency);
+    out
+}
+
+/// [`fmt_number`], appended to `out`.
+fn push_number(out: &mut String, value: Decimal, currency: Currency) {
     let exponent = currency.iso_exponent().unwrap_or(0);
     let mut v = value.normalize();
     if v.scale() > MAX_SHOWN_DECIMALS {
         v = v.round_dp(MAX_SHOWN_DECIMALS).normalize();
     }
+    // The digits of |v| × 10^decimals: the mantissa, padded with zeros to
+    // `decimals` places (and to one integer digit), spelled out by hand
+    // rather than through Decimal's Display: reasons are built on every
+    // decision, for every rule. A mantissa has at most 29 digits, the
+    // padding at most 28 + 1: 64 bytes hold any of them.
+    let scale = usize::try_from(v.scale()).unwrap_or(0);
     let decimals = usize::try_from(v.scale().max(exponent)).unwrap_or(0);
-    let plain = format!("{v:.decimals$}");
-    let (sign, digits) = match plain.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", plain.as_str()),
+    let mut buf = [b'0'; 64];
+    let mut start = buf.len().saturating_sub(decimals.saturating_sub(scale));
+    let mantissa = v.mantissa().unsigned_abs();
+    let mut digit = |d: u8| {
+        if let Some(slot) = start.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+            *slot = b'0' + d;
+            start -= 1;
+        }
     };
-    let (int, frac) = match digits.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (digits, None),
-    };
-    let mut out = String::with_capacity(plain.len() + int.len() / 3);
-    out.push_str(sign);
+    match u64::try_from(mantissa) {
+        Ok(mut n) => loop {
+            digit((n % 10) as u8);
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut n = mantissa;
+            loop {
+                digit((n % 10) as u8);
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    // At least one integer digit: the buffer is zeros already.
+    let start = start.min(buf.len().saturating_sub(decimals + 1));
+    let digits = buf.get(start..).unwrap_or_default();
+    let (int, frac) = digits.split_at(digits.len().saturating_sub(decimals));
+    out.reserve(digits.len() + int.len() / 3 + 2);
+    if v.is_sign_negative() && !v.is_zero() {
+        out.push('-');
+    }
     let len = int.len();
-    for (i, c) in int.chars().enumerate() {
+    for (i, c) in int.iter().enumerate() {
         if i > 0 && (len - i) % 3 == 0 {
             out.push(',');
         }
-        out.push(c);
+        out.push(char::from(*c));
     }
-    if let Some(frac) = frac {
+    if !frac.is_empty() {
         out.push('.');
-        out.push_str(frac);
+        for c in frac {
+            out.push(char::from(*c));
+        }
     }
-    out
 }
 
 /// `4,200.00 EUR`.
 fn fmt_money(value: Decimal, currency: Currency) -> String {
-    format!("{} {currency}", fmt_number(value, currency))
+    let mut out = String::with_capacity(28);
+    push_money(&mut out, value, currency);
+    out
+}
+
+/// [`fmt_money`], appended to `out`.
+fn push_money(out: &mut String, value: Decimal, currency: Currency) {
+    push_number(out, value, currency);
+    out.push(' ');
+    out.push_str(currency.code());
 }
 
 /// Most list items a reason spells out; a 5,000-line beneficiary file must
@@ -1243,26 +1439,43 @@ const MAX_SHOWN_ITEMS: usize = 5;
 
 /// `[a, b, c]`, or `[a, b, c, d, e, … 7 more]`.
 fn fmt_list(set: &BTreeSet<String>) -> String {
-    let mut items: Vec<&str> = set
-        .iter()
-        .take(MAX_SHOWN_ITEMS)
-        .map(String::as_str)
-        .collect();
-    let more = set.len().saturating_sub(MAX_SHOWN_ITEMS);
-    let tail = format!("\u{2026} {more} more");
-    if more > 0 {
-        items.push(&tail);
+    let mut out = String::with_capacity(64);
+    out.push('[');
+    for (i, item) in set.iter().take(MAX_SHOWN_ITEMS).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item);
     }
-    format!("[{}]", items.join(", "))
+    let more = set.len().saturating_sub(MAX_SHOWN_ITEMS);
+    if more > 0 {
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!(", \u{2026} {more} more"));
+    }
+    out.push(']');
+    out
 }
 
 /// `08:00`, or `07:59:59` when the seconds matter (at a boundary they do).
 fn fmt_time(t: NaiveTime) -> String {
-    if t.second() == 0 {
-        t.format("%H:%M").to_string()
-    } else {
-        t.format("%H:%M:%S").to_string()
+    if t.nanosecond() >= 1_000_000_000 {
+        // A leap second: chrono spells it 23:59:60.
+        return t.format("%H:%M:%S").to_string();
     }
+    let mut out = String::with_capacity(8);
+    push_two_digits(&mut out, t.hour());
+    out.push(':');
+    push_two_digits(&mut out, t.minute());
+    if t.second() != 0 {
+        out.push(':');
+        push_two_digits(&mut out, t.second());
+    }
+    out
+}
+
+/// `07`: a clock field (0–59, or an hour).
+fn push_two_digits(out: &mut String, n: u32) {
+    out.push(char::from_digit(n / 10 % 10, 10).unwrap_or('?'));
+    out.push(char::from_digit(n % 10, 10).unwrap_or('?'));
 }
 
 /// `mon-fri`, `every day`, or `[mon, wed, sat]`.
@@ -3018,6 +3231,96 @@ mod tests {
             r.priority = 5;
             r
         })
+    }
+
+    /// The spelling [`fmt_number`] had through Decimal's Display: the
+    /// reference its integer spelling must match.
+    fn fmt_number_reference(value: Decimal, currency: Currency) -> String {
+        let exponent = currency.iso_exponent().unwrap_or(0);
+        let mut v = value.normalize();
+        if v.scale() > MAX_SHOWN_DECIMALS {
+            v = v.round_dp(MAX_SHOWN_DECIMALS).normalize();
+        }
+        let decimals = usize::try_from(v.scale().max(exponent)).unwrap_or(0);
+        let plain = format!("{v:.decimals$}");
+        let (sign, digits) = match plain.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", plain.as_str()),
+        };
+        let (int, frac) = match digits.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (digits, None),
+        };
+        let mut out = String::new();
+        out.push_str(sign);
+        let len = int.len();
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (len - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if let Some(frac) = frac {
+            out.push('.');
+            out.push_str(frac);
+        }
+        out
+    }
+
+    #[test]
+    fn fmt_number_spells_amounts() {
+        let cases = [
+            ("0", "EUR", "0.00"),
+            ("-0.00", "EUR", "0.00"),
+            ("5000", "EUR", "5,000.00"),
+            ("5000.004", "EUR", "5,000.004"),
+            ("-1234567.5", "EUR", "-1,234,567.50"),
+            ("0.0062", "JPY", "0.0062"),
+            ("1500", "JPY", "1,500"),
+            ("0.001", "BHD", "0.001"),
+            ("0.123456789123", "EUR", "0.12345679"),
+            ("460.0092", "EUR", "460.0092"),
+            (
+                "79228162514264337593543950335",
+                "EUR",
+                "79,228,162,514,264,337,593,543,950,335.00",
+            ),
+        ];
+        for (value, currency, want) in cases {
+            assert_eq!(
+                fmt_number(d(value), cur(currency)),
+                want,
+                "{value} {currency}"
+            );
+        }
+    }
+
+    proptest! {
+        /// The integer spelling is the Display one, digit for digit.
+        #[test]
+        fn fmt_number_matches_its_reference(
+            mantissa in any::<i64>(),
+            scale in 0u32..=28,
+            currency in prop::sample::select(vec!["EUR", "JPY", "BHD", "USD"]),
+        ) {
+            let value = Decimal::new(mantissa, scale);
+            let currency = cur(currency);
+            prop_assert_eq!(fmt_number(value, currency), fmt_number_reference(value, currency));
+        }
+
+        /// Mantissas past 64 bits, up to Decimal's 96.
+        #[test]
+        fn fmt_number_matches_its_reference_on_wide_mantissas(
+            lo in any::<u32>(),
+            mid in any::<u32>(),
+            hi in any::<u32>(),
+            negative in any::<bool>(),
+            scale in 0u32..=28,
+        ) {
+            let value = Decimal::from_parts(lo, mid, hi, negative, scale);
+            let eur = cur("EUR");
+            prop_assert_eq!(fmt_number(value, eur), fmt_number_reference(value, eur));
+        }
     }
 
     proptest! {
