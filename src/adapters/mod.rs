@@ -67,6 +67,21 @@ pub trait Adapter: Send + Sync {
     fn idempotency_header(&self) -> Option<&str> {
         Some("idempotency-key")
     }
+    /// How an agent picks up its held request once approved, for the
+    /// `leash_held` message: by default the same request with the same
+    /// idempotency header, or, for a vendor without one, the same request
+    /// again (leash knows it by its fingerprint). A vendor whose key is in
+    /// the body says so (EC2's `ClientToken`).
+    fn resume_hint(&self) -> String {
+        match self.idempotency_header() {
+            Some(header) => format!(
+                "Retry the same request (same {}) after approval",
+                header_display(header)
+            ),
+            None => "Send the same request again after approval (leash knows it by its content)"
+                .to_string(),
+        }
+    }
     /// The header naming the account the request acts as (Stripe
     /// Connect's `Stripe-Account`), which enters the fingerprint: the same
     /// call for another account moves another account's money. Never a
@@ -686,9 +701,41 @@ fn decode_component(bytes: &[u8], offset: usize) -> Result<String, FormError> {
     String::from_utf8(out).map_err(|_| FormError::NotUtf8)
 }
 
+/// `Idempotency-Key` for `idempotency-key`: a header name as people write
+/// it (each dash-separated word capitalised).
+pub fn header_display(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if upper {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        upper = c == '-';
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A held request's message tells the agent how to come back for it,
+    /// in its vendor's terms.
+    #[test]
+    fn resume_hints_name_each_vendors_key() {
+        let registry = Registry::builtin();
+        let hint = |name: &str| registry.named(name).map(|a| a.resume_hint()).unwrap();
+        assert!(hint("stripe").contains("same Idempotency-Key"), "{}", hint("stripe"));
+        assert!(hint("aws").contains("same ClientToken"), "{}", hint("aws"));
+        assert!(hint("wise").contains("same X-idempotence-uuid"), "{}", hint("wise"));
+        for name in ["meta", "google_ads", "sepa"] {
+            assert!(hint(name).contains("again"), "{name}: {}", hint(name));
+            assert!(!hint(name).contains("Idempotency"), "{name}: {}", hint(name));
+        }
+        assert_eq!(header_display("idempotency-key"), "Idempotency-Key");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -225,8 +225,14 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let vendor = tunnel.shape();
         match hold.state_at(Utc::now()) {
-            HoldState::Pending => held_answer(&hold, self.desk.wait.as_secs().max(1))
-                .render_to(vendor, tunnel.asked()),
+            HoldState::Pending => {
+                let hint = vendor.map_or_else(
+                    || "Retry the same request after approval".to_string(),
+                    |adapter| adapter.resume_hint(),
+                );
+                held_answer(&hold, self.desk.wait.as_secs().max(1), &hint)
+                    .render_to(vendor, tunnel.asked())
+            }
             HoldState::Approved => self.release(tunnel, hold, retry).await,
             HoldState::Rejected | HoldState::Expired => {
                 closed_answer(&hold).render_to(vendor, tunnel.asked())
@@ -513,7 +519,7 @@ fn request_parts(stored: &StoredRequest) -> Result<(Parts, Bytes), String> {
 }
 
 /// 403 `leash_held` (SPEC §7): who must still approve, and the hold id.
-pub fn held_answer(hold: &Hold, retry_after_secs: u64) -> Answer {
+pub fn held_answer(hold: &Hold, retry_after_secs: u64, resume_hint: &str) -> Answer {
     let needed = hold.still_needed();
     let who = if needed.is_empty() {
         "its approvers".to_string()
@@ -525,7 +531,7 @@ pub fn held_answer(hold: &Hold, retry_after_secs: u64) -> Answer {
         "leash_held",
         "held",
         format!(
-            "leash is holding this request until it is approved (hold {}): needs {who}. Why: {}. Retry the same request (same Idempotency-Key) after approval; the hold expires at {}",
+            "leash is holding this request until it is approved (hold {}): needs {who}. Why: {}. {resume_hint}; the hold expires at {}",
             hold.id,
             hold.reason,
             rfc3339(hold.expires_at)

@@ -458,6 +458,10 @@ impl Adapter for AwsAdapter {
         None
     }
 
+    fn resume_hint(&self) -> String {
+        "Retry the same request (same ClientToken) after approval".to_string()
+    }
+
     fn account_header(&self) -> Option<&str> {
         Some("authorization")
     }

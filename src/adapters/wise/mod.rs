@@ -137,6 +137,11 @@ impl Adapter for WiseAdapter {
         Some("x-idempotence-uuid")
     }
 
+    /// Spelled as Wise's documentation spells it.
+    fn resume_hint(&self) -> String {
+        "Retry the same request (same X-idempotence-uuid) after approval".to_string()
+    }
+
     fn learns_from(&self, req: &RequestView<'_>) -> bool {
         learn::learns_from(req)
     }
