@@ -727,12 +727,24 @@ mod tests {
     fn resume_hints_name_each_vendors_key() {
         let registry = Registry::builtin();
         let hint = |name: &str| registry.named(name).map(|a| a.resume_hint()).unwrap();
-        assert!(hint("stripe").contains("same Idempotency-Key"), "{}", hint("stripe"));
+        assert!(
+            hint("stripe").contains("same Idempotency-Key"),
+            "{}",
+            hint("stripe")
+        );
         assert!(hint("aws").contains("same ClientToken"), "{}", hint("aws"));
-        assert!(hint("wise").contains("same X-idempotence-uuid"), "{}", hint("wise"));
+        assert!(
+            hint("wise").contains("same X-idempotence-uuid"),
+            "{}",
+            hint("wise")
+        );
         for name in ["meta", "google_ads", "sepa"] {
             assert!(hint(name).contains("again"), "{name}: {}", hint(name));
-            assert!(!hint(name).contains("Idempotency"), "{name}: {}", hint(name));
+            assert!(
+                !hint(name).contains("Idempotency"),
+                "{name}: {}",
+                hint(name)
+            );
         }
         assert_eq!(header_display("idempotency-key"), "Idempotency-Key");
     }
