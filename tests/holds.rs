@@ -186,13 +186,25 @@ async fn released_within_wait_goes_upstream_once_on_the_same_connection() {
             ("hold_resolved", "released", "maya", "api"),
         ])
     );
-    let outcome = admin
-        .audit()
-        .await
-        .into_iter()
+    let entries = admin.audit().await;
+    let outcome = entries
+        .iter()
         .find(|e| e["kind"] == "outcome" && e["details"]["hold_id"] == id.as_str())
         .expect("an outcome entry for the released request");
     assert_eq!(outcome["upstream_status"], 200);
+    // The release names what it reserved, before the request left (a
+    // restart keeps a reservation a durable entry names).
+    let releasing = entries
+        .iter()
+        .find(|e| {
+            e["kind"] == "hold_resolved"
+                && e["decision"] == "releasing"
+                && e["details"]["hold_id"] == id.as_str()
+        })
+        .expect("the releasing entry");
+    let named = releasing["details"]["reservation"].as_array().unwrap();
+    assert_eq!(named.len(), 1, "{releasing}");
+    assert!(named[0].is_u64(), "{releasing}");
 
     // The webhook: one signed event, with the hold, callbacks and checkpoint.
     let events = receiver.seen();

@@ -68,34 +68,54 @@ pub fn reservations_named_since(
             .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
             .map(|at| at.with_timezone(&Utc));
         let Some(at) = at else {
-            return Err(AuditError::Corrupt {
-                seq,
-                reason: "no valid `at`; run `leash audit verify`".to_string(),
-            });
+            // Not a chain this reading can judge by: say nothing rather
+            // than guess (`leash audit verify` says what is wrong with it).
+            tail.complete = false;
+            return Ok(tail);
         };
         tail.last_at.get_or_insert(at);
         if at < since {
             break;
         }
-        let named = entry
-            .pointer("/details/reservation")
-            .and_then(Value::as_array);
-        for id in named.into_iter().flatten() {
-            if let Some(id) = id.as_u64() {
-                tail.reservations.insert(id);
+        let named = entry.pointer("/details/reservation");
+        if let Some(named) = named.and_then(Value::as_array) {
+            for id in named {
+                if let Some(id) = id.as_u64() {
+                    tail.reservations.insert(id);
+                }
             }
+        } else if entry.get("kind").and_then(Value::as_str) == Some("hold_resolved")
+            && entry.get("decision").and_then(Value::as_str) == Some("releasing")
+        {
+            // A release written by a leash that did not yet name its
+            // reservation: what it reserved cannot be told apart.
+            tail.complete = false;
         }
     }
     Ok(tail)
 }
 
 /// See [`reservations_named_since`].
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTail {
     /// When the chain's last entry was written; `None` for an empty chain.
     pub last_at: Option<DateTime<Utc>>,
     /// The reservation ids the entries read name.
     pub reservations: BTreeSet<u64>,
+    /// Every entry read could be judged: each has a time, and every
+    /// release names what it reserved. When not, nothing may be released
+    /// on the tail's word.
+    pub complete: bool,
+}
+
+impl Default for ChainTail {
+    fn default() -> Self {
+        ChainTail {
+            last_at: None,
+            reservations: BTreeSet::new(),
+            complete: true,
+        }
+    }
 }
 
 /// One entry as one line for `leash audit tail`: sequence number, time (to

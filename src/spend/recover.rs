@@ -43,8 +43,12 @@ pub fn read_back_to(reserved: &[(u64, DateTime<Utc>)]) -> Option<DateTime<Utc>> 
 /// The reservations of `reserved` whose request never left: made within
 /// [`RECENT`] of both the newest reservation and the chain's last entry,
 /// and named by no entry of `tail` (read back to [`read_back_to`]). An
-/// empty chain judges nothing.
+/// empty chain, or one whose tail could not be read whole
+/// ([`ChainTail::complete`]), judges nothing.
 pub fn unrecorded(reserved: &[(u64, DateTime<Utc>)], tail: &ChainTail) -> Vec<u64> {
+    if !tail.complete {
+        return Vec::new();
+    }
     let (Some(newest), Some(last_at)) = (reserved.iter().map(|(_, at)| *at).max(), tail.last_at)
     else {
         return Vec::new();
@@ -71,6 +75,7 @@ mod tests {
         ChainTail {
             last_at: Some(t(last)),
             reservations: named.iter().copied().collect(),
+            complete: true,
         }
     }
 
@@ -95,6 +100,17 @@ mod tests {
         let reserved = [(3, t(0))];
         assert!(unrecorded(&reserved, &tail(600, &[])).is_empty());
         assert_eq!(unrecorded(&reserved, &tail(30, &[])), [3]);
+    }
+
+    /// A tail with an entry it cannot judge by (a release that does not
+    /// name its reservation, written by an older leash) releases nothing.
+    #[test]
+    fn an_incomplete_tail_judges_nothing() {
+        let reserved = [(8, t(1001))];
+        let mut incomplete = tail(1001, &[]);
+        assert_eq!(unrecorded(&reserved, &incomplete), [8]);
+        incomplete.complete = false;
+        assert!(unrecorded(&reserved, &incomplete).is_empty());
     }
 
     #[test]
