@@ -36,11 +36,12 @@ use std::time::{Duration, Instant};
 use common::{TestCa, Upstream};
 
 const USAGE: &str =
-    "usage: bench [--requests N] [--concurrency C[,C...]] [--prior N] [--leash PATH]
+    "usage: bench [--requests N] [--concurrency C[,C...]] [--prior N] [--db-cache SIZE] [--leash PATH]
 
   --requests N       requests per path and concurrency (default 20000)
   --concurrency LIST concurrent clients, comma-separated (default 1,32,128)
   --prior N          settled spend events written into the ledger first (default 0)
+  --db-cache SIZE    leash's limits.db_cache, e.g. 16MiB (default: leash's, 64MiB)
   --leash PATH       the leash binary (default: target/release/leash beside this example)";
 
 /// Four rules, all evaluated for every request, none firing: a DAILY_CAP
@@ -83,6 +84,7 @@ struct Args {
     requests: usize,
     concurrency: Vec<usize>,
     prior: usize,
+    db_cache: Option<String>,
     leash: PathBuf,
 }
 
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
         requests: 20_000,
         concurrency: vec![1, 32, 128],
         prior: 0,
+        db_cache: None,
         leash: default_leash,
     };
     let mut it = std::env::args().skip(1);
@@ -114,6 +117,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--prior" => args.prior = number("--prior", value("--prior")?)?,
             "--leash" => args.leash = PathBuf::from(value("--leash")?),
+            "--db-cache" => args.db_cache = Some(value("--db-cache")?),
             "--help" | "-h" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -227,7 +231,12 @@ fn start_leash(binary: &Path, dir: &Path) -> Result<Leash, String> {
 }
 
 /// Writes leash.yaml and the stack into `dir`.
-fn write_config(dir: &Path, upstream: SocketAddr, ca: &TestCa) -> Result<(), String> {
+fn write_config(
+    dir: &Path,
+    upstream: SocketAddr,
+    ca: &TestCa,
+    db_cache: Option<&str>,
+) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     std::fs::create_dir_all(dir.join("policies")).map_err(io)?;
     std::fs::write(dir.join("policies/bench.yaml"), STACK).map_err(io)?;
@@ -237,7 +246,10 @@ fn write_config(dir: &Path, upstream: SocketAddr, ca: &TestCa) -> Result<(), Str
         format!(
             "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndefault_agent: growth-agent\n\
              upstream:\n  overrides:\n    api.stripe.com: {upstream}\n  extra_ca: upstream-ca.pem\n\
-             approvers:\n  people:\n    maya: {{}}\n"
+             approvers:\n  people:\n    maya: {{}}\n{limits}",
+            limits = db_cache
+                .map(|size| format!("limits:\n  db_cache: {size}\n"))
+                .unwrap_or_default()
         ),
     )
     .map_err(io)
@@ -385,7 +397,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ca = TestCa::new("bench upstream CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    write_config(dir.path(), upstream.addr, &ca)?;
+    write_config(dir.path(), upstream.addr, &ca, args.db_cache.as_deref())?;
     if args.prior > 0 {
         write_prior_spend(dir.path(), args.prior).await?;
     }
