@@ -507,22 +507,15 @@ async fn replay_counts_the_spend_of_released_holds() {
     );
 }
 
-/// Killed between a decision and its outcome: the reservation was durable
-/// with the decision, so after the restart the cap still counts it (the
-/// money may have moved) — never lost, never counted twice.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
+/// Runs leash in `dir` in front of a vendor that never answers, sends a
+/// €40 charge (approved, decided, on its way), waits for its decision to be
+/// in the chain, and kills leash with SIGKILL.
+async fn kill_with_40_euros_in_flight(dir: &Path) {
     let ca = stripe_upstream_ca();
     let vendor = common::silent_vendor(&ca).await;
-    let dir = tempfile::tempdir().unwrap();
-    let leash = ChildLeash::start(dir.path(), vendor, &ca, POLICY);
-    let client = leash.client(dir.path());
-    // €40: approved, decided, on its way to a vendor that never answers.
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { charge(&client, 4000, "in-flight").await }
-    });
-    // Wait for the decision to be in the chain, then kill.
+    let leash = ChildLeash::start(dir, vendor, &ca, POLICY);
+    let client = leash.client(dir);
+    let in_flight = tokio::spawn(async move { charge(&client, 4000, "in-flight").await });
     let admin = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN);
     let mut decided = false;
     for _ in 0..200 {
@@ -535,6 +528,15 @@ async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
     assert!(decided, "the request was decided");
     leash.kill();
     let _ = in_flight.await;
+}
+
+/// Killed between a decision and its outcome: the reservation was durable
+/// with the decision, so after the restart the cap still counts it (the
+/// money may have moved) — never lost, never counted twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    kill_with_40_euros_in_flight(dir.path()).await;
 
     // Restarted on the same data: €40 still counts against the €100 cap.
     let leash = ChildLeash::spawn(dir.path());
@@ -557,27 +559,8 @@ async fn a_kill_between_decision_and_outcome_keeps_the_reservation_counted() {
 /// names (the €40 in flight), not the €30 that was never sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reservation_whose_decision_never_reached_the_disk_is_released_at_start() {
-    let ca = stripe_upstream_ca();
-    let vendor = common::silent_vendor(&ca).await;
     let dir = tempfile::tempdir().unwrap();
-    let leash = ChildLeash::start(dir.path(), vendor, &ca, POLICY);
-    let client = leash.client(dir.path());
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { charge(&client, 4000, "in-flight").await }
-    });
-    let admin = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN);
-    let mut decided = false;
-    for _ in 0..200 {
-        if admin.audit().await.iter().any(|e| e["kind"] == "decision") {
-            decided = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(decided, "the request was decided");
-    leash.kill();
-    let _ = in_flight.await;
+    kill_with_40_euros_in_flight(dir.path()).await;
 
     // What the ledger holds if leash died between reserving €30 and
     // writing that decision.

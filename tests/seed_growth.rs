@@ -259,18 +259,10 @@ fn posts(vendors: &stand_in::StandIn) -> usize {
 }
 
 async fn holds(leash: &Harness) -> Value {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{}/v1/holds", leash.running.admin_addr))
-        .bearer_auth(MAYA)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let admin = common::api::AdminApi::at(leash.running.admin_addr, MAYA);
+    let (status, holds) = admin.get(MAYA, "/v1/holds").await;
+    assert_eq!(status, 200, "{holds}");
+    holds
 }
 
 #[tokio::test(flavor = "multi_thread")]
