@@ -147,6 +147,11 @@ pub struct AuditConfig {
     /// get there. `0` turns the floor off.
     #[serde(deserialize_with = "byte_size_or_off")]
     pub min_free_space: u64,
+    /// Entries per sealed segment of the chain: once the database holds
+    /// twice this many, the oldest this many move to a JSON Lines file in
+    /// `data_dir/audit-archive`, so memory does not grow with the chain.
+    /// `0` keeps the whole chain in the database.
+    pub segment_entries: u64,
 }
 
 impl Default for AuditConfig {
@@ -155,6 +160,7 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(10),
             min_free_space: 128 * 1024 * 1024,
+            segment_entries: crate::audit::DEFAULT_SEGMENT_ENTRIES,
         }
     }
 }
@@ -465,7 +471,7 @@ pub struct Limits {
 }
 
 /// [`Limits::db_cache`]'s default.
-pub const DEFAULT_DB_CACHE: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_DB_CACHE: u64 = 16 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -1897,9 +1903,9 @@ custom_vendors: []                   # see §4.4
 
     #[test]
     fn db_cache() {
-        assert_eq!(Config::default().limits.db_cache, 64 * 1024 * 1024);
-        let c = parse("limits: { db_cache: 16MiB }\n").unwrap();
-        assert_eq!(c.limits.db_cache, 16 * 1024 * 1024);
+        assert_eq!(Config::default().limits.db_cache, 16 * 1024 * 1024);
+        let c = parse("limits: { db_cache: 64MiB }\n").unwrap();
+        assert_eq!(c.limits.db_cache, 64 * 1024 * 1024);
         let (l, _, m) = fails("limits:\n  db_cache: 0\n");
         assert_eq!(l, 2, "{m}");
     }

@@ -371,6 +371,7 @@ pub async fn start_with_env(
         config.data_dir.join("checkpoint"),
     )?;
     audit.set_min_free_space(config.audit.min_free_space);
+    audit.set_segment_entries(config.audit.segment_entries);
     // Every entry names the instance that wrote it (several chains, one
     // shared ledger: SPEC §11).
     audit.set_instance(&instance);

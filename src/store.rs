@@ -156,20 +156,25 @@ impl Store {
         })
     }
 
-    /// Inserts every `(key, value)` pair into `tree` as one atomic batch:
-    /// after a crash either all of them are there or none is.
+    /// Inserts every `(key, value)` pair into `tree` and removes every key
+    /// of `removals`, as one atomic batch: after a crash either all of it
+    /// happened or none did.
     ///
     /// The audit chain relies on this: a group of entries written together
     /// must never leave a gap, so a recovered chain always ends at the last
     /// whole group. (Durability still needs [`Store::flush`].)
-    pub fn insert_batch(
+    pub fn write_batch(
         &self,
         tree: &sled::Tree,
         items: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        removals: impl IntoIterator<Item = Vec<u8>>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (key, value) in items {
             batch.insert(key, value);
+        }
+        for key in removals {
+            batch.remove(key);
         }
         tree.apply_batch(batch)?;
         Ok(())

@@ -33,10 +33,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::archive::{Chain, ReadError, Sealer, DEFAULT_SEGMENT_ENTRIES};
 use super::checkpoint::{parse_checkpoint_file, write_note, Checkpoint, PublicKey, SigningKey};
-use super::entry::{
-    format_at, key, parse_hash, seq_of_key, Hash, Kind, NewEntry, Prepared, GENESIS,
-};
+use super::entry::{format_at, key, parse_hash, Hash, Kind, NewEntry, Prepared, GENESIS};
 use super::{AuditError, TREE};
 use crate::store::Store;
 
@@ -129,6 +128,9 @@ struct Shared {
     min_free_space: AtomicU64,
     /// Flushes to disk so far.
     flushes: AtomicU64,
+    /// Entries per sealed segment (`audit.segment_entries`; 0: the whole
+    /// chain stays in the database). Set at open.
+    segment_entries: AtomicU64,
     /// The instance id written into every appended entry's
     /// `details.instance` (SPEC §11), once set.
     instance: Mutex<Option<String>>,
@@ -267,8 +269,10 @@ impl AuditLog {
         let claim = store.claim(TREE).ok_or(AuditError::AlreadyOpen)?;
         let key = SigningKey::load_or_create(signing_key_path)?;
         let tree = store.tree(TREE)?;
-        let resume = Resume::read(&tree)?;
-        check_note_against_chain(&checkpoint_file, &tree, resume.next_seq)?;
+        let chain = Chain::open(store).map_err(read_error)?;
+        let resume = Resume::read(&chain)?;
+        check_note_against_chain(&checkpoint_file, &chain, resume.next_seq)?;
+        let (sealer, forget_from) = Sealer::start(store, &tree).map_err(AuditError::Seal)?;
         if let Some(latest) = &resume.latest {
             if latest.key_id != key.public().key_id() {
                 tracing::warn!(
@@ -287,6 +291,9 @@ impl AuditLog {
 
         let shared = Arc::new(Shared::default());
         shared.entries.store(resume.next_seq, Ordering::SeqCst);
+        shared
+            .segment_entries
+            .store(DEFAULT_SEGMENT_ENTRIES, Ordering::SeqCst);
         *shared.latest.lock().unwrap_or_else(|p| p.into_inner()) = resume.latest.clone();
         let public_key = key.public();
         let writer = Writer {
@@ -301,6 +308,8 @@ impl AuditLog {
             uncovered_since: (resume.uncovered > 0).then(Instant::now),
             shared: Arc::clone(&shared),
             free_space: std::cell::Cell::new(None),
+            sealer,
+            forget_from,
             _claim: claim,
         };
         let (tx, rx) = mpsc::channel();
@@ -442,6 +451,16 @@ impl AuditLog {
             .store(bytes, Ordering::SeqCst);
     }
 
+    /// Keep between `entries` and twice that many entries in the database,
+    /// sealing older ones into segment files (`audit.segment_entries`; 0
+    /// keeps the whole chain in the database). See [`super::archive`].
+    pub fn set_segment_entries(&self, entries: u64) {
+        self.inner
+            .shared
+            .segment_entries
+            .store(entries, Ordering::SeqCst);
+    }
+
     fn check_healthy(&self) -> Result<(), AuditError> {
         if self.is_healthy() {
             Ok(())
@@ -533,8 +552,9 @@ struct Stored {
 }
 
 impl Resume {
-    fn read(tree: &sled::Tree) -> Result<Self, AuditError> {
-        let Some((k, v)) = tree.last().map_err(crate::store::StoreError::from)? else {
+    fn read(chain: &Chain) -> Result<Self, AuditError> {
+        let mut backward = chain.backward().map_err(read_error)?;
+        let Some((seq, v)) = backward.next().transpose().map_err(read_error)? else {
             return Ok(Self {
                 next_seq: 0,
                 head: GENESIS,
@@ -543,15 +563,6 @@ impl Resume {
             });
         };
         let corrupt = |seq: u64, reason: String| AuditError::Corrupt { seq, reason };
-        let seq = seq_of_key(&k).ok_or_else(|| {
-            corrupt(
-                0,
-                format!(
-                    "the last key in the audit tree ({}) is not a sequence number",
-                    hex::encode(&k)
-                ),
-            )
-        })?;
         let last: Stored = serde_json::from_slice(&v).map_err(|e| {
             corrupt(
                 seq,
@@ -581,8 +592,8 @@ impl Resume {
         // unreadable on the way is left to `verify` to report.
         let mut uncovered = 0;
         let mut latest = None;
-        for item in tree.iter().rev() {
-            let (_, value) = item.map_err(crate::store::StoreError::from)?;
+        for item in std::iter::once(Ok((seq, v))).chain(backward) {
+            let (_, value) = item.map_err(read_error)?;
             let Ok(entry) = serde_json::from_slice::<Stored>(&value) else {
                 uncovered += 1;
                 continue;
@@ -608,11 +619,19 @@ impl Resume {
     }
 }
 
+/// A read of the chain that failed, as the log reports it.
+pub(super) fn read_error(error: ReadError) -> AuditError {
+    match error {
+        ReadError::Store(e) => AuditError::Store(e),
+        other => AuditError::Read(other),
+    }
+}
+
 /// Refuses to continue a chain that lost or changed entries the last note
 /// vouched for (see [`AuditLog::open`]).
 fn check_note_against_chain(
     note_path: &Path,
-    tree: &sled::Tree,
+    chain: &Chain,
     next_seq: u64,
 ) -> Result<(), AuditError> {
     let text = match std::fs::read_to_string(note_path) {
@@ -639,9 +658,9 @@ fn check_note_against_chain(
             entries: next_seq,
         });
     }
-    let found = tree
-        .get(key(note.seq))
-        .map_err(crate::store::StoreError::from)?
+    let found = chain
+        .get(note.seq)
+        .map_err(read_error)?
         .and_then(|v| serde_json::from_slice::<Stored>(&v).ok())
         .map(|s| s.hash);
     if found.as_deref() != Some(note.hash.as_str()) {
@@ -674,6 +693,13 @@ struct Writer {
     /// load it stalled groups by tens of milliseconds at the 99th
     /// percentile).
     free_space: std::cell::Cell<Option<(Instant, u64)>>,
+    /// Moves the oldest entries out of the tree (declared before the
+    /// claim: dropped, and its thread joined, while the writer still holds
+    /// the chain).
+    sealer: Sealer,
+    /// The first entry still in the tree: sealed entries from here on
+    /// leave it with the next batches.
+    forget_from: u64,
     /// This writer is the chain's only one while it runs.
     _claim: crate::store::Claim,
 }
@@ -924,10 +950,22 @@ impl Writer {
             return Ok(appended);
         }
 
-        self.write(items, durable || checkpoint.is_some())?;
+        // Sealed entries leave the tree alongside: twice as many as come in,
+        // so the tree shrinks back between seals.
+        let at_most = u64::try_from(items.len().saturating_mul(2))
+            .unwrap_or(u64::MAX)
+            .max(64);
+        let forget = self.sealer.forgettable(self.forget_from, at_most);
+        self.write(items, forget.clone(), durable || checkpoint.is_some())?;
+        self.forget_from = forget.end;
         self.next_seq = seq;
         self.head = head;
         self.shared.entries.store(seq, Ordering::SeqCst);
+        self.sealer.after_write(
+            seq,
+            self.shared.segment_entries.load(Ordering::SeqCst),
+            self.shared.min_free_space.load(Ordering::SeqCst),
+        );
         match checkpoint {
             Some(signed) => {
                 self.uncovered = 0;
@@ -949,14 +987,19 @@ impl Writer {
         Ok(appended)
     }
 
-    fn write(&self, items: Vec<(Vec<u8>, Vec<u8>)>, flush: bool) -> Result<(), String> {
+    fn write(
+        &self,
+        items: Vec<(Vec<u8>, Vec<u8>)>,
+        forget: std::ops::Range<u64>,
+        flush: bool,
+    ) -> Result<(), String> {
         #[cfg(test)]
         if self.shared.fail_writes.load(Ordering::SeqCst) {
             return Err("audit write failed: injected disk failure".to_string());
         }
         self.check_free_space()?;
         self.store
-            .insert_batch(&self.tree, items)
+            .write_batch(&self.tree, items, forget.map(|seq| key(seq).to_vec()))
             .map_err(|e| format!("audit write failed: {e}"))?;
         if !flush {
             return Ok(());

@@ -44,6 +44,7 @@
 //! Entries live in the sled tree `audit`, keyed by the big-endian sequence
 //! number, so sled's key order is chain order.
 
+mod archive;
 mod canonical;
 mod checkpoint;
 mod entry;
@@ -54,6 +55,7 @@ mod verify;
 
 use std::path::PathBuf;
 
+pub use archive::{Segment, DEFAULT_SEGMENT_ENTRIES, DIR as ARCHIVE_DIR};
 pub use canonical::{to_canonical, CanonicalError};
 pub use checkpoint::{
     parse_checkpoint_file, public_key_path, Checkpoint, CheckpointParseError, PublicKey,
@@ -81,6 +83,12 @@ pub enum AuditError {
     Failed(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// A sealed segment of the chain could not be read.
+    #[error("audit archive: {0}")]
+    Read(archive::ReadError),
+    /// The archive could not be prepared at open.
+    #[error("audit archive: {0}")]
+    Seal(String),
     #[error("{path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("{path}: {source}")]

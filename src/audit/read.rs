@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::entry::{key, seq_of_key};
-use super::{AuditError, TREE};
-use crate::store::{Store, StoreError};
+use super::archive::Chain;
+use super::log::read_error;
+use super::AuditError;
+use crate::store::Store;
 
 /// Up to `limit` entries in chain order, starting after entry `after` (from
 /// the first entry when `None`), as stored.
@@ -28,11 +29,10 @@ pub fn read_entries(
             None => return Ok(Vec::new()),
         },
     };
-    let tree = store.tree(TREE)?;
+    let chain = Chain::open(store).map_err(read_error)?;
     let mut out = Vec::with_capacity(limit.min(1024));
-    for item in tree.range(key(start)..).take(limit) {
-        let (k, v) = item.map_err(StoreError::from)?;
-        let seq = seq_of_key(&k).unwrap_or(u64::MAX);
+    for item in chain.forward(start).take(limit) {
+        let (seq, v) = item.map_err(read_error)?;
         let value = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt {
             seq,
             reason: format!("not JSON ({e}); run `leash audit verify`"),
@@ -53,11 +53,10 @@ pub fn reservations_named_since(
     store: &Store,
     since: DateTime<Utc>,
 ) -> Result<ChainTail, AuditError> {
-    let tree = store.tree(TREE)?;
+    let chain = Chain::open(store).map_err(read_error)?;
     let mut tail = ChainTail::default();
-    for item in tree.iter().rev() {
-        let (k, v) = item.map_err(StoreError::from)?;
-        let seq = seq_of_key(&k).unwrap_or(u64::MAX);
+    for item in chain.backward().map_err(read_error)? {
+        let (seq, v) = item.map_err(read_error)?;
         let entry: Value = serde_json::from_slice(&v).map_err(|e| AuditError::Corrupt {
             seq,
             reason: format!("not JSON ({e}); run `leash audit verify`"),

@@ -24,10 +24,10 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::archive::{Chain, ReadError};
 use super::canonical::{self, utf16_order, write_string, write_value};
 use super::checkpoint::{Checkpoint, PublicKey};
-use super::entry::{parse_hash, recompute_hash, seq_of_key, Hash, Kind, GENESIS, MEMBERS};
-use super::TREE;
+use super::entry::{parse_hash, recompute_hash, Hash, Kind, GENESIS, MEMBERS};
 use crate::store::{Store, StoreError};
 
 /// A chain that verified.
@@ -143,15 +143,26 @@ pub fn verify(
     external: Option<&Checkpoint>,
 ) -> Result<VerifyReport, VerifyError> {
     let mut walk = ChainWalk::new(public_key, external)?;
-    let tree = store.tree(TREE)?;
-    for item in tree.iter() {
-        let (key, bytes) = item.map_err(StoreError::from)?;
-        let seq = seq_of_key(&key).ok_or_else(|| VerifyError::ForeignKey {
-            key: hex::encode(&key),
-        })?;
+    let chain = Chain::open(store).map_err(|e| unread(0, e))?;
+    for item in chain.forward(0) {
+        let (seq, bytes) = item.map_err(|e| unread(walk.next_seq(), e))?;
         walk.stored(seq, &bytes)?;
     }
     walk.finish()
+}
+
+/// A read of the chain that failed at entry `seq`.
+fn unread(seq: u64, error: ReadError) -> VerifyError {
+    match error {
+        ReadError::Store(e) => VerifyError::Store(e),
+        ReadError::ForeignKey(key) => VerifyError::ForeignKey {
+            key: hex::encode(key),
+        },
+        segment @ ReadError::Segment { .. } => VerifyError::Unreadable {
+            seq,
+            reason: segment.to_string(),
+        },
+    }
 }
 
 /// The walk of [`verify`], one entry at a time, for chains that do not come

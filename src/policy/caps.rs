@@ -281,13 +281,20 @@ pub struct CapTotal {
 impl CapTotal {
     /// Counts `amount`, made at `at`.
     pub fn add(&mut self, amount: Money, at: DateTime<Utc>) {
+        self.add_many(amount, 1, at);
+    }
+
+    /// Counts `count` payments summing to `amount`, the last made at
+    /// `latest` (a ledger's stored sum of settled payments).
+    pub fn add_many(&mut self, amount: Money, count: u64, latest: DateTime<Utc>) {
+        let at = latest;
         match self
             .by_currency
             .binary_search_by_key(&amount.currency, |(c, _)| *c)
         {
             Ok(i) => {
                 if let Some((_, t)) = self.by_currency.get_mut(i) {
-                    t.count = t.count.saturating_add(1);
+                    t.count = t.count.saturating_add(count);
                     t.sum.add(amount.amount);
                     t.latest = t.latest.max(at);
                 }
@@ -300,7 +307,7 @@ impl CapTotal {
                     (
                         amount.currency,
                         CurrencyTotal {
-                            count: 1,
+                            count,
                             sum,
                             latest: at,
                         },

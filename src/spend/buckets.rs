@@ -31,7 +31,6 @@
 //! visits the slots of its scope in its window: their number depends on how
 //! many kinds of payment an agent makes, not on how many it made.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -48,6 +47,38 @@ pub const HORIZON_DAYS: i64 = 40;
 
 const WINDOWS: [CapWindow; 3] = [CapWindow::Day, CapWindow::Week, CapWindow::Month];
 
+/// Spend as it is counted: one payment, or several of one kind summed
+/// (the ledger's stored sums of settled payments, one per kind and
+/// quarter hour: `count` payments, the last made at `latest`, summing to
+/// the event's amount; the event's `at` places them in their windows).
+pub trait Counted {
+    fn event(&self) -> &SpendEvent;
+    fn count(&self) -> u64 {
+        1
+    }
+    fn latest(&self) -> DateTime<Utc> {
+        self.event().at
+    }
+}
+
+impl Counted for SpendEvent {
+    fn event(&self) -> &SpendEvent {
+        self
+    }
+}
+
+impl<T: Counted + ?Sized> Counted for &T {
+    fn event(&self) -> &SpendEvent {
+        (**self).event()
+    }
+    fn count(&self) -> u64 {
+        (**self).count()
+    }
+    fn latest(&self) -> DateTime<Utc> {
+        (**self).latest()
+    }
+}
+
 /// Spend per (vendor, operation, category), per currency.
 #[derive(Debug, Default)]
 struct Slots(HashMap<String, HashMap<String, HashMap<String, CapTotal>>>);
@@ -62,12 +93,13 @@ fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> Option<&'
 }
 
 impl Slots {
-    fn add(&mut self, event: &SpendEvent) {
+    fn add(&mut self, spend: &impl Counted) {
+        let event = spend.event();
         let total = slot(&mut self.0, &event.vendor)
             .and_then(|operations| slot(operations, &event.operation))
             .and_then(|categories| slot(categories, &event.category));
         if let Some(total) = total {
-            total.add(event.amount, event.at);
+            total.add_many(event.amount, spend.count(), spend.latest());
         }
     }
 
@@ -141,20 +173,21 @@ impl Period {
         }
     }
 
-    fn add(&mut self, event: &SpendEvent) {
-        self.all.add(event);
+    fn add(&mut self, spend: &impl Counted) {
+        let event = spend.event();
+        self.all.add(spend);
         if let Some(slots) = slot(&mut self.agents, &event.agent) {
-            slots.add(event);
+            slots.add(spend);
         }
         if let Some(slots) = event
             .beneficiary
             .as_deref()
             .and_then(|b| slot(&mut self.beneficiaries, b))
         {
-            slots.add(event);
+            slots.add(spend);
         }
         if let Some(slots) = slot(&mut self.categories, &event.category) {
-            slots.add(event);
+            slots.add(spend);
         }
     }
 
@@ -270,14 +303,14 @@ impl Buckets {
 
     /// Starts counting in `tz`'s windows, from `events` (the active spend:
     /// reserved or settled). Nothing happens if `tz` is counted already.
-    pub fn track<E: Borrow<SpendEvent>>(&mut self, tz: Tz, events: impl IntoIterator<Item = E>) {
+    pub fn track<E: Counted>(&mut self, tz: Tz, events: impl IntoIterator<Item = E>) {
         if self.tracks(tz) {
             return;
         }
         let mut zone = Zone::default();
-        for event in events {
-            let event = event.borrow();
-            zone.each_period(tz, event.at, self.cutoff, true, |p| p.add(event));
+        for spend in events {
+            let at = spend.event().at;
+            zone.each_period(tz, at, self.cutoff, true, |p| p.add(&spend));
         }
         self.zones.insert(tz, zone);
     }
@@ -296,11 +329,12 @@ impl Buckets {
         self.zones.keys().copied()
     }
 
-    /// Counts a payment (reserved) in every zone.
-    pub fn add(&mut self, event: &SpendEvent) {
+    /// Counts a payment (reserved), or a stored sum of them, in every zone.
+    pub fn add(&mut self, spend: &impl Counted) {
         let cutoff = self.cutoff;
+        let at = spend.event().at;
         for (tz, zone) in self.zones.iter_mut() {
-            zone.each_period(*tz, event.at, cutoff, true, |p| p.add(event));
+            zone.each_period(*tz, at, cutoff, true, |p| p.add(spend));
         }
     }
 

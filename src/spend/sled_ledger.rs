@@ -1,14 +1,18 @@
 //! The embedded ledger: every reservation is an entry in sled (so caps
-//! survive restarts), and the running sums per cap window ([`Buckets`]) live
-//! in memory behind one lock, rebuilt from the entries at startup.
+//! survive restarts) until it settles, when it is folded into a stored sum
+//! per kind of payment and quarter hour ([`SettledSum`]); the running sums
+//! per cap window ([`Buckets`]) live in memory behind one lock, rebuilt
+//! from the entries and sums at startup.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::buckets::{totals, Buckets, HORIZON_DAYS};
+use super::buckets::{totals, Buckets, Counted, HORIZON_DAYS};
 use super::{Decide, LedgerError, LedgerFuture, Reservation, SpendLedger, Usage};
 use crate::money::Money;
 use crate::policy::caps::{scan, CapQuery, CapTotal};
@@ -67,6 +71,108 @@ impl StoredEntry {
     }
 }
 
+/// Settled spend of one kind made in one quarter hour, summed: what the
+/// ledger keeps of settled payments once they are compacted
+/// ([`SledLedger::compact`]). sled's resident memory grows with the number
+/// of keys it holds (about 20 bytes each, measured), so a million payments
+/// a day kept one key each would make leash's memory grow with the day's
+/// payments; summed, it grows with the kinds of payment per quarter hour.
+///
+/// A quarter hour never straddles two cap windows: every window starts at
+/// a local midnight or a DST transition, and every zone's offset from UTC
+/// is a whole number of quarter hours, so counting the sum at its quarter
+/// hour's start puts it in exactly the windows its payments were in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SettledSum {
+    /// The start of the quarter hour (UTC).
+    slot: DateTime<Utc>,
+    /// When the last of its payments was made.
+    latest: DateTime<Utc>,
+    count: u64,
+    agent: String,
+    vendor: String,
+    operation: String,
+    category: String,
+    beneficiary: Option<String>,
+    amount: Money,
+}
+
+/// A [`SettledSum`] as the running sums count it.
+struct Summed {
+    event: SpendEvent,
+    count: u64,
+    latest: DateTime<Utc>,
+}
+
+impl Counted for Summed {
+    fn event(&self) -> &SpendEvent {
+        &self.event
+    }
+    fn count(&self) -> u64 {
+        self.count
+    }
+    fn latest(&self) -> DateTime<Utc> {
+        self.latest
+    }
+}
+
+impl SettledSum {
+    fn summed(&self) -> Summed {
+        Summed {
+            event: SpendEvent {
+                at: self.slot,
+                agent: self.agent.clone(),
+                vendor: self.vendor.clone(),
+                operation: self.operation.clone(),
+                category: self.category.clone(),
+                beneficiary: self.beneficiary.clone(),
+                amount: self.amount,
+            },
+            count: self.count,
+            latest: self.latest,
+        }
+    }
+}
+
+/// Sums are stored after every entry: their keys start with this byte, an
+/// entry's (an 8-byte id from sled's id generator, counting from 0) never
+/// does.
+const SUM_PREFIX: u8 = 0xFF;
+
+/// The quarter hour `at` is in, and the key of the sum of `entry`'s kind
+/// in it.
+fn sum_key(entry: &StoredEntry) -> Option<(DateTime<Utc>, Vec<u8>)> {
+    let seconds = entry.at.timestamp();
+    let slot_seconds = seconds - seconds.rem_euclid(QUARTER_HOUR);
+    let slot = DateTime::<Utc>::from_timestamp(slot_seconds, 0)?;
+    let kind = serde_json::to_vec(&(
+        &entry.agent,
+        &entry.vendor,
+        &entry.operation,
+        &entry.category,
+        &entry.beneficiary,
+        entry.amount.currency,
+    ))
+    .ok()?;
+    let mut key = Vec::with_capacity(9 + kind.len());
+    key.push(SUM_PREFIX);
+    // Offset so that byte order is time order across 1970.
+    key.extend_from_slice(&((slot_seconds as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(&kind);
+    Some((slot, key))
+}
+
+const QUARTER_HOUR: i64 = 15 * 60;
+
+/// Settled entries are compacted after this many settlements, this many
+/// (twice) at a time: a few milliseconds under the lock per thousand
+/// payments.
+const COMPACT_EVERY: u64 = 1024;
+
+/// A reservation younger than this may still be answered: compaction
+/// stops at it (and compacts it once settled) rather than pass it by.
+const ANSWER_WINDOW: Duration = Duration::minutes(5);
+
 /// Spend made this long before `now` is in no window a cap can still ask
 /// about (windows are kept [`HORIZON_DAYS`] after they end, and a window is
 /// at most a month and a day long): it need not be read back.
@@ -80,6 +186,13 @@ pub struct SledLedger {
     /// The entries that were still reserved when the ledger opened (id,
     /// time): what [`super::recover`] checks against the chain's tail.
     reserved_at_open: Vec<(u64, DateTime<Utc>)>,
+    /// Compaction resumes at this entry id.
+    compact_from: AtomicU64,
+    /// Settlements since the last compaction.
+    settled: AtomicU64,
+    /// The time of the latest decision (microseconds since 1970): the
+    /// ledger's "now" when a settlement compacts (it reads no clock).
+    last_now: AtomicI64,
 }
 
 impl SledLedger {
@@ -118,6 +231,14 @@ impl SledLedger {
                 buckets.add(&entry.event());
             }
         })?;
+        for_each_sum(&tree, |key, sum| {
+            if too_old(sum.slot, now) {
+                expired.remove(key);
+                expired_count += 1;
+            } else {
+                buckets.add(&sum.summed());
+            }
+        })?;
         if expired_count > 0 {
             tree.apply_batch(expired)?;
             tracing::info!(
@@ -125,12 +246,87 @@ impl SledLedger {
                 "spend entries older than every cap window deleted"
             );
         }
-        Ok(Self {
+        let ledger = Self {
             store: store.clone(),
             tree,
             buckets: Mutex::new(buckets),
             reserved_at_open,
-        })
+            compact_from: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            last_now: AtomicI64::new(now.timestamp_micros()),
+        };
+        while ledger.compact(now, 8 * COMPACT_EVERY)? {}
+        Ok(ledger)
+    }
+
+    /// Folds settled entries, from where the last compaction stopped, into
+    /// their quarter hours' [`SettledSum`]s, and deletes released ones and
+    /// ones older than every window: at most `limit` entries, in one
+    /// batch, under the lock (so no release or decision races it; the
+    /// running sums do not change, only how the spend is stored). Stops at
+    /// a reservation young enough to be answered yet. Returns whether
+    /// there is more to do now.
+    fn compact(&self, now: DateTime<Utc>, limit: u64) -> Result<bool, StoreError> {
+        let _buckets = self.lock();
+        let start = self.compact_from.load(Ordering::SeqCst);
+        let mut batch = sled::Batch::default();
+        let mut sums: BTreeMap<Vec<u8>, SettledSum> = BTreeMap::new();
+        let mut next = start;
+        let mut more = false;
+        let end: &[u8] = &[SUM_PREFIX];
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        for (read, item) in self
+            .tree
+            .range(start.to_be_bytes().as_slice()..end)
+            .enumerate()
+        {
+            if read == limit {
+                more = true;
+                break;
+            }
+            let (key, value) = item?;
+            let id = decode_id(&key)?;
+            let entry = decode(&id, &value)?;
+            match entry.state {
+                EntryState::Reserved if now - entry.at < ANSWER_WINDOW => break,
+                // Never answered: it keeps counting as a reservation.
+                EntryState::Reserved => {}
+                EntryState::Released => batch.remove(key),
+                EntryState::Settled if too_old(entry.at, now) => batch.remove(key),
+                EntryState::Settled => {
+                    if fold(&self.tree, &mut sums, &entry)? {
+                        batch.remove(key);
+                    }
+                }
+            }
+            next = id.saturating_add(1);
+        }
+        for (key, sum) in sums {
+            batch.insert(key, encode_sum(&sum)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.compact_from.store(next, Ordering::SeqCst);
+        Ok(more)
+    }
+
+    /// After `n` settlements: compacts once enough have gathered. A
+    /// failure leaves the entries as they are (they count the same).
+    fn settled(&self, n: usize) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let total = self
+            .settled
+            .fetch_add(n, Ordering::SeqCst)
+            .saturating_add(n);
+        if total < COMPACT_EVERY {
+            return;
+        }
+        self.settled.store(0, Ordering::SeqCst);
+        let now = DateTime::<Utc>::from_timestamp_micros(self.last_now.load(Ordering::SeqCst));
+        if let Some(now) = now {
+            if let Err(error) = self.compact(now, 2 * COMPACT_EVERY) {
+                tracing::warn!(%error, "could not compact settled spend entries; they stay as they are");
+            }
+        }
     }
 
     /// The entries that were still reserved (the vendor's answer not
@@ -151,6 +347,8 @@ impl SledLedger {
     ) -> Result<Reservation, LedgerError> {
         let mut buckets = self.lock();
         buckets.advance(now);
+        self.last_now
+            .fetch_max(now.timestamp_micros(), Ordering::SeqCst);
         // A zone no cap asked about before (a policy reloaded with a new
         // timezone): its windows are counted from the stored spend, once.
         for query in queries {
@@ -249,6 +447,7 @@ impl SledLedger {
                 }
             }
         }
+        self.settled(reservation.ids.len());
         Ok(())
     }
 
@@ -319,12 +518,63 @@ fn for_each_entry(
     tree: &sled::Tree,
     mut f: impl FnMut(u64, StoredEntry),
 ) -> Result<(), StoreError> {
-    for item in tree.iter() {
+    let end: &[u8] = &[SUM_PREFIX];
+    for item in tree.range(..end) {
         let (key, value) = item?;
         let id = decode_id(&key)?;
         f(id, decode(&id, &value)?);
     }
     Ok(())
+}
+
+/// Runs `f` on every stored sum (its key and value), in key order.
+fn for_each_sum(tree: &sled::Tree, mut f: impl FnMut(&[u8], SettledSum)) -> Result<(), StoreError> {
+    for item in tree.scan_prefix([SUM_PREFIX]) {
+        let (key, value) = item?;
+        f(&key, decode_sum(&key, &value)?);
+    }
+    Ok(())
+}
+
+/// Adds `entry` into the sum of its kind and quarter hour in `sums` (read
+/// from the tree when first touched). `false` when it cannot be added (an
+/// amount the sum cannot hold): the entry then stays as it is.
+fn fold(
+    tree: &sled::Tree,
+    sums: &mut BTreeMap<Vec<u8>, SettledSum>,
+    entry: &StoredEntry,
+) -> Result<bool, StoreError> {
+    let Some((slot, key)) = sum_key(entry) else {
+        return Ok(false);
+    };
+    if !sums.contains_key(&key) {
+        let stored = match tree.get(&key)? {
+            Some(value) => Some(decode_sum(&key, &value)?),
+            None => None,
+        };
+        let sum = stored.unwrap_or_else(|| SettledSum {
+            slot,
+            latest: entry.at,
+            count: 0,
+            agent: entry.agent.clone(),
+            vendor: entry.vendor.clone(),
+            operation: entry.operation.clone(),
+            category: entry.category.clone(),
+            beneficiary: entry.beneficiary.clone(),
+            amount: Money::new(rust_decimal::Decimal::ZERO, entry.amount.currency),
+        });
+        sums.insert(key.clone(), sum);
+    }
+    let Some(sum) = sums.get_mut(&key) else {
+        return Ok(false);
+    };
+    let Some(amount) = sum.amount.amount.checked_add(entry.amount.amount) else {
+        return Ok(false);
+    };
+    sum.amount = Money::new(amount, sum.amount.currency);
+    sum.count = sum.count.saturating_add(1);
+    sum.latest = sum.latest.max(entry.at);
+    Ok(true)
 }
 
 /// Starts counting in `tz`'s windows (a zone no cap asked about before: a
@@ -341,24 +591,37 @@ fn track_zone(
         return Ok(());
     }
     let mut failed = None;
-    let active = tree
-        .iter()
+    let end: &[u8] = &[SUM_PREFIX];
+    let mut fail = |error| {
+        failed.get_or_insert(error);
+    };
+    let entries = tree
+        .range(..end)
         .map_while(|item| {
             let read = item.map_err(StoreError::from).and_then(|(key, value)| {
                 let id = decode_id(&key)?;
                 decode(&id, &value)
             });
-            match read {
-                Ok(entry) => Some(entry),
-                Err(error) => {
-                    failed = Some(error);
-                    None
-                }
-            }
+            read.map_err(&mut fail).ok()
         })
         .filter(|entry| entry.state != EntryState::Released && !too_old(entry.at, now))
-        .map(|entry| entry.event());
-    buckets.track(tz, active);
+        .map(|entry| Summed {
+            latest: entry.at,
+            event: entry.event(),
+            count: 1,
+        });
+    let entries: Vec<Summed> = entries.collect();
+    let sums = tree
+        .scan_prefix([SUM_PREFIX])
+        .map_while(|item| {
+            let read = item
+                .map_err(StoreError::from)
+                .and_then(|(key, value)| decode_sum(&key, &value));
+            read.map_err(&mut fail).ok()
+        })
+        .filter(|sum| !too_old(sum.slot, now))
+        .map(|sum| sum.summed());
+    buckets.track(tz, entries.into_iter().chain(sums));
     match failed {
         Some(error) => {
             buckets.untrack(tz);
@@ -390,6 +653,20 @@ fn encode(id: u64, entry: &StoredEntry) -> Result<Vec<u8>, StoreError> {
 fn decode(id: &u64, value: &[u8]) -> Result<StoredEntry, StoreError> {
     serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         key: format!("spend/{id}"),
+        reason: e.to_string(),
+    })
+}
+
+fn encode_sum(sum: &SettledSum) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(sum).map_err(|e| StoreError::Corrupt {
+        key: "spend/sum".to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_sum(key: &[u8], value: &[u8]) -> Result<SettledSum, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        key: format!("spend/sum/{}", hex::encode(key)),
         reason: e.to_string(),
     })
 }
@@ -537,5 +814,119 @@ mod tests {
         let ledger = SledLedger::open(&store, now, []).unwrap();
         let (seen, _) = decide(&ledger, now, vec![]);
         assert_eq!(seen, (Decimal::from(42), 2));
+    }
+
+    /// Settled entries are folded into sums per kind and quarter hour, and
+    /// every cap window, in zones a quarter or half hour off UTC and across
+    /// DST, counts exactly what a scan over the payments counts: after
+    /// compaction, after a reopen, and in a zone first asked about later.
+    #[test]
+    fn compacted_spend_counts_exactly_what_its_payments_did() {
+        use chrono::TimeZone;
+        let zones: [Tz; 4] = [
+            PARIS,
+            chrono_tz::Asia::Kathmandu,
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Adelaide,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        // Across the end of DST in Paris and New York (late October / early
+        // November 2026) and its start in Adelaide (4 October 2026).
+        let base = Utc.with_ymd_and_hms(2026, 10, 24, 21, 0, 0).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ledger = SledLedger::open(&store, base, zones[..2].iter().copied()).unwrap();
+        let mut active = Vec::new();
+        let mut kinds = std::collections::HashSet::new();
+        let mut last = base;
+        for i in 0..8000i64 {
+            let at = base + Duration::seconds(i * 90);
+            last = at;
+            let mut e = event(i % 7, at);
+            e.amount = Money::new(
+                Decimal::new(i % 7 * 100 + i % 3 * 25, 2),
+                Currency::parse(if i % 5 == 0 { "USD" } else { "EUR" }).unwrap(),
+            );
+            e.agent = format!("agent-{}", i % 2);
+            e.beneficiary = (i % 3 == 0).then(|| format!("b-{}", i % 2));
+            let (_, reservation) = decide(&ledger, at, vec![e.clone()]);
+            if i % 10 == 9 {
+                block_on(ledger.release(&reservation)).unwrap();
+            } else {
+                if i < 7990 {
+                    block_on(ledger.settle(&reservation)).unwrap();
+                    kinds.insert((
+                        at.timestamp().div_euclid(900),
+                        e.agent.clone(),
+                        e.beneficiary.clone(),
+                        e.amount.currency,
+                    ));
+                }
+                active.push(e);
+            }
+        }
+        while ledger.compact(last, 1 << 20).unwrap() {}
+        let entries_left = ledger.tree.range(..[SUM_PREFIX].as_slice()).count();
+        assert!(entries_left <= 10, "{entries_left} entries left");
+        let sums = ledger.tree.scan_prefix([SUM_PREFIX]).count();
+        assert_eq!(sums, kinds.len(), "one sum per kind and quarter hour");
+        assert!(
+            sums < 7200 * 2 / 3,
+            "{sums} sums for 7,200 settled payments"
+        );
+
+        let check = |ledger: &SledLedger| {
+            for tz in zones {
+                for step in 0..20 {
+                    let now = base + Duration::hours(step * 10 + 1);
+                    for window in [CapWindow::Day, CapWindow::Week, CapWindow::Month] {
+                        let period = CapPeriod::of(now, tz, window).unwrap();
+                        let scopes = [
+                            ScopeKey::AllAgents,
+                            ScopeKey::Agent("agent-1"),
+                            ScopeKey::Beneficiary("b-0"),
+                        ];
+                        let queries: Vec<CapQuery<'_>> = scopes
+                            .into_iter()
+                            .map(|scope| CapQuery {
+                                scope,
+                                vendors: None,
+                                operations: None,
+                                categories: None,
+                                period,
+                            })
+                            .collect();
+                        let run =
+                            super::super::decide_and_reserve(ledger, last, &queries, |totals| {
+                                let seen: Vec<_> = queries
+                                    .iter()
+                                    .map(|q| view(&totals.total(q).unwrap()))
+                                    .collect();
+                                (seen, vec![])
+                            });
+                        let (seen, _) = block_on(run).unwrap();
+                        for (query, seen) in queries.iter().zip(seen) {
+                            let expected = view(&scan(&active, query));
+                            assert_eq!(
+                                seen, expected,
+                                "{tz} {window:?} {:?} at {now}",
+                                query.scope
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        check(&ledger);
+        drop(ledger);
+        let ledger = SledLedger::open(&store, last, zones[..1].iter().copied()).unwrap();
+        check(&ledger);
+    }
+
+    fn view(total: &CapTotal) -> Vec<(String, Decimal, u64)> {
+        total
+            .by_currency
+            .iter()
+            .map(|(c, t)| (c.to_string(), t.sum.value().unwrap().normalize(), t.count))
+            .collect()
     }
 }
