@@ -36,12 +36,14 @@ use std::time::{Duration, Instant};
 use common::{TestCa, Upstream};
 
 const USAGE: &str =
-    "usage: bench [--requests N] [--concurrency C[,C...]] [--prior N] [--db-cache SIZE] [--leash PATH]
+    "usage: bench [--requests N] [--concurrency C[,C...]] [--prior N] [--db-cache SIZE] [--segment-entries N] [--rss-at N[,N...]] [--leash PATH]
 
   --requests N       requests per path and concurrency (default 20000)
   --concurrency LIST concurrent clients, comma-separated (default 1,32,128)
   --prior N          settled spend events written into the ledger first (default 0)
-  --db-cache SIZE    leash's limits.db_cache, e.g. 16MiB (default: leash's, 64MiB)
+  --db-cache SIZE    leash's limits.db_cache, e.g. 64MiB (default: leash's, 16MiB)
+  --segment-entries N  leash's audit.segment_entries (default: leash's, 16384; 0: no sealing)
+  --rss-at LIST      print leash's RSS as its run passes each of these request counts
   --leash PATH       the leash binary (default: target/release/leash beside this example)";
 
 /// Four rules, all evaluated for every request, none firing: a DAILY_CAP
@@ -85,6 +87,8 @@ struct Args {
     concurrency: Vec<usize>,
     prior: usize,
     db_cache: Option<String>,
+    segment_entries: Option<usize>,
+    rss_at: Vec<usize>,
     leash: PathBuf,
 }
 
@@ -98,6 +102,8 @@ fn parse_args() -> Result<Args, String> {
         concurrency: vec![1, 32, 128],
         prior: 0,
         db_cache: None,
+        segment_entries: None,
+        rss_at: Vec::new(),
         leash: default_leash,
     };
     let mut it = std::env::args().skip(1);
@@ -118,6 +124,17 @@ fn parse_args() -> Result<Args, String> {
             "--prior" => args.prior = number("--prior", value("--prior")?)?,
             "--leash" => args.leash = PathBuf::from(value("--leash")?),
             "--db-cache" => args.db_cache = Some(value("--db-cache")?),
+            "--segment-entries" => {
+                args.segment_entries =
+                    Some(number("--segment-entries", value("--segment-entries")?)?)
+            }
+            "--rss-at" => {
+                args.rss_at = value("--rss-at")?
+                    .split(',')
+                    .map(|n| number("--rss-at", n.to_string()))
+                    .collect::<Result<_, _>>()?;
+                args.rss_at.sort_unstable();
+            }
             "--help" | "-h" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -236,6 +253,7 @@ fn write_config(
     upstream: SocketAddr,
     ca: &TestCa,
     db_cache: Option<&str>,
+    segment_entries: Option<usize>,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     std::fs::create_dir_all(dir.join("policies")).map_err(io)?;
@@ -246,9 +264,12 @@ fn write_config(
         format!(
             "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\ndefault_agent: growth-agent\n\
              upstream:\n  overrides:\n    api.stripe.com: {upstream}\n  extra_ca: upstream-ca.pem\n\
-             approvers:\n  people:\n    maya: {{}}\n{limits}",
+             approvers:\n  people:\n    maya: {{}}\n{limits}{audit}",
             limits = db_cache
                 .map(|size| format!("limits:\n  db_cache: {size}\n"))
+                .unwrap_or_default(),
+            audit = segment_entries
+                .map(|n| format!("audit:\n  segment_entries: {n}\n"))
                 .unwrap_or_default()
         ),
     )
@@ -326,8 +347,34 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn drive(client: &reqwest::Client, url: &str, requests: usize, concurrency: usize) -> Run {
+    drive_watching(client, url, requests, concurrency, None).await
+}
+
+/// [`drive`], printing leash's RSS (process `pid`) as the run passes each
+/// of `marks` (requests sent).
+async fn drive_watching(
+    client: &reqwest::Client,
+    url: &str,
+    requests: usize,
+    concurrency: usize,
+    watch: Option<(u32, Vec<usize>)>,
+) -> Run {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
+    let monitor = watch.map(|(pid, marks)| {
+        let next = Arc::clone(&next);
+        tokio::spawn(async move {
+            for mark in marks.into_iter().filter(|&m| m <= requests) {
+                while next.load(std::sync::atomic::Ordering::Relaxed) < mark {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                println!(
+                    "    after {mark} requests: leash RSS {} MiB",
+                    usage_of(pid).rss_kib / 1024
+                );
+            }
+        })
+    });
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let client = client.clone();
@@ -366,6 +413,9 @@ async fn drive(client: &reqwest::Client, url: &str, requests: usize, concurrency
         }
     }
     let elapsed = started.elapsed();
+    if let Some(monitor) = monitor {
+        monitor.abort();
+    }
     latencies.sort();
     Run {
         latencies,
@@ -397,7 +447,13 @@ async fn run(args: Args) -> Result<(), String> {
     let ca = TestCa::new("bench upstream CA");
     let upstream = Upstream::start(Some(ca.server_config(&["api.stripe.com"]))).await;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    write_config(dir.path(), upstream.addr, &ca, args.db_cache.as_deref())?;
+    write_config(
+        dir.path(),
+        upstream.addr,
+        &ca,
+        args.db_cache.as_deref(),
+        args.segment_entries,
+    )?;
     if args.prior > 0 {
         write_prior_spend(dir.path(), args.prior).await?;
     }
@@ -445,7 +501,9 @@ async fn run(args: Args) -> Result<(), String> {
 
         let direct_run = drive(&direct, &direct_url, args.requests, concurrency).await;
         let before = usage_of(pid);
-        let through_run = drive(&through, through_url, args.requests, concurrency).await;
+        let watch = (!args.rss_at.is_empty()).then(|| (pid, args.rss_at.clone()));
+        let through_run =
+            drive_watching(&through, through_url, args.requests, concurrency, watch).await;
         let after = usage_of(pid);
         let n = through_run.latencies.len().max(1) as f64;
         let cpu_us = (after.cpu.saturating_sub(before.cpu)).as_secs_f64() * 1e6 / n;
