@@ -904,4 +904,89 @@ mod tests {
         assert_eq!(parse_name("chain-1-9.jsonl"), None);
         assert_eq!(parse_name(&segment_name(9, 1)), None);
     }
+
+    mod reader {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn segment_of(dir: &Path, first: u64, lines: &[Vec<u8>]) -> Segment {
+            let last = first + lines.len().max(1) as u64 - 1;
+            let path = dir.join(segment_name(first, last));
+            let mut bytes = Vec::new();
+            for line in lines {
+                bytes.extend_from_slice(line);
+                bytes.push(b'\n');
+            }
+            std::fs::write(&path, bytes).unwrap();
+            Segment { first, last, path }
+        }
+
+        fn read_from(segment: &Segment, from: u64) -> Vec<StoredEntry> {
+            let mut reader = SegmentReader::open(segment, from).unwrap();
+            let mut out = Vec::new();
+            while let Some(entry) = reader.next_line().unwrap() {
+                out.push(entry);
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Any bytes at all: a reader positions, reads and ends
+            /// without panicking, in order, never past the segment.
+            #[test]
+            fn any_file_reads_in_order_and_ends(
+                bytes in proptest::collection::vec(
+                    prop_oneof![Just(b'\n'), any::<u8>(), Just(b'{')], 0..3000),
+                first in 0u64..1000,
+                span in 0u64..50,
+                from_offset in 0u64..60,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join(segment_name(first, first + span));
+                std::fs::write(&path, &bytes).unwrap();
+                let segment = Segment { first, last: first + span, path };
+                let from = first + from_offset;
+                let read = read_from(&segment, from);
+                prop_assert!(read.len() as u64 <= span + 1);
+                for pair in read.windows(2) {
+                    prop_assert_eq!(pair[1].0, pair[0].0 + 1);
+                }
+                if let Some((seq, _)) = read.last() {
+                    prop_assert!(*seq <= first + span);
+                }
+            }
+
+            /// A segment of entries of any lengths, some lines damaged:
+            /// a read from any entry starts exactly there.
+            #[test]
+            fn a_read_from_any_entry_starts_there(
+                pads in proptest::collection::vec(0usize..3000, 1..300),
+                damaged in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+                first in 0u64..1_000_000,
+                from in any::<prop::sample::Index>(),
+            ) {
+                let mut lines: Vec<Vec<u8>> = pads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pad)| {
+                        format!("{{\"pad\":\"{}\",\"seq\":{}}}", "x".repeat(*pad), first + i as u64)
+                            .into_bytes()
+                    })
+                    .collect();
+                for d in &damaged {
+                    let at = d.index(lines.len());
+                    lines[at] = b"damaged, no seq".to_vec();
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let segment = segment_of(dir.path(), first, &lines);
+                let at = from.index(lines.len());
+                let read = read_from(&segment, first + at as u64);
+                prop_assert_eq!(read.len(), lines.len() - at);
+                prop_assert_eq!(read[0].0, first + at as u64);
+                prop_assert_eq!(&read[0].1, &lines[at]);
+            }
+        }
+    }
 }
