@@ -147,8 +147,8 @@ pub struct AuditConfig {
     /// get there. `0` turns the floor off.
     #[serde(deserialize_with = "byte_size_or_off")]
     pub min_free_space: u64,
-    /// Entries per sealed segment of the chain: once the database holds
-    /// twice this many, the oldest this many move to a JSON Lines file in
+    /// Entries per sealed segment of the chain: once this many (and 64
+    /// more) are unsealed, the oldest this many move to a JSON Lines file in
     /// `data_dir/audit-archive`, so memory does not grow with the chain.
     /// `0` keeps the whole chain in the database.
     pub segment_entries: u64,

@@ -1,14 +1,14 @@
 //! Sealed stretches of the chain, moved out of the live database.
 //!
 //! sled keeps bookkeeping in memory for every page it holds, and gives it
-//! back only when the page's keys are removed: measured here, about 15
+//! back only when the page's keys are removed: measured here, about 20
 //! bytes of resident memory per entry kept, so a chain kept whole in the
 //! database makes leash's memory grow with every request it ever decided
-//! (`examples/bench`: 51 MiB after 10k requests, 157 MiB after 1M). The
+//! (`examples/bench`: 53 MiB after 10k requests, 156 MiB after 1M). The
 //! writer therefore keeps only the recent part of the chain in the tree:
-//! once the tree holds twice `audit.segment_entries` entries, the oldest
-//! `segment_entries` are written to a segment file, the file is made
-//! durable, and only then are they removed from the tree.
+//! once `audit.segment_entries` and a few more ([`SEAL_SLACK`]) are
+//! unsealed, the oldest `segment_entries` are written to a segment file,
+//! the file is made durable, and only then are they removed from the tree.
 //!
 //! A segment is `<data_dir>/audit-archive/chain-<first>-<last>.jsonl`
 //! (both numbers 20 digits, so name order is chain order): JSON Lines,
@@ -39,10 +39,18 @@ use crate::store::{Store, StoreError};
 pub const DIR: &str = "audit-archive";
 
 /// Entries per segment unless `audit.segment_entries` says otherwise: a
-/// segment of decisions is about 17 MiB, and the tree holds between two
-/// and three segments' worth. Smaller segments keep less in sled (whose
-/// memory grows with what it holds); larger ones make fewer files.
+/// segment of decisions is about 17 MiB, and the tree holds about one
+/// segment's worth. Smaller segments keep less in sled (whose memory grows
+/// with what it holds); larger ones make fewer files.
 pub const DEFAULT_SEGMENT_ENTRIES: u64 = 16_384;
+
+/// A seal starts once this many entries beyond a segment's worth are
+/// unsealed (or a segment's worth again, for tiny segments). Early, so
+/// that the seal reads entries sled still has in its cache: sealing once
+/// two segments had gathered, so that it read the older one back, cost a
+/// lasting 10-12 MiB more resident memory in the load benchmark (65
+/// against 53 MiB after 40k requests, 66 against 56 after 1M).
+pub const SEAL_SLACK: u64 = 64;
 
 /// After a failed seal, the next try waits this long (the chain is sound
 /// meanwhile; only memory grows).
@@ -500,8 +508,8 @@ impl Iterator for Backward {
     }
 }
 
-/// The writer's side of sealing: when the tree holds two segments' worth
-/// of unsealed entries, a background thread writes the oldest segment's
+/// The writer's side of sealing: when a segment's worth of entries (and
+/// [`SEAL_SLACK`]) is unsealed, a background thread writes the oldest segment's
 /// file (reading the tree, off the writer thread, so appends do not wait
 /// for it). The sealed entries then leave the tree a few at a time, in the
 /// writer's own batches ([`Sealer::forgettable`]): measured on sled 0.34,
@@ -580,7 +588,7 @@ impl Sealer {
     }
 
     /// Called after each write: seals the oldest unsealed `segment`
-    /// entries once at least twice that many are unsealed (`0`: never).
+    /// entries once [`SEAL_SLACK`] more are unsealed (`0`: never).
     /// `floor` is `audit.min_free_space`: a seal is not started with less
     /// than that and [`SEAL_ROOM`] free.
     pub fn after_write(&self, next_seq: u64, segment: u64, floor: u64) {
@@ -588,7 +596,8 @@ impl Sealer {
             return;
         }
         let first = self.sealed_end.load(Ordering::SeqCst);
-        if next_seq.saturating_sub(first) < segment.saturating_mul(2) {
+        let threshold = segment.saturating_add(SEAL_SLACK.min(segment));
+        if next_seq.saturating_sub(first) < threshold {
             return;
         }
         {
@@ -694,7 +703,7 @@ mod tests {
 
     /// Appends entries naming no reservation until every sealed entry has
     /// left the tree (they leave with the writer's batches) and fewer than
-    /// two segments' worth are unsealed. The test harness bounds the wait.
+    /// a seal's threshold are unsealed. The test harness bounds the wait.
     async fn sealed(store: &Store, log: &AuditLog) -> Vec<Segment> {
         let tree = store.tree(TREE).unwrap();
         loop {

@@ -451,8 +451,8 @@ impl AuditLog {
             .store(bytes, Ordering::SeqCst);
     }
 
-    /// Keep between `entries` and twice that many entries in the database,
-    /// sealing older ones into segment files (`audit.segment_entries`; 0
+    /// Keep about `entries` of the chain's latest entries in the database,
+    /// sealing older ones, that many at a time, into segment files (`audit.segment_entries`; 0
     /// keeps the whole chain in the database). See [`super::archive`].
     pub fn set_segment_entries(&self, entries: u64) {
         self.inner
