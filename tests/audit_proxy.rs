@@ -656,21 +656,10 @@ async fn a_long_chain_is_sealed_into_segments_and_still_read_whole() {
     while segments() < 5 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let page: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/v1/audit?limit=1000", leash.admin))
-        .bearer_auth(common::AUDITOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let served: Vec<u64> = page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
+    let page = common::api::AdminApi::at(leash.admin, common::AUDITOR_TOKEN)
+        .audit()
+        .await;
+    let served: Vec<u64> = page.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(served, (0..served.len() as u64).collect::<Vec<_>>());
     assert!(served.len() >= 40, "20 decisions and 20 outcomes at least");
     leash.kill();
@@ -679,7 +668,7 @@ async fn a_long_chain_is_sealed_into_segments_and_still_read_whole() {
     let exported = export(dir.path());
     // Outcomes ride the next flush, so a kill -9 may take the last few;
     // what is left is the same chain.
-    for (served, exported) in page["entries"].as_array().unwrap().iter().zip(&exported) {
+    for (served, exported) in page.iter().zip(&exported) {
         assert_eq!(served["hash"], exported["hash"]);
     }
     let seqs: Vec<u64> = exported

@@ -692,6 +692,20 @@ mod tests {
         log
     }
 
+    /// A log that seals nothing itself (the test seals by hand), with the
+    /// default checkpoints.
+    fn unsealed_log(store: &Store, dir: &Path) -> AuditLog {
+        let log = AuditLog::open(
+            store,
+            &dir.join("certs/leash-audit.key"),
+            CheckpointPolicy::default(),
+            dir.join("data/checkpoint"),
+        )
+        .unwrap();
+        log.set_segment_entries(0);
+        log
+    }
+
     /// Appends `n` decisions naming reservations `base..base + n`.
     async fn append(log: &AuditLog, base: u64, n: u64) {
         for id in base..base + n {
@@ -817,14 +831,7 @@ mod tests {
     async fn an_entry_in_a_segment_and_the_tree_is_read_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let log = AuditLog::open(
-            &store,
-            &dir.path().join("certs/leash-audit.key"),
-            CheckpointPolicy::default(),
-            dir.path().join("data/checkpoint"),
-        )
-        .unwrap();
-        log.set_segment_entries(0);
+        let log = unsealed_log(&store, dir.path());
         append(&log, 0, 12).await;
         drop(log);
         let tree = store.tree(TREE).unwrap();
@@ -859,14 +866,7 @@ mod tests {
     async fn a_read_running_while_entries_are_sealed_misses_none() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let log = AuditLog::open(
-            &store,
-            &dir.path().join("certs/leash-audit.key"),
-            CheckpointPolicy::default(),
-            dir.path().join("data/checkpoint"),
-        )
-        .unwrap();
-        log.set_segment_entries(0);
+        let log = unsealed_log(&store, dir.path());
         append(&log, 0, 3000).await;
         let chain = Chain::open(&store).unwrap();
         let mut read = chain.forward(0);

@@ -84,17 +84,13 @@ impl StoredEntry {
 /// hour's start puts it in exactly the windows its payments were in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SettledSum {
-    /// The start of the quarter hour (UTC).
-    slot: DateTime<Utc>,
-    /// When the last of its payments was made.
+    /// The kind of payment, settled, `at` the start of the quarter hour
+    /// (UTC), for the `amount` of all of them.
+    #[serde(flatten)]
+    payments: StoredEntry,
+    /// When the last of them was made.
     latest: DateTime<Utc>,
     count: u64,
-    agent: String,
-    vendor: String,
-    operation: String,
-    category: String,
-    beneficiary: Option<String>,
-    amount: Money,
 }
 
 /// A [`SettledSum`] as the running sums count it.
@@ -119,15 +115,7 @@ impl Counted for Summed {
 impl SettledSum {
     fn summed(&self) -> Summed {
         Summed {
-            event: SpendEvent {
-                at: self.slot,
-                agent: self.agent.clone(),
-                vendor: self.vendor.clone(),
-                operation: self.operation.clone(),
-                category: self.category.clone(),
-                beneficiary: self.beneficiary.clone(),
-                amount: self.amount,
-            },
+            event: self.payments.event(),
             count: self.count,
             latest: self.latest,
         }
@@ -232,7 +220,7 @@ impl SledLedger {
             }
         })?;
         for_each_sum(&tree, |key, sum| {
-            if too_old(sum.slot, now) {
+            if too_old(sum.payments.at, now) {
                 expired.remove(key);
                 expired_count += 1;
             } else {
@@ -547,31 +535,33 @@ fn fold(
     let Some((slot, key)) = sum_key(entry) else {
         return Ok(false);
     };
-    if !sums.contains_key(&key) {
-        let stored = match tree.get(&key)? {
-            Some(value) => Some(decode_sum(&key, &value)?),
-            None => None,
-        };
-        let sum = stored.unwrap_or_else(|| SettledSum {
-            slot,
-            latest: entry.at,
-            count: 0,
-            agent: entry.agent.clone(),
-            vendor: entry.vendor.clone(),
-            operation: entry.operation.clone(),
-            category: entry.category.clone(),
-            beneficiary: entry.beneficiary.clone(),
-            amount: Money::new(rust_decimal::Decimal::ZERO, entry.amount.currency),
-        });
-        sums.insert(key.clone(), sum);
-    }
-    let Some(sum) = sums.get_mut(&key) else {
+    let sum = match sums.entry(key.clone()) {
+        std::collections::btree_map::Entry::Occupied(sum) => sum.into_mut(),
+        std::collections::btree_map::Entry::Vacant(slot_sum) => {
+            let stored = match tree.get(slot_sum.key())? {
+                Some(value) => decode_sum(slot_sum.key(), &value)?,
+                None => SettledSum {
+                    payments: StoredEntry {
+                        state: EntryState::Settled,
+                        at: slot,
+                        amount: Money::new(rust_decimal::Decimal::ZERO, entry.amount.currency),
+                        ..entry.clone()
+                    },
+                    latest: entry.at,
+                    count: 0,
+                },
+            };
+            slot_sum.insert(stored)
+        }
+    };
+    let Some(amount) = sum.payments.amount.amount.checked_add(entry.amount.amount) else {
+        if sum.count == 0 {
+            // Not stored yet, and nothing in it: not written either.
+            sums.remove(&key);
+        }
         return Ok(false);
     };
-    let Some(amount) = sum.amount.amount.checked_add(entry.amount.amount) else {
-        return Ok(false);
-    };
-    sum.amount = Money::new(amount, sum.amount.currency);
+    sum.payments.amount = Money::new(amount, entry.amount.currency);
     sum.count = sum.count.saturating_add(1);
     sum.latest = sum.latest.max(entry.at);
     Ok(true)
@@ -591,37 +581,23 @@ fn track_zone(
         return Ok(());
     }
     let mut failed = None;
-    let end: &[u8] = &[SUM_PREFIX];
-    let mut fail = |error| {
-        failed.get_or_insert(error);
-    };
-    let entries = tree
-        .range(..end)
-        .map_while(|item| {
-            let read = item.map_err(StoreError::from).and_then(|(key, value)| {
-                let id = decode_id(&key)?;
-                decode(&id, &value)
-            });
-            read.map_err(&mut fail).ok()
-        })
-        .filter(|entry| entry.state != EntryState::Released && !too_old(entry.at, now))
-        .map(|entry| Summed {
-            latest: entry.at,
-            event: entry.event(),
-            count: 1,
-        });
-    let entries: Vec<Summed> = entries.collect();
-    let sums = tree
-        .scan_prefix([SUM_PREFIX])
+    // Entries, then sums (their keys sort after every entry's).
+    let active = tree
+        .iter()
         .map_while(|item| {
             let read = item
                 .map_err(StoreError::from)
-                .and_then(|(key, value)| decode_sum(&key, &value));
-            read.map_err(&mut fail).ok()
+                .and_then(|(key, value)| counted(&key, &value, now));
+            match read {
+                Ok(counted) => Some(counted),
+                Err(error) => {
+                    failed = Some(error);
+                    None
+                }
+            }
         })
-        .filter(|sum| !too_old(sum.slot, now))
-        .map(|sum| sum.summed());
-    buckets.track(tz, entries.into_iter().chain(sums));
+        .flatten();
+    buckets.track(tz, active);
     match failed {
         Some(error) => {
             buckets.untrack(tz);
@@ -629,6 +605,24 @@ fn track_zone(
         }
         None => Ok(()),
     }
+}
+
+/// What a stored record counts for in the windows a cap can ask about at
+/// `now`: an active entry as one payment, a sum as its payments; `None`
+/// for a released entry or one too old to count.
+fn counted(key: &[u8], value: &[u8], now: DateTime<Utc>) -> Result<Option<Summed>, StoreError> {
+    if key.first() == Some(&SUM_PREFIX) {
+        let sum = decode_sum(key, value)?;
+        return Ok((!too_old(sum.payments.at, now)).then(|| sum.summed()));
+    }
+    let id = decode_id(key)?;
+    let entry = decode(&id, value)?;
+    let active = entry.state != EntryState::Released && !too_old(entry.at, now);
+    Ok(active.then(|| Summed {
+        latest: entry.at,
+        event: entry.event(),
+        count: 1,
+    }))
 }
 
 /// The stored spend still reserved and recent enough to be in a window a
